@@ -1,0 +1,73 @@
+"""sinkbench's pytest options and parametrization, in one place.
+
+Hypothesis tests (hypotheses/) ask for the fixtures `model_name`, `layer` and
+`k`; this file turns --model / --layers / --bands into their parameter grid.
+Fixtures that load models and run sweeps live in fixtures/plugin.py."""
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import SinkbenchError
+
+pytest_plugins = ["fixtures.plugin"]
+
+DEFAULT_MODELS = ["smollm2-135m", "gemma3-270m"]
+
+OPTIONS = [
+    # (option, dest, help); defaults come from [tool.sinkbench] in pyproject.toml
+    ("--model", "models", "model alias, local HF dir, .gguf path or hub id (repeatable; default: smollm2-135m, gemma3-270m)"),
+    ("--layers", "layers", "'all', indices '3,10' or depth fractions '0.25,0.5,0.75' (default)"),
+    ("--bands", "bands", "band spec restricting H2's k values, e.g. '5,10' or '1-5' (default: 0.25,0.5,0.75 of K)"),
+    ("--n-bands", "n_bands", "number of spectral bands K (default 20)"),
+    ("--n-seqs", "n_seqs", "number of evaluation windows (default 16)"),
+    ("--seq-len", "seq_len", "tokens per window, BOS included (default 128)"),
+    ("--dataset", "dataset", "'pydoc' (default), a .txt, a .jsonl with 'text', or hub 'name:config:split:column'"),
+    ("--device", "device", "cpu (default), cuda, cuda:N"),
+    ("--dtype", "dtype", "float32 (default), bfloat16 or float16"),
+    ("--batch-size", "batch_size", "windows per forward pass (default 16)"),
+    ("--alpha", "alpha", "family-wise error rate after Holm correction (default 0.05)"),
+    ("--results", "results", "results directory; results.jsonl is appended there (default ./results)"),
+]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("sinkbench")
+    for opt, dest, help_text in OPTIONS:
+        kwargs = {"action": "append"} if dest == "models" else {}
+        group.addoption(opt, dest=f"sb_{dest}", default=None, help=help_text, **kwargs)
+    group.addoption("--trust-remote-code", dest="sb_trust_remote_code", action="store_true", default=None,
+                    help="allow models with custom code (off by default)")
+
+
+def model_names(config) -> list[str]:
+    return config.getoption("sb_models") or DEFAULT_MODELS
+
+
+def pytest_generate_tests(metafunc):
+    names = metafunc.fixturenames
+    if "model_name" not in names:
+        return
+    from harness import models
+    from harness.experiments import parse_layers
+    from fixtures.plugin import h2_ks
+
+    settings = metafunc.config.sinkbench_settings
+    rows, ids = [], []
+    try:
+        for name in model_names(metafunc.config):
+            layers = parse_layers(settings.layers, models.num_layers(name), name) if "layer" in names else [None]
+            if "k" in names:
+                ks = h2_ks(settings)
+                bad = [k for k in ks if k > settings.n_bands - 2]
+                if bad:
+                    raise SinkbenchError(f"--bands {settings.bands!r}: H2 needs k <= K-2 = {settings.n_bands - 2}, got {bad}")
+            else:
+                ks = [None]
+            for layer in layers:
+                for k in ks:
+                    rows.append(tuple(v for v in (name, layer, k) if v is not None))
+                    ids.append("-".join([name] + ([f"L{layer}"] if layer is not None else []) + ([f"k{k}"] if k is not None else [])))
+    except SinkbenchError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    argnames = ["model_name"] + [n for n in ("layer", "k") if n in names]
+    metafunc.parametrize(argnames if len(argnames) > 1 else "model_name", rows if len(argnames) > 1 else [r[0] for r in rows], ids=ids)

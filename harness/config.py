@@ -1,0 +1,85 @@
+"""Settings: documented defaults from [tool.sinkbench] in pyproject.toml,
+overridden by command-line options. One frozen dataclass travels everywhere."""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SinkbenchError
+
+
+@dataclass(frozen=True)
+class Settings:
+    n_bands: int = 20
+    n_seqs: int = 16
+    seq_len: int = 128
+    layers: str = "0.25,0.5,0.75"
+    dataset: str = "pydoc"
+    device: str = "cpu"
+    dtype: str = "auto"  # fp32 on CPU, fp32 on CUDA unless the user asks bf16
+    alpha: float = 0.05
+    h1_min_delta: float = 0.5
+    h1_min_sink_drop: float = 0.2
+    h2_ks: str = "0.25,0.5,0.75"
+    frontier_tolerance: float = 0.25
+    random_seeds: int = 3
+    bootstrap: int = 2000
+    batch_size: int = 16
+    bands: str = ""  # optional restriction of H2 k values, in band-spec syntax
+    results: str = "results"
+    trust_remote_code: bool = False
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def resolved_dtype(self) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        return "float32"
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def load_pyproject_defaults(root: Path) -> dict:
+    """The [tool.sinkbench] table of root/pyproject.toml (empty if absent)."""
+    path = Path(root) / "pyproject.toml"
+    if not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        table = tomllib.load(fh).get("tool", {}).get("sinkbench", {})
+    unknown = sorted(set(table) - set(FIELDS))
+    if unknown:
+        raise SinkbenchError(
+            f"[tool.sinkbench] in {path}: unknown key(s) {unknown}; known keys: {sorted(FIELDS)}"
+        )
+    return table
+
+
+def make_settings(root: Path | None = None, **overrides) -> Settings:
+    """Defaults < pyproject.toml < explicit overrides (None means 'not given')."""
+    values = load_pyproject_defaults(root) if root is not None else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in list(values.items()):
+        kind = FIELDS[key].type
+        try:
+            if kind in ("int", int):
+                values[key] = int(value)
+            elif kind in ("float", float):
+                values[key] = float(value)
+        except (TypeError, ValueError):
+            raise SinkbenchError(f"setting {key!r}: expected a number, got {value!r}") from None
+    s = Settings(**values)
+    for key in ("n_bands", "n_seqs", "seq_len", "random_seeds", "bootstrap", "batch_size"):
+        if getattr(s, key) < 1:
+            raise SinkbenchError(f"--{key.replace('_', '-')}: must be a positive integer, got {getattr(s, key)}")
+    if s.n_bands < 3:
+        raise SinkbenchError(f"--n-bands: need at least 3 bands (head, middle, dark tail), got {s.n_bands}")
+    if s.seq_len < 4:
+        raise SinkbenchError(f"--seq-len: need at least 4 tokens per window, got {s.seq_len}")
+    if s.dtype not in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"):
+        raise SinkbenchError(f"--dtype: expected float32, bfloat16 or float16 (or auto), got {s.dtype!r}")
+    return s

@@ -1,0 +1,57 @@
+"""Measurements reduced to per-sequence numbers (SCIENCE.md §3).
+
+Everything here takes plain tensors, so it can run inside an nnsight trace
+(on real values) or be unit-tested on hand-made inputs."""
+from __future__ import annotations
+
+import torch
+
+# Largest logits block materialised at once (elements). 2^25 floats = 128 MiB:
+# Gemma-3's 262k vocabulary then gets 128 tokens per chunk instead of B*T at once.
+NLL_CHUNK_ELEMENTS = 1 << 25
+
+
+def chunked_nll(
+    hidden: torch.Tensor,
+    unembedding: torch.Tensor,
+    ids: torch.Tensor,
+    softcap: float | None = None,
+    chunk_elements: int = NLL_CHUNK_ELEMENTS,
+) -> torch.Tensor:
+    """Mean next-token NLL per sequence, in nats, from final-normed hidden states.
+
+    hidden [B, T, d] (after the final norm), unembedding [V, d], ids [B, T].
+    Position t predicts ids[:, t + 1]; each sequence's NLL is the mean over its
+    T - 1 predictions. Logits are formed in chunks of tokens, in float32, so the
+    B x T x V tensor never exists."""
+    b, t, d = hidden.shape
+    h = hidden[:, :-1].reshape(-1, d)
+    targets = ids[:, 1:].reshape(-1).to(h.device)
+    w = unembedding
+    per_chunk = max(1, chunk_elements // w.shape[0])
+    losses = torch.empty(h.shape[0], dtype=torch.float32, device=h.device)
+    for start in range(0, h.shape[0], per_chunk):
+        stop = start + per_chunk
+        logits = (h[start:stop] @ w.T).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        tgt = logits.gather(1, targets[start:stop, None]).squeeze(1)
+        losses[start:stop] = torch.logsumexp(logits, dim=1) - tgt
+    return losses.view(b, t - 1).mean(1)
+
+
+def sink_mass(probs: torch.Tensor, sink: int = 0) -> torch.Tensor:
+    """Attention weight from queries after the sink to the sink, mean over heads and
+    queries: [B, H, T, T] -> [B]."""
+    return probs[:, :, sink + 1:, sink].float().mean(dim=(1, 2))
+
+
+def attention_received(probs: torch.Tensor) -> torch.Tensor:
+    """Mean attention each key position j gets from later queries i > j, over heads:
+    [B, H, T, T] -> [B, T] (the last position, with no later queries, is NaN)."""
+    p = probs.float().mean(1)  # [B, T, T]
+    t = p.shape[-1]
+    later = torch.tril(torch.ones(t, t, dtype=torch.bool, device=p.device), diagonal=-1)
+    total = (p * later).sum(1)  # sum over queries i > j
+    count = later.sum(0).float()  # T - 1 - j
+    return total / count.where(count > 0, torch.tensor(float("nan"), device=p.device))

