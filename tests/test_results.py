@@ -1,0 +1,33 @@
+import json
+import multiprocessing as mp
+
+from harness.results import append_jsonl, matrix, read_jsonl
+
+
+def _writer(path, worker):
+    for i in range(50):
+        append_jsonl(path, {"worker": worker, "i": i, "pad": "x" * 5000})
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    path = tmp_path / "results.jsonl"
+    procs = [mp.get_context("fork").Process(target=_writer, args=(path, w)) for w in range(4)]
+    [p.start() for p in procs]
+    [p.join() for p in procs]
+    lines = path.read_text().splitlines()
+    assert len(lines) == 200 and all(json.loads(line)["pad"] == "x" * 5000 for line in lines)
+
+
+def test_torn_last_line_is_skipped(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_jsonl(path, {"a": 1})
+    with path.open("a") as fh:
+        fh.write('{"a": 2, "b"')
+    assert read_jsonl(path) == [{"a": 1}]
+
+
+def test_matrix():
+    recs = [{"hypothesis": "H1", "model": "m1", "verdict": "pass"}, {"hypothesis": "H1", "model": "m1", "verdict": "fail"},
+            {"hypothesis": "H2", "model": "m2", "verdict": "pass"}]
+    text = matrix(recs)
+    assert "1/2" in text and "1/1" in text and "-" in text.splitlines()[2]

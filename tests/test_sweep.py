@@ -1,0 +1,41 @@
+"""FilterSweep on a tiny model, and the null comparison run through real forward passes."""
+import numpy as np
+import torch
+
+from harness.claims import H1Inputs, h1_verdicts
+from harness.spectrum import spectrum_for
+from harness.stats import holm, wilcoxon_greater
+from harness.sweep import FilterSweep, middle_band, resolve_ks
+
+
+def test_random_subspace_vs_random_subspace_does_not_pass(llama_subject, tmp_path, monkeypatch):
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    g = torch.Generator().manual_seed(5)
+    windows = torch.randint(3, 259, (16, 24), generator=g)
+    sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), batch_size=8, random_seeds=6)
+    base = sweep.base()
+    # the "dark tail" replaced by one random subspace, the control by the others
+    first, rest = sweep.seeds[0], sweep.seeds[1:]
+    fake_dark = sweep.get(1, f"random{first}")
+    control = np.mean([sweep.get(1, f"random{s}").nll for s in rest], 0)
+    x = H1Inputs(base.nll, fake_dark.nll, control, control, fake_dark.nll,
+                 base.post_filter_sink_mass(1), fake_dark.post_filter_sink_mass(1))
+    passed, m = h1_verdicts({1: x}, alpha=0.05, min_delta=0.0, min_sink_drop=0.0, n_boot=100)[1]
+    assert not passed and m["p_vs_random"] >= 0.05
+    # the same comparison in the other direction is not significant either
+    assert holm([wilcoxon_greater(control - fake_dark.nll)])[0] >= 0.05
+
+
+def test_sweep_memoises_and_post_filter_mass_uses_later_layers(llama_subject, windows, tmp_path, monkeypatch):
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), batch_size=4, random_seeds=2)
+    m = sweep.get(1, "dark_sink")
+    assert sweep.get(1, "dark_sink") is m and sweep.passes == 1
+    assert np.isnan(m.sink_mass[:, :2]).all() and not np.isnan(m.sink_mass[:, 2:]).any()
+    assert np.allclose(m.post_filter_sink_mass(1), m.sink_mass[:, 2:].mean(1))
+    assert len(m.nll) == len(windows)
+
+
+def test_named_filters():
+    assert middle_band(20) == 10 and resolve_ks("0.25,0.5,0.75", 20) == [5, 10, 15]
+    assert resolve_ks("0.25,0.5,0.75", 8) == [2, 4, 6] and resolve_ks("1.0", 20) == [18]
