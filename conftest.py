@@ -21,7 +21,7 @@ OPTIONS = [
     ("--n-bands", "n_bands", "number of spectral bands K (default 20)"),
     ("--n-seqs", "n_seqs", "number of evaluation windows (default 16)"),
     ("--seq-len", "seq_len", "tokens per window, BOS included (default 128)"),
-    ("--dataset", "dataset", "'pydoc' (default), a .txt, a .jsonl with 'text', or hub 'name:config:split:column'"),
+    ("--dataset", "dataset", "'auto' (default: pydoc text, or a zoo model's own language), 'pydoc', a .txt, a .jsonl with 'text', or hub 'name:config:split:column'"),
     ("--device", "device", "cpu (default), cuda, cuda:N"),
     ("--dtype", "dtype", "float32 (default), bfloat16 or float16"),
     ("--batch-size", "batch_size", "windows per forward pass (default 16)"),

@@ -16,7 +16,7 @@ class Settings:
     n_seqs: int = 16
     seq_len: int = 128
     layers: str = "0.25,0.5,0.75"
-    dataset: str = "pydoc"
+    dataset: str = "auto"  # pydoc for pretrained models, its own language for a zoo model
     device: str = "cpu"
     dtype: str = "auto"  # fp32 on CPU, fp32 on CUDA unless the user asks bf16
     alpha: float = 0.05

@@ -23,7 +23,7 @@ def pydoc_text() -> str:
 def load_text(dataset: str) -> str:
     """--dataset: 'pydoc', a .txt file, a .jsonl file with a 'text' field, or a hub
     spec 'name:config:split:column' (via `datasets`, for users who are online)."""
-    if dataset in ("pydoc", "", None):
+    if dataset in ("pydoc", "auto", "", None):
         return pydoc_text()
     path = Path(dataset).expanduser()
     if path.suffix == ".txt":
@@ -60,9 +60,11 @@ def load_text(dataset: str) -> str:
     )
 
 
-def make_windows(token_ids: list[int], seq_len: int, n_seqs: int, bos_id: int | None = None) -> torch.Tensor:
-    """[n_seqs, seq_len] consecutive non-overlapping windows; BOS first if bos_id is given."""
-    body = seq_len - (1 if bos_id is not None else 0)
+def make_windows(token_ids: list[int], seq_len: int, n_seqs: int, bos_id: int | None = None,
+                 insert: tuple[int, int] | None = None) -> torch.Tensor:
+    """[n_seqs, seq_len] consecutive non-overlapping windows; BOS first if bos_id is given;
+    insert=(position, token_id) puts a fixed token at that position of every window."""
+    body = seq_len - (1 if bos_id is not None else 0) - (1 if insert is not None else 0)
     need = n_seqs * body
     if len(token_ids) < need:
         raise SinkbenchError(
@@ -70,17 +72,39 @@ def make_windows(token_ids: list[int], seq_len: int, n_seqs: int, bos_id: int | 
             "lower --n-seqs or --seq-len, or use a longer dataset"
         )
     ids = torch.tensor(token_ids[:need], dtype=torch.long).view(n_seqs, body)
+    if insert is not None:
+        k, tok = insert
+        ids = torch.cat([ids[:, :k], torch.full((n_seqs, 1), tok, dtype=torch.long), ids[:, k:]], 1)
     if bos_id is not None:
         ids = torch.cat([torch.full((n_seqs, 1), bos_id, dtype=torch.long), ids], 1)
     return ids
 
 
+def zoo_text(manifest: dict, n_tokens: int = 200_000) -> str:
+    """Held-out text of a zoo model's own Bigram-Backcopy language."""
+    from .zoo.language import BigramBackcopy
+
+    ev = manifest["evaluation"]
+    lang = BigramBackcopy(**ev["language"])
+    return lang.text(lang.stream(n_tokens, sample_seed=ev["heldout_sample_seed"]))
+
+
+def subject_text(subject, dataset: str) -> str:
+    """'auto' is pydoc for pretrained models and the model's own language for zoo models."""
+    if dataset == "auto":
+        return zoo_text(subject.meta["zoo"]) if "zoo" in subject.meta else pydoc_text()
+    return load_text(dataset)
+
+
 def windows_for(subject, dataset: str, seq_len: int, n_seqs: int, bos: bool | None = None) -> torch.Tensor:
-    """Windows for a subject; bos=None means the model's native use."""
+    """Windows for a subject; bos=None means the model's native use. A zoo model trained
+    with a designated sink token gets it at its trained position in every window."""
     use_bos = subject.uses_bos if bos is None else bos
     if use_bos and subject.bos_id is None:
         raise SinkbenchError(f"{subject.name}: the tokenizer has no BOS token, so BOS cannot be forced on")
     memo = subject.meta.setdefault("tokens", {})
     if dataset not in memo:
-        memo[dataset] = subject.tokenizer(load_text(dataset), add_special_tokens=False).input_ids
-    return make_windows(memo[dataset], seq_len, n_seqs, subject.bos_id if use_bos else None)
+        memo[dataset] = subject.tokenizer(subject_text(subject, dataset), add_special_tokens=False).input_ids
+    k = subject.meta.get("zoo", {}).get("evaluation", {}).get("designated_sink")
+    insert = (k, subject.tokenizer.convert_tokens_to_ids("<sink>")) if k is not None else None
+    return make_windows(memo[dataset], seq_len, n_seqs, subject.bos_id if use_bos else None, insert)

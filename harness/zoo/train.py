@@ -1,0 +1,163 @@
+"""Train the zoo: tiny Hugging Face models on Bigram-Backcopy, plain torch.
+
+    python -m harness.zoo            # regenerate every variant into fixtures/zoo/
+    python -m harness.zoo tiny-bb-bos
+
+Each variant differs from its neighbour in one respect (see VARIANTS). Models are
+saved with save_pretrained (safetensors) plus a tokenizer, so the harness loads
+them like any other checkpoint; a manifest (sinkbench_zoo.json) records the
+training config, seed, steps, losses, wall time and the measured sink behaviour."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .language import BigramBackcopy, make_tokenizer
+
+ZOO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "zoo"
+
+
+@dataclass(frozen=True)
+class Variant:
+    arch: str = "llama"  # llama | mistral (sliding window) | gpt_oss (learned sink logits)
+    bos: bool = True  # BOS at position 0 of every sequence
+    sliding_window: int | None = None
+    designated: int | None = None  # position k of a dedicated <sink> token (no BOS then)
+    note: str = ""
+
+
+VARIANTS = {
+    "tiny-bb-bos": Variant("llama", bos=True, note="BOS at position 0 of every sequence"),
+    "tiny-bb-nobos": Variant("llama", bos=False, note="no BOS; windows start anywhere in the stream"),
+    "tiny-bb-nobos-swa": Variant("mistral", bos=False, sliding_window=8,
+                                 note="no BOS, sliding-window attention (8): later queries cannot see position 0"),
+    "tiny-bb-designated": Variant("llama", bos=False, designated=8,
+                                  note="no BOS; a <sink> token at position 8 of every sequence"),
+    "tiny-bb-sinklogit": Variant("gpt_oss", bos=True,
+                                 note="BOS present, every head has a learned sink logit (gpt-oss attention)"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    d_model: int = 64
+    n_layers: int = 3
+    n_heads: int = 4
+    d_mlp: int = 256
+    seq_len: int = 64
+    batch_size: int = 32
+    steps: int = 1500
+    lr: float = 3e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    seed: int = 0
+    language: dict = field(default_factory=lambda: BigramBackcopy().to_dict())
+
+
+def build_model(variant: Variant, cfg: TrainConfig, vocab_size: int):
+    import transformers as tf
+
+    common = dict(vocab_size=vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp,
+                  num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_heads,
+                  max_position_embeddings=cfg.seq_len, bos_token_id=0, pad_token_id=2, eos_token_id=None,
+                  tie_word_embeddings=False, attn_implementation="eager")
+    if variant.arch == "llama":
+        config = tf.LlamaConfig(**common)
+    elif variant.arch == "mistral":
+        config = tf.MistralConfig(**common, sliding_window=variant.sliding_window, head_dim=cfg.d_model // cfg.n_heads)
+    elif variant.arch == "gpt_oss":
+        config = tf.GptOssConfig(**common, head_dim=cfg.d_model // cfg.n_heads, num_local_experts=1,
+                                 num_experts_per_tok=1, layer_types=["full_attention"] * cfg.n_layers,
+                                 sliding_window=None, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    else:
+        raise ValueError(f"unknown arch {variant.arch!r}")
+    torch.manual_seed(cfg.seed)
+    return tf.AutoModelForCausalLM.from_config(config)
+
+
+def make_batch(stream: np.ndarray, offsets: np.ndarray, variant: Variant, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids [B, T], loss mask over targets [B, T-1]): BOS first and/or <sink> at k as the variant says."""
+    body = seq_len - int(variant.bos) - int(variant.designated is not None)
+    rows = np.stack([stream[o:o + body] for o in offsets])
+    if variant.designated is not None:
+        k = variant.designated
+        rows = np.concatenate([rows[:, :k], np.full((len(rows), 1), 1), rows[:, k:]], 1)
+    if variant.bos:
+        rows = np.concatenate([np.zeros((len(rows), 1), dtype=rows.dtype), rows], 1)
+    ids = torch.as_tensor(rows, dtype=torch.long)
+    mask = torch.ones(ids.shape[0], seq_len - 1, dtype=torch.bool)
+    if variant.designated is not None:
+        mask[:, variant.designated - 1] = False  # the <sink> itself is not a prediction
+    return ids, mask
+
+
+def heldout(lang: BigramBackcopy, variant: Variant, seq_len: int, n: int = 64, seed: int = 12345):
+    """Held-out windows from a fresh sample of the same language."""
+    stream = lang.stream(n * seq_len + 10, sample_seed=seed)
+    body = seq_len - int(variant.bos) - int(variant.designated is not None)
+    return make_batch(stream, np.arange(n) * body, variant, seq_len)
+
+
+def train(name: str, cfg: TrainConfig = TrainConfig(), out_dir: Path = ZOO_DIR, log=print) -> dict:
+    variant = VARIANTS[name]
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    lang = BigramBackcopy(**cfg.language)
+    stream = lang.stream(400_000, sample_seed=cfg.seed)
+    model = build_model(variant, cfg, len(lang.vocab)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    body = cfg.seq_len - int(variant.bos) - int(variant.designated is not None)
+    t0, losses = time.time(), []
+    for step in range(cfg.steps):
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        ids, mask = make_batch(stream, rng.integers(0, len(stream) - body, cfg.batch_size), variant, cfg.seq_len)
+        logits = model(ids).logits[:, :-1]
+        loss = F.cross_entropy(logits[mask], ids[:, 1:][mask])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % 250 == 0 or step == cfg.steps - 1:
+            log(f"[zoo] {name} step {step:5d} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
+    wall = time.time() - t0
+    model.eval()
+
+    from .measure import measure_sink_behaviour
+
+    ids, mask = heldout(lang, variant, cfg.seq_len)
+    behaviour = measure_sink_behaviour(model, ids, mask, lang, variant)
+    manifest = {
+        "name": name, "variant": asdict(variant), "train_config": asdict(cfg), "seed": cfg.seed,
+        "steps": cfg.steps, "final_train_loss": float(np.mean(losses[-50:])), "wall_time_s": round(wall, 1),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "evaluation": {"language": lang.to_dict(), "heldout_sample_seed": 12345, "designated_sink": variant.designated},
+        "sink_behaviour": behaviour,
+    }
+    save(model, make_tokenizer(lang, add_bos=variant.bos), manifest, Path(out_dir) / name)
+    return manifest
+
+
+def save(model, tokenizer, manifest: dict, target: Path) -> None:
+    """Write atomically: a temporary directory renamed into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "sinkbench_zoo.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    os.chmod(tmp, 0o755)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
