@@ -57,12 +57,17 @@ def run_pass(
     attn_layers: list[int] | tuple = (),
     hidden_layers: list[int] | tuple = (),
     attn_readout=None,
+    prefix: torch.Tensor | None = None,
 ) -> PassResult:
     """Run one traced forward pass on a batch of windows.
 
     attn_layers: layers whose attention probabilities are reduced to sink mass
     (and, if attn_readout is given, to attn_readout(probs) as well).
-    hidden_layers: layers whose (possibly edited) output is returned."""
+    hidden_layers: layers whose (possibly edited) output is returned.
+    prefix: the unedited output of layer edit.layer for these windows, saved from
+    an earlier pass. Layers 0..edit.layer are then skipped (nnsight's skip) and the
+    edited prefix is fed in: the same numbers as a full pass, without recomputing
+    the layers the edit cannot affect."""
     nn = subject.nn
     ids = ids.to(subject.device)
     n = subject.n_layers
@@ -71,7 +76,13 @@ def run_pass(
     unembedding, softcap = subject.unembedding, subject.logit_softcap
     with torch.no_grad(), nn.trace(ids, logits_to_keep=1):
         # nnsight requires touching modules in execution order.
+        if prefix is not None:
+            edited = apply_projector(prefix.to(subject.device), edit.projector, edit.positions)
+            for i in range(edit.layer + 1):
+                subject.layer(nn, i).skip(edited)
         for i in range(n):
+            if prefix is not None and i <= edit.layer:
+                continue
             if i in attn_set:
                 probs = subject.attention(nn, i).output[1]
                 saved_mass[i] = sink_mass(probs).save()
@@ -90,9 +101,10 @@ def run_pass(
     return PassResult(nll=nll.float().cpu(), sink_mass=mass, hidden=saved_hidden, attention=saved_readout)
 
 
-def run_batched(subject, windows: torch.Tensor, batch_size: int, **kwargs) -> PassResult:
+def run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.Tensor | None = None, **kwargs) -> PassResult:
     """run_pass over windows in batches, concatenated along the sequence axis."""
-    parts = [run_pass(subject, windows[i:i + batch_size], **kwargs) for i in range(0, len(windows), batch_size)]
+    parts = [run_pass(subject, windows[i:i + batch_size], prefix=None if prefix is None else prefix[i:i + batch_size], **kwargs)
+             for i in range(0, len(windows), batch_size)]
     return PassResult(
         nll=torch.cat([p.nll for p in parts]),
         sink_mass=torch.cat([p.sink_mass for p in parts]),

@@ -43,8 +43,12 @@ def resolve_ks(fractions: str, n_bands: int) -> list[int]:
 class FilterSweep:
     """All filtered runs of one subject on one set of windows."""
 
-    def __init__(self, subject, windows: torch.Tensor, spectrum: Spectrum, batch_size: int, random_seeds: int):
+    def __init__(self, subject, windows: torch.Tensor, spectrum: Spectrum, batch_size: int, random_seeds: int,
+                 layers: list[int] = (), reuse_prefix: bool = True):
         self.subject, self.windows, self.spectrum = subject, windows, spectrum
+        # The base run keeps these layers' outputs so that a filter applied after
+        # layer l skips layers 0..l (see run_pass's prefix).
+        self.prefix_layers = sorted(set(layers)) if reuse_prefix else []
         self.batch_size = batch_size
         self.seeds = [1000 + s for s in range(random_seeds)]
         self._memo: dict[tuple, Measurement] = {}
@@ -56,8 +60,14 @@ class FilterSweep:
 
     def _run(self, edit: Edit | None, first_attn: int) -> Measurement:
         self.passes += 1
-        res = run_batched(self.subject, self.windows, self.batch_size, edit=edit,
-                          attn_layers=range(first_attn, self.n_layers))
+        prefix = None
+        if edit is not None and edit.layer in self.prefix_layers:
+            prefix = self.base_hidden[edit.layer]
+        res = run_batched(self.subject, self.windows, self.batch_size, edit=edit, prefix=prefix,
+                          attn_layers=range(first_attn, self.n_layers),
+                          hidden_layers=self.prefix_layers if edit is None else ())
+        if edit is None:
+            self.base_hidden = res.hidden
         return Measurement(res.nll.numpy(), res.sink_mass.numpy())
 
     def base(self) -> Measurement:
@@ -89,6 +99,7 @@ class FilterSweep:
         key = (layer, name)
         if key not in self._memo:
             projector, positions = self.projector(name)
+            self.base()  # its saved layer outputs are the prefix of every filtered run
             self._memo[key] = self._run(Edit(layer, projector, positions), layer + 1)
         return self._memo[key]
 

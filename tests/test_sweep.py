@@ -30,7 +30,7 @@ def test_sweep_memoises_and_post_filter_mass_uses_later_layers(llama_subject, wi
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), batch_size=4, random_seeds=2)
     m = sweep.get(1, "dark_sink")
-    assert sweep.get(1, "dark_sink") is m and sweep.passes == 1
+    assert sweep.get(1, "dark_sink") is m and sweep.passes == 2  # the base run and this one
     assert np.isnan(m.sink_mass[:, :2]).all() and not np.isnan(m.sink_mass[:, 2:]).any()
     assert np.allclose(m.post_filter_sink_mass(1), m.sink_mass[:, 2:].mean(1))
     assert len(m.nll) == len(windows)
@@ -39,3 +39,15 @@ def test_sweep_memoises_and_post_filter_mass_uses_later_layers(llama_subject, wi
 def test_named_filters():
     assert middle_band(20) == 10 and resolve_ks("0.25,0.5,0.75", 20) == [5, 10, 15]
     assert resolve_ks("0.25,0.5,0.75", 8) == [2, 4, 6] and resolve_ks("1.0", 20) == [18]
+
+
+def test_prefix_reuse_gives_the_numbers_of_a_full_pass(llama_subject, windows, tmp_path, monkeypatch):
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    sp = spectrum_for(llama_subject, 8)
+    fast = FilterSweep(llama_subject, windows, sp, batch_size=4, random_seeds=1, layers=[1, 2])
+    full = FilterSweep(llama_subject, windows, sp, batch_size=4, random_seeds=1, reuse_prefix=False)
+    for layer in (1, 2):
+        for name in ("dark_all", "dark_sink", "omega3", "random1000"):
+            a, b = fast.get(layer, name), full.get(layer, name)
+            assert np.allclose(a.nll, b.nll, atol=1e-6) and np.allclose(a.sink_mass, b.sink_mass, atol=1e-7, equal_nan=True)
+    assert np.allclose(fast.base().nll, full.base().nll)

@@ -41,8 +41,8 @@ def measure_sink_behaviour(model, ids: torch.Tensor, mask: torch.Tensor, lang, v
                 "top_received": float(top.max()),
             })
         per_layer.append(heads)
-    # the copying head: attends from a trigger to the token before it, in a layer >= 1
-    cands = [(l, h) for l in range(1, len(per_layer)) for h in range(len(per_layer[l]))]
+    # the copying head: attends from a trigger to the token before it
+    cands = [(l, h) for l in range(len(per_layer)) for h in range(len(per_layer[l]))]
     cl, ch = max(cands, key=lambda lh: per_layer[lh[0]][lh[1]]["copy_score"] or 0.0)
     copy = per_layer[cl][ch]
     return {
@@ -54,7 +54,7 @@ def measure_sink_behaviour(model, ids: torch.Tensor, mask: torch.Tensor, lang, v
         "copy_head_copy_score": copy["copy_score"],
         "copy_head_sink_attn_nontrigger": copy["sink_attn_nontrigger"],
         "copy_head_sink_attn_trigger": copy["sink_attn_trigger"],
-        "max_sink_attn_nontrigger": max(h["sink_attn_nontrigger"] for layer in per_layer[1:] for h in layer),
-        "max_top_received": max(h["top_received"] for layer in per_layer[1:] for h in layer),
+        "max_sink_attn_nontrigger": max(h["sink_attn_nontrigger"] for layer in per_layer for h in layer),
+        "max_top_received": max(h["top_received"] for layer in per_layer for h in layer),
         "per_layer_head": per_layer,
     }
