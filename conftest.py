@@ -5,6 +5,8 @@ Hypothesis tests (hypotheses/) ask for the fixtures `model_name`, `layer` and
 Fixtures that load models and run sweeps live in fixtures/plugin.py."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from harness.errors import SinkbenchError
@@ -49,7 +51,7 @@ def pytest_generate_tests(metafunc):
         return
     from harness import models
     from harness.experiments import parse_layers
-    from fixtures.plugin import h2_ks
+    from fixtures.plugin import H3_CONDITIONS, h2_ks
 
     settings = metafunc.config.sinkbench_settings
     rows, ids = [], []
@@ -63,11 +65,15 @@ def pytest_generate_tests(metafunc):
                     raise SinkbenchError(f"--bands {settings.bands!r}: H2 needs k <= K-2 = {settings.n_bands - 2}, got {bad}")
             else:
                 ks = [None]
-            for layer in layers:
-                for k in ks:
-                    rows.append(tuple(v for v in (name, layer, k) if v is not None))
-                    ids.append("-".join([name] + ([f"L{layer}"] if layer is not None else []) + ([f"k{k}"] if k is not None else [])))
+            conditions = list(H3_CONDITIONS) if "condition" in names else [None]
+            claims = ["1", "2", "3", "4"] if "claim" in names else [None]
+            for layer, k, cond, claim in itertools.product(layers, ks, conditions, claims):
+                values = {"model_name": name, "layer": layer, "k": k, "condition": cond, "claim": claim}
+                rows.append(values)
+                ids.append("-".join([name] + [f"L{layer}"] * (layer is not None) + [f"k{k}"] * (k is not None)
+                                    + [cond] * (cond is not None) + [f"claim{claim}"] * (claim is not None)))
     except SinkbenchError as exc:
         raise pytest.UsageError(str(exc)) from None
-    argnames = ["model_name"] + [n for n in ("layer", "k") if n in names]
-    metafunc.parametrize(argnames if len(argnames) > 1 else "model_name", rows if len(argnames) > 1 else [r[0] for r in rows], ids=ids)
+    argnames = [n for n in ("model_name", "layer", "k", "condition", "claim") if n in names]
+    values = [tuple(r[n] for n in argnames) for r in rows]
+    metafunc.parametrize(argnames, values if len(argnames) > 1 else [v[0] for v in values], ids=ids)

@@ -115,3 +115,57 @@ def compression_frontier(deltas: dict, deleted_share: dict, tolerance: float) ->
     best = max(ok, key=lambda k: deleted_share[k])
     return {"share_deleted": float(deleted_share[best]), "k": best, "tolerance": tolerance,
             "delta_at_k": float(deltas[best])}
+
+
+# --------------------------------------------------------------------------- H3
+def h3_raw(table) -> dict:
+    """Raw p-values and effect sizes of H3's four claims on one PositionTable."""
+    from scipy import stats
+
+    sink, freq = table.sink_like.ravel(), table.frequent.ravel()
+    n_sink = int(sink.sum())
+    # 1. sinks go to frequent tokens (one-sided Fisher exact)
+    a, b = int((sink & freq).sum()), int((sink & ~freq).sum())
+    c, d = int((~sink & freq).sum()), int((~sink & ~freq).sum())
+    p1 = float(stats.fisher_exact([[a, b], [c, d]], alternative="greater")[1]) if n_sink else 1.0
+    # 2. sinks are dark: attention received vs dark ratio (Spearman, one-sided)
+    rho, p2 = stats.spearmanr(table.bar_ratio.ravel(), table.dark_ratio.ravel(), alternative="greater")
+    # 3. same profile as position 0: cosine of band profiles, sink-like vs ordinary
+    cos = table.profile_cos.ravel()
+    if n_sink and (~sink).any():
+        p3 = float(stats.mannwhitneyu(cos[sink], cos[~sink], alternative="greater").pvalue)
+    else:
+        p3 = 1.0
+    # 4. more than one sink: sink-like positions per window beyond position 0
+    per_seq = table.sink_like.sum(1)
+    p4 = wilcoxon_greater(per_seq.astype(float))
+    return {
+        "1": (p1, {"sink_frequent": a, "sink_other": b, "ordinary_frequent": c, "ordinary_other": d,
+                   "frequent_share_sinks": a / n_sink if n_sink else None,
+                   "frequent_share_all": (a + c) / max(1, a + b + c + d)}),
+        "2": (float(p2) if np.isfinite(p2) else 1.0, {"spearman_rho": float(rho)}),
+        "3": (p3, {"cos_sink_like": float(cos[sink].mean()) if n_sink else None,
+                   "cos_ordinary": float(cos[~sink].mean())}),
+        "4": (p4, {"per_seq_counts": per_seq.tolist(), "mean_count": float(per_seq.mean())}),
+    }
+
+
+def h3_verdicts(raws: dict, *, alpha: float, n_boot: int) -> dict:
+    """raws: condition -> h3_raw(...). Holm over conditions x claims.
+    Returns (condition, claim) -> (passed, metrics)."""
+    keys = [(cond, claim) for cond, r in raws.items() for claim in r]
+    adjusted = dict(zip(keys, holm([raws[c][k][0] for c, k in keys]))) if keys else {}
+    out = {}
+    for cond, claim in keys:
+        p_raw, metrics = raws[cond][claim]
+        m = dict(metrics, p_value=float(adjusted[cond, claim]), p_value_raw=float(p_raw))
+        passed = m["p_value"] < alpha
+        if claim == "2":
+            passed = passed and m["spearman_rho"] > 0
+        if claim == "3":
+            passed = passed and m["cos_sink_like"] is not None and m["cos_sink_like"] > m["cos_ordinary"]
+        if claim == "4":
+            m["mean_count_ci"] = bootstrap_ci(np.asarray(m["per_seq_counts"], float), n_boot)
+            passed = passed and m["mean_count_ci"][0] > 0
+        out[cond, claim] = (bool(passed), m)
+    return out

@@ -1,0 +1,57 @@
+"""H3 measurements on hand-made attention and position tables, with cases where each claim must fail."""
+from collections import Counter
+
+import numpy as np
+import torch
+
+from harness.claims import h3_raw, h3_verdicts
+from harness.distributed import PositionTable, frequent_token_ids, is_punct_or_space, received_moments, uniform_received
+
+
+def test_received_moments_and_uniform_expectation():
+    t = 6
+    uniform = torch.tril(torch.ones(t, t)) / torch.arange(1, t + 1)[:, None]
+    m = received_moments(uniform[None, None])[0]
+    assert np.allclose(m[0].numpy()[:-1] / (t - 1 - np.arange(t - 1)), uniform_received(t)[:-1])
+    bar = torch.tril(torch.ones(t, t)) * 0.01
+    bar[2:, 2] = 1.0  # every query after 2 puts (almost) everything on key 2
+    m = received_moments(bar[None, None])[0]
+    assert m[0, 2] == 3.0 and m[1, 2] == 3.0  # sum and sum of squares over queries 3, 4, 5
+
+
+def table(n=20, p=40, sink_on_frequent=True, dark_sinks=True, seed=0, n_sinks=2):
+    rng = np.random.default_rng(seed)
+    frequent = rng.random((n, p)) < 0.2
+    sink = np.zeros((n, p), bool)
+    for i in range(n):
+        pool = np.flatnonzero(frequent[i] if sink_on_frequent else ~frequent[i])
+        sink[i, rng.choice(pool, n_sinks, replace=False)] = True
+    bar = np.where(sink, 8.0, 1.0) + rng.random((n, p))
+    dark = rng.random((n, p)) + (3.0 * sink if dark_sinks else 0)
+    cos = rng.random((n, p)) * 0.5 + (0.5 * sink if dark_sinks else 0)
+    return PositionTable(bar, np.full((n, p), 0.5), sink, dark, cos, frequent, np.zeros((n, p), int),
+                         np.ones(n), np.ones(n), np.ones(n), [1])
+
+
+def test_h3_claims_hold_on_a_constructed_distributed_sink():
+    out = h3_verdicts({"native": h3_raw(table())}, alpha=0.05, n_boot=200)
+    assert all(out["native", c][0] for c in "1234")
+
+
+def test_h3_claims_fail_where_they_should():
+    out = h3_verdicts({"x": h3_raw(table(sink_on_frequent=False, dark_sinks=False))}, alpha=0.05, n_boot=200)
+    assert not out["x", "1"][0]  # sinks on rare tokens
+    assert not out["x", "3"][0]  # sink profiles no closer to position 0's
+    none = table(n_sinks=0 + 1)
+    none.sink_like[:] = False
+    out = h3_verdicts({"x": h3_raw(none)}, alpha=0.05, n_boot=200)
+    assert not out["x", "4"][0] and not out["x", "1"][0] and not out["x", "3"][0]
+    flat = table()
+    flat.dark_ratio = np.random.default_rng(3).random(flat.dark_ratio.shape)
+    flat.bar_ratio = np.random.default_rng(4).random(flat.bar_ratio.shape)
+    assert not h3_verdicts({"x": h3_raw(flat)}, alpha=0.05, n_boot=200)["x", "2"][0]
+
+
+def test_frequency_and_punctuation():
+    assert frequent_token_ids(Counter({1: 50, 2: 10, **{i: 1 for i in range(3, 300)}}), 0.01) == {1, 2, 3}
+    assert is_punct_or_space("Ċ") and is_punct_or_space("Ġ.") and is_punct_or_space("),") and not is_punct_or_space("Ġthe")
