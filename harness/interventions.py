@@ -7,6 +7,8 @@ attention map or logits tensor is kept."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
 
 import torch
 
@@ -17,34 +19,38 @@ POSITIONS = ("all", "sink", "nonsink")
 
 @dataclass(frozen=True)
 class Edit:
-    """h -> h @ P on the output of decoder layer `layer` at `positions`
-    ('all', 'sink' = position 0 only, 'nonsink' = every position but 0)."""
+    """Replace the output h [B, T, d] of decoder layer `layer` by transform(h, rows),
+    rows being the slice of the windows in this batch (for per-window targets)."""
 
     layer: int
-    projector: torch.Tensor
-    positions: str = "all"
+    transform: Callable[[torch.Tensor, slice], torch.Tensor]
 
-    def __post_init__(self):
-        if self.positions not in POSITIONS:
-            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+    @classmethod
+    def project(cls, layer: int, projector: torch.Tensor, positions: str | int = "all") -> "Edit":
+        """h -> h @ P at positions: 'all', 'sink' (position 0), 'nonsink' (all but 0), or an index."""
+        if positions not in POSITIONS and not isinstance(positions, int):
+            raise ValueError(f"positions must be one of {POSITIONS} or an int, got {positions!r}")
+        return cls(layer, partial(_project, projector=projector, positions=positions))
 
 
-def apply_projector(h: torch.Tensor, projector: torch.Tensor, positions: str) -> torch.Tensor:
+def _project(h, rows, projector, positions):
+    return apply_projector(h, projector, positions)
+
+
+def apply_projector(h: torch.Tensor, projector: torch.Tensor, positions: str | int) -> torch.Tensor:
     """A new tensor: h with the projector applied (in float32) at the chosen positions."""
-    projected = (h.float() @ projector.float()).to(h.dtype)
     if positions == "all":
-        return projected
+        return (h.float() @ projector.float()).to(h.dtype)
+    sel = {"sink": slice(0, 1), "nonsink": slice(1, None)}.get(positions, slice(positions, positions + 1) if isinstance(positions, int) else None)
     out = h.clone()
-    if positions == "sink":
-        out[:, :1] = projected[:, :1]
-    else:
-        out[:, 1:] = projected[:, 1:]
+    out[:, sel] = (h[:, sel].float() @ projector.float()).to(h.dtype)
     return out
 
 
 @dataclass
 class PassResult:
     nll: torch.Tensor  # [B]
+    token_nll: torch.Tensor  # [B, T-1]: loss of predicting token t+1 at position t
     sink_mass: torch.Tensor  # [B, L], NaN where not measured
     hidden: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [B, T, d] (after any edit)
     attention: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> reduced readout [B, ...]
@@ -58,11 +64,12 @@ def run_pass(
     hidden_layers: list[int] | tuple = (),
     attn_readout=None,
     prefix: torch.Tensor | None = None,
+    rows: slice = slice(None),
 ) -> PassResult:
     """Run one traced forward pass on a batch of windows.
 
     attn_layers: layers whose attention probabilities are reduced to sink mass
-    (and, if attn_readout is given, to attn_readout(probs) as well).
+    (and, if attn_readout is given, to attn_readout(probs, rows) as well).
     hidden_layers: layers whose (possibly edited) output is returned.
     prefix: the unedited output of layer edit.layer for these windows, saved from
     an earlier pass. Layers 0..edit.layer are then skipped (nnsight's skip) and the
@@ -77,7 +84,7 @@ def run_pass(
     with torch.no_grad(), nn.trace(ids, logits_to_keep=1):
         # nnsight requires touching modules in execution order.
         if prefix is not None:
-            edited = apply_projector(prefix.to(subject.device), edit.projector, edit.positions)
+            edited = edit.transform(prefix.to(subject.device), rows)
             for i in range(edit.layer + 1):
                 subject.layer(nn, i).skip(edited)
         for i in range(n):
@@ -87,26 +94,29 @@ def run_pass(
                 probs = subject.attention(nn, i).output[1]
                 saved_mass[i] = sink_mass(probs).save()
                 if attn_readout is not None:
-                    saved_readout[i] = attn_readout(probs).save()
+                    saved_readout[i] = attn_readout(probs, rows).save()
             if edit is not None and i == edit.layer:
                 layer = subject.layer(nn, i)
-                layer.output = apply_projector(layer.output, edit.projector, edit.positions)
+                layer.output = edit.transform(layer.output, rows)
             if i in hidden_set:
                 saved_hidden[i] = subject.layer(nn, i).output.detach().clone().save()
         final = subject.final_norm(nn).output
-        nll = chunked_nll(final, unembedding, ids, softcap).save()
+        token_nll = chunked_nll(final, unembedding, ids, softcap, reduce=False).save()
     mass = torch.full((ids.shape[0], n), float("nan"))
     for i, m in saved_mass.items():
         mass[:, i] = m.float().cpu()
-    return PassResult(nll=nll.float().cpu(), sink_mass=mass, hidden=saved_hidden, attention=saved_readout)
+    token_nll = token_nll.float().cpu()
+    return PassResult(nll=token_nll.mean(1), token_nll=token_nll, sink_mass=mass, hidden=saved_hidden, attention=saved_readout)
 
 
 def run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.Tensor | None = None, **kwargs) -> PassResult:
     """run_pass over windows in batches, concatenated along the sequence axis."""
-    parts = [run_pass(subject, windows[i:i + batch_size], prefix=None if prefix is None else prefix[i:i + batch_size], **kwargs)
+    parts = [run_pass(subject, windows[i:i + batch_size], prefix=None if prefix is None else prefix[i:i + batch_size],
+                      rows=slice(i, i + batch_size), **kwargs)
              for i in range(0, len(windows), batch_size)]
     return PassResult(
         nll=torch.cat([p.nll for p in parts]),
+        token_nll=torch.cat([p.token_nll for p in parts]),
         sink_mass=torch.cat([p.sink_mass for p in parts]),
         hidden={k: torch.cat([p.hidden[k] for p in parts]) for k in parts[0].hidden},
         attention={k: torch.cat([p.attention[k] for p in parts]) for k in parts[0].attention},

@@ -17,12 +17,13 @@ def chunked_nll(
     ids: torch.Tensor,
     softcap: float | None = None,
     chunk_elements: int = NLL_CHUNK_ELEMENTS,
+    reduce: bool = True,
 ) -> torch.Tensor:
     """Mean next-token NLL per sequence, in nats, from final-normed hidden states.
 
     hidden [B, T, d] (after the final norm), unembedding [V, d], ids [B, T].
     Position t predicts ids[:, t + 1]; each sequence's NLL is the mean over its
-    T - 1 predictions. Logits are formed in chunks of tokens, in float32, so the
+    T - 1 predictions (reduce=False: the [B, T-1] per-token losses). Logits are formed in chunks of tokens, in float32, so the
     B x T x V tensor never exists."""
     b, t, d = hidden.shape
     h = hidden[:, :-1].reshape(-1, d)
@@ -37,7 +38,8 @@ def chunked_nll(
             logits = torch.tanh(logits / softcap) * softcap
         tgt = logits.gather(1, targets[start:stop, None]).squeeze(1)
         losses[start:stop] = torch.logsumexp(logits, dim=1) - tgt
-    return losses.view(b, t - 1).mean(1)
+    losses = losses.view(b, t - 1)
+    return losses.mean(1) if reduce else losses
 
 
 def sink_mass(probs: torch.Tensor, sink: int = 0) -> torch.Tensor:

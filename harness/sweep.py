@@ -100,7 +100,7 @@ class FilterSweep:
         if key not in self._memo:
             projector, positions = self.projector(name)
             self.base()  # its saved layer outputs are the prefix of every filtered run
-            self._memo[key] = self._run(Edit(layer, projector, positions), layer + 1)
+            self._memo[key] = self._run(Edit.project(layer, projector, positions), layer + 1)
         return self._memo[key]
 
     def random_mean_nll(self, layer: int) -> np.ndarray:

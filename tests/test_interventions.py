@@ -35,7 +35,7 @@ def test_nnsight_edit_equals_torch_hook(request, which, positions, windows, tmp_
     subject = request.getfixturevalue(which)
     sp = spectrum_for(subject, 8)
     projector = sp.remove([8])
-    res = run_pass(subject, windows, Edit(1, projector, positions), attn_layers=range(subject.n_layers))
+    res = run_pass(subject, windows, Edit.project(1, projector, positions), attn_layers=range(subject.n_layers))
     nll, mass = hooked_reference(subject.model, windows, 1, projector, positions)
     assert torch.allclose(res.nll, nll, atol=1e-5)
     assert torch.allclose(res.sink_mass, mass, atol=1e-6)
@@ -54,5 +54,5 @@ def test_apply_projector_touches_only_the_chosen_positions():
 
 def test_hidden_states_are_returned_after_the_edit(llama_subject, windows):
     zero = torch.zeros(64, 64)
-    res = run_pass(llama_subject, windows, Edit(2, zero, "all"), hidden_layers=[1, 2])
+    res = run_pass(llama_subject, windows, Edit.project(2, zero, "all"), hidden_layers=[1, 2])
     assert torch.count_nonzero(res.hidden[2]) == 0 and torch.count_nonzero(res.hidden[1]) > 0

@@ -26,7 +26,7 @@ def test_dark_tail_edit_matches_plain_torch_on_real_model(alias, package, layer)
     windows = windows_for(subject, "pydoc", 32, 2)
     assert (windows[:, 0] == subject.bos_id).all() == subject.uses_bos
     projector = spectrum_for(subject, 20).remove([20])
-    res = run_pass(subject, windows, Edit(layer, projector, "sink"), attn_layers=range(subject.n_layers))
+    res = run_pass(subject, windows, Edit.project(layer, projector, "sink"), attn_layers=range(subject.n_layers))
     nll, mass = hooked_reference(subject.model, windows, layer, projector, "sink")
     assert torch.allclose(res.nll, nll, atol=1e-4)
     assert torch.allclose(res.sink_mass, mass, atol=1e-5)
