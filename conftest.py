@@ -41,6 +41,9 @@ def pytest_addoption(parser):
                     help="allow models with custom code (off by default)")
 
 
+AXES = ("model_name", "layer", "k", "condition", "claim", "target", "h4_case", "b_claim")
+
+
 def model_names(config) -> list[str]:
     return config.getoption("sb_models") or DEFAULT_MODELS
 
@@ -51,7 +54,8 @@ def pytest_generate_tests(metafunc):
         return
     from harness import models
     from harness.experiments import parse_layers
-    from fixtures.plugin import H3_CONDITIONS, h2_ks
+    from fixtures.plugin import H3_CONDITIONS, H4A_CASES, h2_ks
+    from harness.designate import TARGET_KINDS
 
     settings = metafunc.config.sinkbench_settings
     rows, ids = [], []
@@ -67,13 +71,17 @@ def pytest_generate_tests(metafunc):
                 ks = [None]
             conditions = list(H3_CONDITIONS) if "condition" in names else [None]
             claims = ["1", "2", "3", "4"] if "claim" in names else [None]
-            for layer, k, cond, claim in itertools.product(layers, ks, conditions, claims):
-                values = {"model_name": name, "layer": layer, "k": k, "condition": cond, "claim": claim}
+            targets = list(TARGET_KINDS) if "target" in names else [None]
+            cases = [f"{c}-{v}" for c, v in H4A_CASES] if "h4_case" in names else [None]
+            b_claims = ["B1", "B2"] if "b_claim" in names else [None]
+            for layer, k, cond, claim, target, case, b in itertools.product(layers, ks, conditions, claims, targets, cases, b_claims):
+                values = {"model_name": name, "layer": layer, "k": k, "condition": cond, "claim": claim,
+                          "target": target, "h4_case": case, "b_claim": b}
                 rows.append(values)
                 ids.append("-".join([name] + [f"L{layer}"] * (layer is not None) + [f"k{k}"] * (k is not None)
-                                    + [cond] * (cond is not None) + [f"claim{claim}"] * (claim is not None)))
+                                    + [str(v) for v in (cond, claim, target, case, b) if v is not None]))
     except SinkbenchError as exc:
         raise pytest.UsageError(str(exc)) from None
-    argnames = [n for n in ("model_name", "layer", "k", "condition", "claim") if n in names]
+    argnames = [n for n in AXES if n in names]
     values = [tuple(r[n] for n in argnames) for r in rows]
     metafunc.parametrize(argnames, values if len(argnames) > 1 else [v[0] for v in values], ids=ids)

@@ -169,3 +169,88 @@ def h3_verdicts(raws: dict, *, alpha: float, n_boot: int) -> dict:
             passed = passed and m["mean_count_ci"][0] > 0
         out[cond, claim] = (bool(passed), m)
     return out
+
+
+# --------------------------------------------------------------------------- H4
+def ratio_ci(num, den, n_boot: int, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of mean(num) / mean(den), resampling windows jointly."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(num), (n_boot, len(num)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = num[idx].mean(1) / den[idx].mean(1)
+    r = r[np.isfinite(r)]
+    return (float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))) if r.size else (float("nan"), float("nan"))
+
+
+def h4a_raw(w: dict, rho: float, n_boot: int) -> dict:
+    """w: write mode -> WriteResult for one (layer, target). Raw p-values per claim case."""
+    base = w["base"]
+    out = {}
+    for variant in ("add", "transplant"):
+        x = w[variant]
+        ratio = float(x.att_t.mean() / max(base.att_t.mean(), 1e-12))
+        out["A1", variant] = ([wilcoxon_greater(x.att_t - base.att_t), wilcoxon_greater(base.att_0 - x.att_0)], {
+            "att_t_base": float(base.att_t.mean()), "att_t_edit": float(x.att_t.mean()), "capture_ratio": ratio,
+            "capture_ratio_ci": ratio_ci(x.att_t, base.att_t, n_boot),
+            "att_0_base": float(base.att_0.mean()), "att_0_edit": float(x.att_0.mean()), "rho": rho,
+        })
+    ctrl, add = w["control"], w["add"]
+    ctrl_ratio = float(ctrl.att_t.mean() / max(base.att_t.mean(), 1e-12))
+    out["A2", "add"] = ([wilcoxon_greater(add.att_t - ctrl.att_t)], {
+        "att_t_dark": float(add.att_t.mean()), "att_t_control": float(ctrl.att_t.mean()),
+        "control_capture_ratio": ctrl_ratio, "dark_capture_ratio": float(add.att_t.mean() / max(base.att_t.mean(), 1e-12)),
+        "rho": rho,
+    })
+    broken, rescued = w["broken"].nll_after - base.nll_after, w["transplant"].nll_after - base.nll_after
+    share = float((broken.mean() - rescued.mean()) / broken.mean()) if broken.mean() > 0 else float("nan")
+    out["A3", "transplant"] = ([wilcoxon_greater(broken - rescued)], {
+        "delta_broken": float(broken.mean()), "delta_rescued": float(rescued.mean()),
+        "recovered_share": share, "recovered_share_ci": ratio_ci(broken - rescued, broken, n_boot),
+        "nll_after_base": float(base.nll_after.mean()),
+    })
+    return out
+
+
+def h4a_verdicts(raws: dict, *, alpha: float) -> dict:
+    """raws: (layer, target) -> h4a_raw(...). Holm over every p-value of the model's grid.
+    Returns (layer, target, claim, variant) -> (passed, metrics)."""
+    keys = [(lt, case) for lt, r in raws.items() for case in r]
+    flat = [p for lt, case in keys for p in raws[lt][case][0]]
+    adj = iter(holm(flat)) if flat else iter(())
+    out = {}
+    for lt, case in keys:
+        ps, m = raws[lt][case]
+        p_adj = [float(next(adj)) for _ in ps]
+        m = dict(m, p_values=p_adj, p_values_raw=[float(p) for p in ps])
+        claim = case[0]
+        if claim == "A1":
+            passed = all(p < alpha for p in p_adj) and m["capture_ratio"] >= m["rho"]
+        elif claim == "A2":
+            passed = p_adj[0] < alpha and m["control_capture_ratio"] < m["rho"] and m["dark_capture_ratio"] >= m["rho"]
+        else:
+            passed = p_adj[0] < alpha and m["delta_broken"] > 0
+        out[lt + case] = (bool(passed), m)
+    return out
+
+
+def h4b_verdicts(grid: dict, *, alpha: float, n_boot: int) -> dict:
+    """grid: layer -> dict of per-window arrays: att_k, att_0 (non-trigger queries after k),
+    nll_dark_k, nll_dark_0, dark_ratio_k, dark_ratio_ordinary. Holm over layers x 3 tests.
+    Returns (layer, 'B1'|'B2') -> (passed, metrics)."""
+    raw = {l: [wilcoxon_greater(x["att_k"] - x["att_0"]), wilcoxon_greater(x["nll_dark_k"] - x["nll_dark_0"]),
+               wilcoxon_greater(x["dark_ratio_k"] - x["dark_ratio_ordinary"])] for l, x in grid.items()}
+    adj = dict(zip(raw, holm(np.concatenate(list(raw.values()))).reshape(len(raw), 3))) if raw else {}
+    out = {}
+    for l, x in grid.items():
+        p_att, p_nll, p_dark = (float(p) for p in adj[l])
+        out[l, "B1"] = (bool(p_att < alpha and p_nll < alpha), {
+            "att_k": float(x["att_k"].mean()), "att_0": float(x["att_0"].mean()),
+            "nll_base": float(x["nll_base"].mean()),
+            "nll_dark_k": float(x["nll_dark_k"].mean()), "nll_dark_0": float(x["nll_dark_0"].mean()),
+            "nll_dark_k_minus_0_ci": bootstrap_ci(x["nll_dark_k"] - x["nll_dark_0"], n_boot),
+            "p_attention": p_att, "p_nll": p_nll})
+        out[l, "B2"] = (bool(p_dark < alpha), {
+            "dark_ratio_k": float(x["dark_ratio_k"].mean()), "dark_ratio_ordinary": float(x["dark_ratio_ordinary"].mean()),
+            "difference_ci": bootstrap_ci(x["dark_ratio_k"] - x["dark_ratio_ordinary"], n_boot), "p_value": p_dark})
+    return out

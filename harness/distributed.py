@@ -93,10 +93,8 @@ def measure_positions(subject, windows: torch.Tensor, spectrum, token_counts: Co
     dark = spectrum.dark_ratio(hidden).mean(0).cpu().numpy()
     profile = spectrum.band_profile(hidden).mean(0)  # [N, T, K]
     cos = torch.nn.functional.cosine_similarity(profile, profile[:, :1], dim=-1).cpu().numpy()
-    frequent_ids = frequent_token_ids(token_counts, top_share)
     ids = windows.numpy()
-    punct = np.vectorize(lambda i: is_punct_or_space(subject.tokenizer.convert_ids_to_tokens(int(i)) or ""))(ids)
-    frequent = np.isin(ids, list(frequent_ids)) | punct
+    frequent = frequent_mask(subject.tokenizer, ids, token_counts, top_share)
     sl = slice(1, last + 1)
     return PositionTable(
         bar_ratio=ratio[:, sl], cv=cv[:, sl], sink_like=(ratio[:, sl] >= min_ratio) & (cv[:, sl] <= max_cv),
@@ -104,6 +102,12 @@ def measure_positions(subject, windows: torch.Tensor, spectrum, token_counts: Co
         position0_received=m1[:, 0], position0_bar_ratio=ratio[:, 0], position0_dark_ratio=dark[:, 0],
         active_layers=active,
     )
+
+
+def frequent_mask(tokenizer, ids: np.ndarray, counts: Counter, top_share: float = 0.01) -> np.ndarray:
+    """True where the token is among the text's most frequent types or is punctuation/whitespace."""
+    punct = np.vectorize(lambda i: is_punct_or_space(tokenizer.convert_ids_to_tokens(int(i)) or ""))(ids)
+    return np.isin(ids, list(frequent_token_ids(counts, top_share))) | punct
 
 
 def frequent_token_ids(counts: Counter, top_share: float = 0.01) -> set:
