@@ -1,0 +1,95 @@
+"""H4 edits and claims: exact positions and subspaces, norm-matched controls, and
+constructed cases where each claim must fail."""
+from functools import partial
+
+import numpy as np
+import torch
+
+from harness.claims import h4a_raw, h4a_verdicts, h4b_verdicts
+from harness.designate import WriteResult, choose_targets, target_readout, write_dark
+from tests.test_spectrum import random_spectrum
+
+
+def setup():
+    sp = random_spectrum(d=40, k=5)
+    h = torch.randn(3, 10, 40) * 3
+    h[:, 0] += 50 * sp.band_vectors([5])[:, 0]  # a dark-heavy sink
+    return sp, h, torch.tensor([4, 5, 6])
+
+
+def test_transplant_and_add_touch_exactly_the_intended_positions_and_subspace():
+    sp, h, t = setup()
+    pk = sp.keep([5])
+    v = h[:, 0] @ pk
+    b = torch.arange(3)
+    for mode in ("add", "transplant", "broken"):
+        out = write_dark(h, slice(None), targets=t, dark=pk, mode=mode)
+        diff = out - h
+        touched = torch.zeros(3, 10, dtype=torch.bool)
+        if mode in ("add", "transplant"):
+            touched[b, t] = True
+            assert torch.allclose(diff[b, t], v, atol=1e-4)
+        if mode in ("transplant", "broken"):
+            touched[:, 0] = True
+            assert torch.allclose(diff[:, 0], -v, atol=1e-4)
+            assert torch.allclose(out[:, 0] @ pk, torch.zeros(3, 40), atol=1e-3)  # no dark tail left at the sink
+        assert torch.count_nonzero(diff[~touched]) == 0
+        assert torch.allclose(diff @ pk, diff, atol=1e-3)  # every change lies in band K
+
+
+def test_control_matches_norm_and_avoids_the_dark_band():
+    sp, h, t = setup()
+    pk = sp.keep([5])
+    light = sp.band_vectors([1, 2, 3, 4])
+    u = torch.randn(3, light.shape[1]) @ light.T
+    u = u / u.norm(dim=-1, keepdim=True)
+    out = write_dark(h, slice(None), targets=t, dark=pk, mode="control", control_dirs=u)
+    diff = (out - h)[torch.arange(3), t]
+    assert torch.allclose(diff.norm(dim=-1), (h[:, 0] @ pk).norm(dim=-1), rtol=1e-4)
+    assert torch.allclose(diff @ pk, torch.zeros(3, 40), atol=1e-3)
+    assert torch.equal(out[:, 0], h[:, 0])
+
+
+def test_target_readout_and_choice():
+    t = 6
+    p = torch.tril(torch.ones(t, t)) / torch.arange(1, t + 1)[:, None]
+    r = target_readout(p[None, None].expand(2, 1, t, t), slice(None), targets=torch.tensor([2, 3]))
+    assert torch.allclose(r[0], torch.tensor([(1 / 4 + 1 / 5 + 1 / 6) / 3, (1 / 4 + 1 / 5 + 1 / 6) / 3]))
+    assert torch.allclose(r[1], torch.tensor([(1 / 5 + 1 / 6) / 2, (1 / 5 + 1 / 6) / 2]))
+    windows = torch.zeros(2, 32, dtype=torch.long)
+    freq = np.zeros((2, 32), bool)
+    freq[0, 10] = freq[1, 20] = True
+    assert choose_targets(windows, "middle", freq).tolist() == [16, 16]
+    assert choose_targets(windows, "frequent", freq).tolist() == [10, 20]
+    assert choose_targets(windows, "ordinary", freq).tolist() == [16, 16]
+
+
+def wr(att_t, att_0, nll, rng, n=16):
+    return WriteResult(att_t + rng.normal(0, 0.002, n), att_0 + rng.normal(0, 0.002, n), nll + rng.normal(0, 0.01, n))
+
+
+def test_h4a_claims_pass_and_fail_where_they_should():
+    rng = np.random.default_rng(0)
+    good = {"base": wr(0.01, 0.5, 3.0, rng), "add": wr(0.2, 0.3, 3.0, rng), "transplant": wr(0.3, 0.1, 3.2, rng),
+            "control": wr(0.012, 0.5, 3.0, rng), "broken": wr(0.01, 0.1, 4.0, rng)}
+    out = h4a_verdicts({(3, "middle"): h4a_raw(good, 3.0, 200)}, alpha=0.05)
+    assert all(passed for passed, _ in out.values())
+    assert 0.7 < out[3, "middle", "A3", "transplant"][1]["recovered_share"] < 0.9
+    bad = {"base": wr(0.01, 0.5, 3.0, rng), "add": wr(0.02, 0.5, 3.0, rng), "transplant": wr(0.02, 0.5, 4.0, rng),
+           "control": wr(0.2, 0.5, 3.0, rng), "broken": wr(0.01, 0.1, 4.0, rng)}
+    out = h4a_verdicts({(3, "middle"): h4a_raw(bad, 3.0, 200)}, alpha=0.05)
+    assert not any(passed for passed, _ in out.values())  # no capture, control captures, no rescue
+
+
+def test_h4b_fails_when_the_sink_stays_at_zero():
+    rng = np.random.default_rng(1)
+    n = 16
+    x = {"att_k": rng.normal(0.05, 0.01, n), "att_0": rng.normal(0.6, 0.01, n), "nll_base": np.full(n, 1.0),
+         "nll_dark_k": rng.normal(1.1, 0.01, n), "nll_dark_0": rng.normal(2.0, 0.01, n),
+         "dark_ratio_k": rng.normal(0.5, 0.01, n), "dark_ratio_ordinary": rng.normal(0.5, 0.01, n)}
+    out = h4b_verdicts({1: x}, alpha=0.05, n_boot=100)
+    assert not out[1, "B1"][0] and not out[1, "B2"][0]
+    y = dict(x, att_k=x["att_0"], att_0=x["att_k"], nll_dark_k=x["nll_dark_0"], nll_dark_0=x["nll_dark_k"],
+             dark_ratio_k=x["dark_ratio_k"] + 1)
+    out = h4b_verdicts({1: y}, alpha=0.05, n_boot=100)
+    assert out[1, "B1"][0] and out[1, "B2"][0]
