@@ -41,8 +41,11 @@ VARIANTS = {
     "tiny-bb-nobos": Variant("llama", bos=False, note="no BOS; windows start anywhere in the stream"),
     "tiny-bb-nobos-swa": Variant("mistral", bos=False, sliding_window=8,
                                  note="no BOS, sliding-window attention (8): later queries cannot see position 0"),
-    "tiny-bb-designated": Variant("llama", bos=False, designated=8,
-                                  note="no BOS; a <sink> token at position 8 of every sequence"),
+    # k = 1: every query after it can see it, as every query sees BOS in tiny-bb-bos.
+    # With k = 8 (tried first) the first 8 queries learn another way to do nothing
+    # (diffuse attention 4-5 tokens back) and it spreads: attention to k was 0.02.
+    "tiny-bb-designated": Variant("llama", bos=False, designated=1,
+                                  note="no BOS; a <sink> token at position 1 of every sequence"),
     "tiny-bb-sinklogit": Variant("gpt_oss", bos=True,
                                  note="BOS present, every head has a learned sink logit (gpt-oss attention)"),
 }
@@ -50,14 +53,19 @@ VARIANTS = {
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # Small on purpose: with 3 layers x 4 heads and a wide MLP (tried first), heads
+    # "do nothing" by attending diffusely and the MLP cancels their output, and no
+    # BOS sink formed in 1500-3000 steps (copy head's non-trigger attention to BOS
+    # 0.08-0.14). One head per layer, a narrow MLP and lr 1e-2 for 6000 steps give
+    # a dormant copying head that parks on BOS (see the manifests).
     d_model: int = 64
-    n_layers: int = 3
-    n_heads: int = 4
-    d_mlp: int = 256
+    n_layers: int = 2
+    n_heads: int = 1
+    d_mlp: int = 32
     seq_len: int = 64
     batch_size: int = 32
-    steps: int = 1500
-    lr: float = 3e-3
+    steps: int = 6000
+    lr: float = 1e-2
     warmup: int = 100
     weight_decay: float = 0.01
     seed: int = 0
@@ -78,7 +86,7 @@ def build_model(variant: Variant, cfg: TrainConfig, vocab_size: int):
     elif variant.arch == "gpt_oss":
         config = tf.GptOssConfig(**common, head_dim=cfg.d_model // cfg.n_heads, num_local_experts=1,
                                  num_experts_per_tok=1, layer_types=["full_attention"] * cfg.n_layers,
-                                 sliding_window=None, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+                                 sliding_window=cfg.seq_len, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     else:
         raise ValueError(f"unknown arch {variant.arch!r}")
     torch.manual_seed(cfg.seed)
