@@ -100,6 +100,9 @@ def windows_for(subject, dataset: str, seq_len: int, n_seqs: int, bos: bool | No
     """Windows for a subject; bos=None means the model's native use. A zoo model trained
     with a designated sink token gets it at its trained position in every window."""
     use_bos = subject.uses_bos if bos is None else bos
+    longest = getattr(subject.model.config, "max_position_embeddings", None)
+    if longest is not None and seq_len > longest:
+        raise SinkbenchError(f"--seq-len {seq_len}: longer than {subject.name}'s max_position_embeddings ({longest}); pass --seq-len {longest} or less")
     if use_bos and subject.bos_id is None:
         raise SinkbenchError(f"{subject.name}: the tokenizer has no BOS token, so BOS cannot be forced on")
     memo = subject.meta.setdefault("tokens", {})

@@ -28,7 +28,7 @@ from .interventions import run_batched
 MIN_QUERIES = 8
 
 
-def received_moments(probs: torch.Tensor) -> torch.Tensor:
+def received_moments(probs: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
     """[B, H, T, T] -> [B, 2, T]: sum and sum of squares over queries i > j of the
     head-averaged attention i -> j (reduced inside the pass)."""
     p = probs.float().mean(1)

@@ -13,6 +13,10 @@ class ByteTokenizer:
 
     bos_token_id = 1
 
+    def convert_ids_to_tokens(self, ids):
+        one = lambda i: "<bos>" if i == 1 else bytes([i - 3]).decode("latin-1") if i >= 3 else "<pad>"
+        return [one(i) for i in ids] if isinstance(ids, list) else one(ids)
+
     def __call__(self, text, add_special_tokens=True):
         ids = [b + 3 for b in text.encode()]
         return type("Enc", (), {"input_ids": ([1] if add_special_tokens else []) + ids})()

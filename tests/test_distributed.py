@@ -55,3 +55,16 @@ def test_h3_claims_fail_where_they_should():
 def test_frequency_and_punctuation():
     assert frequent_token_ids(Counter({1: 50, 2: 10, **{i: 1 for i in range(3, 300)}}), 0.01) == {1, 2, 3}
     assert is_punct_or_space("Ċ") and is_punct_or_space("Ġ.") and is_punct_or_space("),") and not is_punct_or_space("Ġthe")
+
+
+def test_measure_positions_runs_on_a_model(llama_subject, tmp_path, monkeypatch):
+    from harness.distributed import measure_positions
+    from harness.spectrum import spectrum_for
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    windows = torch.randint(3, 259, (4, 24), generator=torch.Generator().manual_seed(0))
+    table = measure_positions(llama_subject, windows, spectrum_for(llama_subject, 8), Counter(windows.flatten().tolist()), 2)
+    p = 24 - 1 - 8
+    assert table.bar_ratio.shape == (4, p) and table.sink_like.shape == (4, p)
+    assert table.active_layers and 0 not in table.active_layers
+    assert np.all(np.isfinite(table.dark_ratio)) and np.all(table.profile_cos <= 1 + 1e-6)
