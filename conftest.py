@@ -37,6 +37,12 @@ def pytest_addoption(parser):
     for opt, dest, help_text in OPTIONS:
         kwargs = {"action": "append"} if dest == "models" else {}
         group.addoption(opt, dest=f"sb_{dest}", default=None, help=help_text, **kwargs)
+    group.addoption("--resume", dest="sb_resume", action="store_true", default=False,
+                    help="skip cases whose result (same model hash, parameters and settings) is already in RESULTS/results.jsonl")
+    group.addoption("--baseline", dest="sb_baseline", default=None,
+                    help="an earlier results directory: list verdict changes, metrics outside its CIs and unmatched cases; fail if any")
+    group.addoption("--models-file", dest="sb_models_file", default=None,
+                    help="TOML file with [[model]] name = '...' (alias, path, .gguf or hub id) and optional family = '...'")
     group.addoption("--trust-remote-code", dest="sb_trust_remote_code", action="store_true", default=None,
                     help="allow models with custom code (off by default)")
 
@@ -45,7 +51,24 @@ AXES = ("model_name", "layer", "k", "condition", "claim", "target", "h4_case", "
 
 
 def model_names(config) -> list[str]:
-    return config.getoption("sb_models") or DEFAULT_MODELS
+    """--model values, then the --models-file entries; the defaults if neither is given."""
+    names = list(config.getoption("sb_models") or [])
+    path = config.getoption("sb_models_file")
+    if path:
+        import tomllib
+
+        try:
+            with open(path, "rb") as fh:
+                entries = tomllib.load(fh).get("model", [])
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise pytest.UsageError(f"--models-file {path}: cannot read it ({exc})") from None
+        for e in entries:
+            if not isinstance(e, dict) or "name" not in e:
+                raise pytest.UsageError(f"--models-file {path}: every [[model]] needs name = '...'; got {e!r}")
+            names.append(e["name"])
+            if "family" in e:
+                config.sinkbench_families[e["name"]] = e["family"]
+    return names or DEFAULT_MODELS
 
 
 def pytest_generate_tests(metafunc):

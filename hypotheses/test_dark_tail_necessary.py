@@ -12,6 +12,7 @@ from harness.experiments import h1_grid
 
 
 def test_dark_tail_necessary(sinkbench, model_name, layer):
+    sinkbench.resume("H1", model_name, layer)
     s = sinkbench.settings
     sweep = sinkbench.sweep(model_name)
     grid = sinkbench.grid("H1", model_name, lambda: h1_grid(sweep, sinkbench.layers(model_name), s))

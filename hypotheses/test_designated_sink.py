@@ -20,6 +20,7 @@ from fixtures.plugin import H4_RHO
 
 def test_designated_by_intervention(sinkbench, model_name, layer, target, h4_case):
     claim, variant = h4_case.split("-")
+    sinkbench.resume("H4", model_name, layer, claim=claim, variant=variant, target=target)
     passed, m = sinkbench.h4a(model_name)[layer, target, claim, variant]
     params = sinkbench.params(model_name, target=target, variant=variant, rho=H4_RHO, bands=[sinkbench.settings.n_bands])
     sinkbench.record("H4", model_name, layer, params, passed, m, claim=claim, variant=variant, target=target)
@@ -28,11 +29,12 @@ def test_designated_by_intervention(sinkbench, model_name, layer, target, h4_cas
 
 
 def test_designated_by_training(sinkbench, model_name, layer, b_claim):
+    sinkbench.resume("H4", model_name, layer, claim=b_claim, target=None)
     subject = sinkbench.subject(model_name)
     if subject.meta.get("zoo", {}).get("evaluation", {}).get("designated_sink") is None:
         pytest.skip(f"{model_name} was not trained with a designated sink token (B applies to tiny-bb-designated)")
     passed, m = sinkbench.h4b(model_name)[layer, b_claim]
     k = subject.meta["zoo"]["evaluation"]["designated_sink"]
     params = sinkbench.params(model_name, designated_position=k, bands=[sinkbench.settings.n_bands])
-    sinkbench.record("H4", model_name, layer, params, passed, m, claim=b_claim, target=k)
+    sinkbench.record("H4", model_name, layer, params, passed, m, claim=b_claim, target=None, designated_position=k)
     assert passed, f"H4 {b_claim} fails on {model_name}, layer {layer}: {m}"

@@ -14,6 +14,7 @@ from harness.distributed import MIN_QUERIES
 
 
 def test_distributed_sinks(sinkbench, model_name, condition, claim):
+    sinkbench.resume("H3", model_name, None, claim=claim, condition=condition)
     if condition == "bos" and sinkbench.subject(model_name).bos_id is None:
         pytest.skip(f"{model_name}: the tokenizer has no BOS token to force on")
     grid = sinkbench.h3(model_name)

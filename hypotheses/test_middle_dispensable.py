@@ -9,6 +9,7 @@ from harness.experiments import h2_grid
 
 
 def test_middle_dispensable(sinkbench, model_name, layer, k):
+    sinkbench.resume("H2", model_name, layer, k=k)
     s = sinkbench.settings
     sweep = sinkbench.sweep(model_name)
     grid = sinkbench.grid("H2", model_name, lambda: h2_grid(sweep, sinkbench.layers(model_name), sinkbench.h2_ks(), s))
