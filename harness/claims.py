@@ -203,7 +203,8 @@ def h4a_raw(w: dict, rho: float, n_boot: int) -> dict:
         "rho": rho,
     })
     broken, rescued = w["broken"].nll_after - base.nll_after, w["transplant"].nll_after - base.nll_after
-    share = float((broken.mean() - rescued.mean()) / broken.mean()) if broken.mean() > 0 else float("nan")
+    # below 1e-3 nats there is nothing to recover and the share is meaningless
+    share = float((broken.mean() - rescued.mean()) / broken.mean()) if broken.mean() > 1e-3 else float("nan")
     out["A3", "transplant"] = ([wilcoxon_greater(broken - rescued)], {
         "delta_broken": float(broken.mean()), "delta_rescued": float(rescued.mean()),
         "recovered_share": share, "recovered_share_ci": ratio_ci(broken - rescued, broken, n_boot),

@@ -54,6 +54,11 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     results = h1_verdicts(grid, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop, n_boot=s.bootstrap)
     for layer, (_, metrics) in results.items():
         metrics["sink_mass_dark_all"] = float(sweep.get(layer, "dark_all").post_filter_sink_mass(layer).mean())
+        hidden = sweep.base_hidden.get(layer)
+        if hidden is not None:  # the dark tail's share at the sink vs ordinary positions (report figure)
+            ratio = sweep.spectrum.dark_ratio(hidden.float()).cpu()
+            metrics["dark_ratio_sink"] = float(ratio[:, 0].mean())
+            metrics["dark_ratio_ordinary"] = float(ratio[:, 1:].mean())
         metrics["middle_band"] = middle_band(s.n_bands)
         metrics["removed_dims"] = sweep.spectrum.band_dim([s.n_bands])
     return results

@@ -1,0 +1,59 @@
+"""sinkbench report on a synthetic results file; a slow check renders it in headless Chromium."""
+import base64
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from harness.report import write_report
+from harness.results import append_jsonl
+
+PARAMS = {"dataset": "pydoc", "n_seqs": 16, "seq_len": 128, "n_bands": 20, "dtype": "float32", "device": "cpu"}
+
+
+def make_results(d):
+    for layer, delta in ((3, 2.5), (7, 0.2)):
+        append_jsonl(d / "results.jsonl", {"hypothesis": "H1", "model": "m1", "family": "llama", "layer": layer, "params": PARAMS,
+                                           "verdict": "pass" if delta > 0.5 else "fail",
+                                           "metrics": {"dark_all_delta": delta, "sink_mass_base": 0.5, "sink_mass_dark_all": 0.2,
+                                                       "sink_mass_dark_sink": 0.3, "dark_ratio_sink": 3.0, "dark_ratio_ordinary": 0.3}})
+        append_jsonl(d / "results.jsonl", {"hypothesis": "H2", "model": "m1", "family": "llama", "layer": layer, "params": dict(PARAMS, k=5),
+                                           "verdict": "pass", "metrics": {"head_minus_omega": 1.0, "frontier": {
+                                               "omega_deltas": {str(k): 1.0 / k for k in range(1, 19)}}}})
+    append_jsonl(d / "results.jsonl", {"hypothesis": "H3", "claim": "2", "condition": "native", "model": "m2", "family": "gemma3",
+                                       "layer": None, "params": PARAMS, "verdict": "fail",
+                                       "metrics": {"spearman_rho": 0.1, "scatter_sample": {"bar_ratio": [1, 2, 9], "dark_ratio": [0.1, 0.2, 2.0], "sink_like": [0, 0, 1]}}})
+
+
+def test_report_writes_markdown_and_self_contained_html(tmp_path):
+    make_results(tmp_path)
+    md, page = write_report(tmp_path)
+    text = md.read_text()
+    assert "| H1 | – | MIXED 1/2 · ΔNLL dark 1.35 |" in text and "m2 (gemma3)" in text
+    html = page.read_text()
+    imgs = re.findall(r"src='data:image/png;base64,([^']+)'", html)
+    assert len(imgs) == 4  # heatmap, sink mass, dark ratio (m1); scatter (m2)
+    assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in imgs)
+    assert "http" not in html  # nothing to fetch: viewable offline
+    assert "pydoc 16x128 tokens, K=20, float32 on cpu" in text
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(tmp_path):
+    """Needs Debian's chromium (apt-get install chromium). Run: pytest tests -m slow -k chromium"""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    make_results(tmp_path)
+    _, page = write_report(tmp_path)
+    probe = tmp_path / "probe.html"
+    check = ("<script>window.onerror=function(m){document.title='ERROR '+m};window.onload=function(){"
+             "var i=[].slice.call(document.images);var ok=i.filter(function(x){return x.complete&&x.naturalWidth>0}).length;"
+             "document.body.setAttribute('data-check','images '+ok+'/'+i.length+' rows '+document.querySelectorAll('#matrix tr').length)}</script>")
+    probe.write_text(page.read_text().replace("</body>", check + "</body>"))
+    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    assert 'data-check="images 4/4 rows 4"' in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "ERROR" not in re.search(r"<title>(.*?)</title>", out.stdout).group(1)
