@@ -47,7 +47,7 @@ def pytest_addoption(parser):
                     help="allow models with custom code (off by default)")
 
 
-AXES = ("model_name", "layer", "k", "condition", "claim", "target", "h4_case", "b_claim")
+AXES = ("model_name", "layer", "k", "condition", "claim", "target", "h4_case", "b_claim", "h5_claim")
 
 
 def model_names(config) -> list[str]:
@@ -97,12 +97,14 @@ def pytest_generate_tests(metafunc):
             targets = list(TARGET_KINDS) if "target" in names else [None]
             cases = [f"{c}-{v}" for c, v in H4A_CASES] if "h4_case" in names else [None]
             b_claims = ["B1", "B2"] if "b_claim" in names else [None]
-            for layer, k, cond, claim, target, case, b in itertools.product(layers, ks, conditions, claims, targets, cases, b_claims):
+            h5_claims = ["1", "2"] if "h5_claim" in names else [None]
+            for layer, k, cond, claim, target, case, b, h5 in itertools.product(layers, ks, conditions, claims, targets, cases, b_claims, h5_claims):
                 values = {"model_name": name, "layer": layer, "k": k, "condition": cond, "claim": claim,
-                          "target": target, "h4_case": case, "b_claim": b}
+                          "target": target, "h4_case": case, "b_claim": b, "h5_claim": h5}
                 rows.append(values)
                 ids.append("-".join([name] + [f"L{layer}"] * (layer is not None) + [f"k{k}"] * (k is not None)
-                                    + [str(v) for v in (cond, claim, target, case, b) if v is not None]))
+                                    + [str(v) for v in (cond, claim, target, case, b) if v is not None]
+                                    + [f"claim{h5}"] * (h5 is not None)))
     except SinkbenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     argnames = [n for n in AXES if n in names]

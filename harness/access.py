@@ -77,6 +77,20 @@ class Subject:
     def attention(self, envoy_or_model, i: int):
         return getattr(self.layer(envoy_or_model, i), self.attn_name)
 
+    def branches(self, envoy_or_model, i: int) -> tuple:
+        """(attention branch, MLP branch) modules of layer i: what each adds to the residual.
+        Gemma-style layers norm each branch before the residual add (post_*_layernorm);
+        Llama/Qwen/Mistral/GPT-OSS add the attention's output[0] and the MLP's output."""
+        layer = self.layer(envoy_or_model, i)
+        if hasattr(layer, "post_feedforward_layernorm"):
+            return layer.post_attention_layernorm, layer.post_feedforward_layernorm
+        return getattr(layer, self.attn_name), layer.mlp
+
+    @staticmethod
+    def branch_tensor(output):
+        """The residual write inside a branch module's output (attention returns a tuple)."""
+        return output[0] if isinstance(output, tuple) else output
+
     def final_norm(self, envoy_or_model):
         return get_path(envoy_or_model, self.norm_path)
 

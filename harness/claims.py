@@ -255,3 +255,26 @@ def h4b_verdicts(grid: dict, *, alpha: float, n_boot: int) -> dict:
             "dark_ratio_k": float(x["dark_ratio_k"].mean()), "dark_ratio_ordinary": float(x["dark_ratio_ordinary"].mean()),
             "difference_ci": bootstrap_ci(x["dark_ratio_k"] - x["dark_ratio_ordinary"], n_boot), "p_value": p_dark})
     return out
+
+
+# --------------------------------------------------------------------------- H5
+def h5_verdicts(att, chosen: int, removal: dict, base_nll, base_mass, *, alpha: float, min_share: float, n_boot: int) -> dict:
+    """Claim 1: component `chosen` (the largest dark writer in the first half) writes >= min_share
+    of the dark norm present after it. Claim 2: removing its dark write at the sink lowers
+    post-component sink mass and raises NLL, more than an equal-norm removal from another
+    component. removal: {'dark': (nll, mass), 'control': (nll, mass)}. Holm over all p-values."""
+    share = att.dark_write[:, chosen] / np.maximum(att.dark_after[:, chosen], 1e-12)
+    (nll_d, mass_d), (nll_c, mass_c) = removal["dark"], removal["control"]
+    raw = [wilcoxon_greater(share - min_share), wilcoxon_greater(base_mass - mass_d), wilcoxon_greater(nll_d - base_nll),
+           wilcoxon_greater(mass_c - mass_d), wilcoxon_greater(nll_d - nll_c)]
+    p = holm(raw)
+    c1 = {"component": att.names[chosen], "dark_share": float(share.mean()), "dark_share_ci": bootstrap_ci(share, n_boot),
+          "dark_write_norm": float(att.dark_write[:, chosen].mean()), "dark_norm_final": float(att.dark_final.mean()),
+          "min_share": min_share, "p_value": float(p[0]), "p_value_raw": raw[0], "attribution_sum_error": att.sum_error,
+          "mean_dark_write_per_component": dict(zip(att.names, att.dark_write.mean(0).round(4).tolist()))}
+    c2 = {"component": att.names[chosen], "sink_mass_base": float(np.mean(base_mass)), "sink_mass_removed": float(mass_d.mean()),
+          "sink_mass_control": float(mass_c.mean()), "nll_base": float(np.mean(base_nll)), "nll_removed": float(nll_d.mean()),
+          "nll_control": float(nll_c.mean()), "nll_delta_ci": bootstrap_ci(nll_d - base_nll, n_boot),
+          "p_values": {"mass_vs_base": float(p[1]), "nll_vs_base": float(p[2]), "mass_vs_control": float(p[3]), "nll_vs_control": float(p[4])}}
+    return {"1": (bool(share.mean() >= min_share and p[0] < alpha), c1),
+            "2": (bool(all(x < alpha for x in p[1:])), c2)}

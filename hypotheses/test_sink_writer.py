@@ -1,0 +1,21 @@
+"""H5, who writes the sink's dark signal (Cancedda 2024 §4; issue 8).
+
+The paper's mechanism: an early MLP writes a large, almost purely dark vector into
+the sink's residual, and later heads find the sink through it.
+ 1. the largest dark writer at the sink among the first half of the components
+    (attention and MLP branch outputs) wrote >= 50% of the dark norm present after it;
+ 2. removing that component's band-K write at the sink only lowers the later layers'
+    sink mass and raises NLL, and more than removing a same-norm write of a randomly
+    chosen other component.
+Wilcoxon over windows, Holm over the model's five p-values."""
+from fixtures.plugin import H5_MIN_SHARE
+
+
+def test_sink_writer(sinkbench, model_name, h5_claim):
+    sinkbench.resume("H5", model_name, None, claim=h5_claim)
+    passed, m = sinkbench.h5(model_name)[h5_claim]
+    params = sinkbench.params(model_name, component=m["component"], min_share=H5_MIN_SHARE,
+                              bands=[sinkbench.settings.n_bands], positions="sink")
+    sinkbench.record("H5", model_name, None, params, passed, m, claim=h5_claim)
+    shown = {k: v for k, v in m.items() if k != "mean_dark_write_per_component"}
+    assert passed, f"H5 claim {h5_claim} fails on {model_name}: {shown}"
