@@ -20,6 +20,7 @@ OPTIONS = [
     ("--model", "models", "model alias, local HF dir, .gguf path or hub id (repeatable; default: smollm2-135m, gemma3-270m)"),
     ("--layers", "layers", "'all', indices '3,10' or depth fractions '0.25,0.5,0.75' (default)"),
     ("--bands", "bands", "band spec restricting H2's k values, e.g. '5,10' or '1-5' (default: 0.25,0.5,0.75 of K)"),
+    ("--basis", "basis", "U (default: SVD of the unembedding with the final norm folded in) or E (the embedding)"),
     ("--n-bands", "n_bands", "number of spectral bands K (default 20)"),
     ("--n-seqs", "n_seqs", "number of evaluation windows (default 16)"),
     ("--seq-len", "seq_len", "tokens per window, BOS included (default 128)"),

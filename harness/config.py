@@ -27,6 +27,7 @@ class Settings:
     random_seeds: int = 3
     bootstrap: int = 2000
     batch_size: int = 16
+    basis: str = "U"  # bands from the unembedding (U, norm gain folded in) or the embedding (E)
     bands: str = ""  # optional restriction of H2 k values, in band-spec syntax
     results: str = "results"
     trust_remote_code: bool = False
@@ -80,6 +81,8 @@ def make_settings(root: Path | None = None, **overrides) -> Settings:
         raise SinkbenchError(f"--n-bands: need at least 3 bands (head, middle, dark tail), got {s.n_bands}")
     if s.seq_len < 4:
         raise SinkbenchError(f"--seq-len: need at least 4 tokens per window, got {s.seq_len}")
+    if s.basis not in ("U", "E"):
+        raise SinkbenchError(f"--basis {s.basis!r}: expected U (unembedding) or E (embedding)")
     if s.dtype not in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"):
         raise SinkbenchError(f"--dtype: expected float32, bfloat16 or float16 (or auto), got {s.dtype!r}")
     return s

@@ -151,3 +151,16 @@ def spectrum_for(subject, n_bands: int, basis: str = "U") -> Spectrum:
         memo[basis] = (b, s)
     b, s = memo[basis]
     return Spectrum(b.to(device=subject.device, dtype=torch.float32), s.float(), n_bands)
+
+
+def dark_alignment(subject, n_bands: int) -> dict:
+    """How aligned the U-dark and E-dark tails are: the share of E's band K that lies in U's
+    band K (1 = same subspace; a random subspace of that size gives about dim/d), and the
+    cosines of their principal angles. U folds the final norm's gain in, E does not, so even
+    tied models need not give 1."""
+    u = spectrum_for(subject, n_bands, "U")
+    e = spectrum_for(subject, n_bands, "E")
+    bu, be = u.band_vectors([n_bands]).double(), e.band_vectors([n_bands]).double()
+    cos = torch.linalg.svdvals(bu.T @ be)
+    return {"share_E_dark_in_U_dark": float((cos ** 2).sum() / be.shape[1]), "chance_share": be.shape[1] / u.d,
+            "principal_cosines": [round(float(c), 4) for c in cos]}

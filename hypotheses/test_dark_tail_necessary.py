@@ -17,6 +17,7 @@ def test_dark_tail_necessary(sinkbench, model_name, layer):
     sweep = sinkbench.sweep(model_name)
     grid = sinkbench.grid("H1", model_name, lambda: h1_grid(sweep, sinkbench.layers(model_name), s))
     passed, m = grid[layer]
+    m["dark_alignment_UE"] = sinkbench.dark_alignment(model_name)
 
     params = sinkbench.params(model_name, bands=[s.n_bands], positions=["all", "sink"],
                               min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop)

@@ -85,3 +85,17 @@ def test_parse_bands(spec, expected):
 def test_parse_bands_rejects_bad_specs(spec):
     with pytest.raises(SinkbenchError, match="--bands"):
         parse_bands(spec, 20)
+
+
+def test_dark_alignment_is_one_for_identical_and_low_for_unrelated(llama_subject, tmp_path, monkeypatch):
+    from harness.spectrum import dark_alignment
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    llama_subject.meta.pop("spectra", None)
+    a = dark_alignment(llama_subject, 8)
+    assert 0 <= a["share_E_dark_in_U_dark"] <= 1 and a["chance_share"] == 8 / 64
+    # untied random embedding and unembedding: E-dark and U-dark are unrelated subspaces
+    assert a["share_E_dark_in_U_dark"] < 0.5
+    llama_subject.meta["spectra"]["E"] = llama_subject.meta["spectra"]["U"]
+    assert abs(dark_alignment(llama_subject, 8)["share_E_dark_in_U_dark"] - 1) < 1e-6
+    llama_subject.meta.pop("spectra", None)
