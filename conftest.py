@@ -116,5 +116,8 @@ def pytest_generate_tests(metafunc):
     except SinkbenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     argnames = [n for n in AXES if n in names]
-    values = [tuple(r[n] for n in argnames) for r in rows]
-    metafunc.parametrize(argnames, values if len(argnames) > 1 else [v[0] for v in values], ids=ids)
+    # xdist_group: with `pytest -n N --dist loadgroup` each model's cases go to one worker,
+    # so every worker loads one model and its memoised sweep serves all its cases.
+    params = [pytest.param(*(r[n] for n in argnames), id=i, marks=pytest.mark.xdist_group(r["model_name"]))
+              for r, i in zip(rows, ids)]
+    metafunc.parametrize(argnames, params)

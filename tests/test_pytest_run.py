@@ -55,3 +55,11 @@ def test_models_file(tmp_path):
     f.write_text('[[model]]\nfamily = "zoo"\n')
     p = run("--models-file", str(f), results=tmp_path / "s")
     assert p.returncode != 0 and "needs name" in p.stderr + p.stdout
+
+
+def test_xdist_one_model_per_worker_keeps_results_intact(tmp_path):
+    cmd = [sys.executable, "-m", "pytest", "hypotheses/test_dark_tail_necessary.py", "hypotheses/test_middle_dispensable.py",
+           *ARGS, "-n", "2", "--dist", "loadgroup", "--model", "tiny-bb-bos", "--model", "tiny-bb-nobos", "--results", str(tmp_path)]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    recs = lines(tmp_path)  # every line parses
+    assert len(recs) == 8 and {r["model"] for r in recs} == {"tiny-bb-bos", "tiny-bb-nobos"}, p.stdout[-2000:]
