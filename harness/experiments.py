@@ -2,7 +2,13 @@
 from a FilterSweep and hand the per-sequence arrays to the pure verdict functions."""
 from __future__ import annotations
 
-from .claims import H1Inputs, H2Inputs, compression_frontier, h1_verdicts, h2_verdicts
+from collections import Counter
+
+import numpy as np
+import torch
+
+from .claims import (H1Inputs, H2Inputs, compression_frontier, h1_verdicts, h2_verdicts, h3_raw, h3_verdicts, h4a_raw,
+                     h4a_verdicts, h4b_verdicts, h5_verdicts)
 from .config import Settings
 from .errors import SinkbenchError
 from .sweep import FilterSweep, middle_band
@@ -89,3 +95,132 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
             for k in ks:
                 results[layer, k][1]["frontier"] = front
     return results
+
+
+# --------------------------------------------------------------------------- H3
+H3_CONDITIONS = ("native", "bos", "nobos")
+
+
+def scatter_sample(table, n: int = 400) -> dict:
+    """A fixed-seed subsample of (bar ratio, dark ratio, sink-like) for the report's H3 scatter."""
+    idx = np.random.default_rng(0).permutation(table.bar_ratio.size)[:n]
+    return {"bar_ratio": table.bar_ratio.ravel()[idx].round(4).tolist(),
+            "dark_ratio": table.dark_ratio.ravel()[idx].round(4).tolist(),
+            "sink_like": table.sink_like.ravel()[idx].astype(int).tolist()}
+
+
+def h3_grid(subject, s: Settings) -> dict:
+    """H3 under each BOS condition the tokenizer allows; Holm over conditions x claims."""
+    from .data import windows_for
+    from .distributed import measure_positions
+    from .spectrum import spectrum_for
+
+    sp = spectrum_for(subject, s.n_bands, s.basis)
+    raws, extra = {}, {}
+    for cond in H3_CONDITIONS:
+        bos = {"native": None, "bos": True, "nobos": False}[cond]
+        if bos and subject.bos_id is None:
+            continue
+        windows = windows_for(subject, s.dataset, s.seq_len, s.n_seqs, bos=bos)
+        counts = Counter(subject.meta["tokens"][s.dataset])
+        table = measure_positions(subject, windows, sp, counts, s.batch_size)
+        raws[cond] = h3_raw(table)
+        sinks = Counter(table.tokens[table.sink_like].tolist())
+        extra[cond] = {
+            "uses_bos": bool(subject.bos_id is not None and windows[0, 0] == subject.bos_id),
+            "active_layers": table.active_layers,
+            "position0_received": float(table.position0_received.mean()),
+            "position0_bar_ratio": float(table.position0_bar_ratio.mean()),
+            "position0_dark_ratio": float(table.position0_dark_ratio.mean()),
+            "mean_dark_ratio_sink_like": float(table.dark_ratio[table.sink_like].mean()) if table.sink_like.any() else None,
+            "mean_dark_ratio_ordinary": float(table.dark_ratio[~table.sink_like].mean()),
+            "n_sink_like": int(table.sink_like.sum()), "n_positions": int(table.sink_like.size),
+            "top_sink_tokens": [[subject.tokenizer.convert_ids_to_tokens(t), c] for t, c in sinks.most_common(10)],
+            "scatter_sample": scatter_sample(table),
+        }
+    out = h3_verdicts(raws, alpha=s.alpha, n_boot=s.bootstrap)
+    for (cond, _), (_, m) in out.items():
+        m.update(extra[cond])
+    return out
+
+
+# --------------------------------------------------------------------------- H4
+def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> dict:
+    """H4-A over layers x target kinds; Holm over every p-value of the grid."""
+    from .designate import TARGET_KINDS, WRITES, choose_targets, run_write
+    from .distributed import frequent_mask
+
+    subj = sweep.subject
+    sweep.base()
+    freq = frequent_mask(subj.tokenizer, sweep.windows.numpy(), Counter(subj.meta["tokens"][s.dataset]))
+    raws, targets_used = {}, {}
+    for layer in layers:
+        for kind in TARGET_KINDS:
+            targets = choose_targets(sweep.windows, kind, freq)
+            targets_used[layer, kind] = targets
+            writes = {mode: run_write(subj, sweep.windows, sweep.spectrum, layer, targets, mode, s.batch_size,
+                                      prefix=sweep.base_hidden.get(layer)) for mode in WRITES}
+            raws[layer, kind] = h4a_raw(writes, rho, s.bootstrap)
+    out = h4a_verdicts(raws, alpha=s.alpha)
+    for (layer, kind, _, _), (_, m) in out.items():
+        t = targets_used[layer, kind]
+        m["target_positions"] = t.tolist()
+        m["target_tokens"] = subj.tokenizer.convert_ids_to_tokens(sweep.windows[torch.arange(len(t)), t].tolist())
+    return out
+
+
+def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
+    """H4-B on a zoo model trained with a <sink> token at k (its manifest says where)."""
+    from .interventions import Edit, run_batched
+    from .zoo.language import BigramBackcopy
+
+    subj, w = sweep.subject, sweep.windows
+    ev = subj.meta["zoo"]["evaluation"]
+    k = ev["designated_sink"]
+    is_trig = torch.as_tensor(BigramBackcopy(**ev["language"]).is_trigger(w.numpy()))
+
+    def readout(probs, rows):
+        """attention to k and to 0 from non-trigger queries after k, head-averaged: [B, 2]"""
+        p = probs.float().mean(1)
+        q = torch.arange(p.shape[1])
+        keep = (~is_trig[rows]) & (q[None] > k)
+        n = keep.sum(1).clamp_min(1)
+        return torch.stack([(p[:, :, k] * keep).sum(1) / n, (p[:, :, 0] * keep).sum(1) / n], 1)
+
+    att = run_batched(subj, w, s.batch_size, attn_layers=range(subj.n_layers), attn_readout=readout,
+                      hidden_layers=layers)
+    dark = sweep.spectrum.remove([s.n_bands])
+    grid = {}
+    for layer in layers:
+        later = torch.stack([att.attention[i] for i in range(layer + 1, subj.n_layers)]).mean(0).numpy()
+        dr = sweep.spectrum.dark_ratio(att.hidden[layer]).numpy()  # [N, T]
+        ordinary = np.ones(dr.shape[1], bool)
+        ordinary[[0, k]] = False
+        grid[layer] = {"att_k": later[:, 0], "att_0": later[:, 1], "nll_base": sweep.base().nll,
+                       "nll_dark_k": run_batched(subj, w, s.batch_size, edit=Edit.project(layer, dark, k)).nll.numpy(),
+                       "nll_dark_0": run_batched(subj, w, s.batch_size, edit=Edit.project(layer, dark, 0)).nll.numpy(),
+                       "dark_ratio_k": dr[:, k], "dark_ratio_ordinary": dr[:, ordinary].mean(1)}
+    return h4b_verdicts(grid, alpha=s.alpha, n_boot=s.bootstrap)
+
+
+# --------------------------------------------------------------------------- H5
+def h5_grid(sweep: FilterSweep, s: Settings, min_share: float, seed: int) -> dict:
+    """Attribute the sink's dark norm, pick the largest writer in the first half of the
+    components, remove its dark write at the sink, and an equal-norm write of a random other."""
+    from .writer import attribute, run_removal
+
+    subj = sweep.subject
+    att = attribute(subj, sweep.windows, sweep.spectrum)
+    first_half = range(0, 2 * (subj.n_layers // 2))
+    chosen = max(first_half, key=lambda c: att.dark_write[:, c].mean())
+    other = int(np.random.default_rng(seed).choice([c for c in range(len(att.names)) if c != chosen]))
+    scale = att.dark_write[:, chosen] / np.maximum(att.write_norm[:, other], 1e-12)
+    removal = {"dark": run_removal(subj, sweep.windows, sweep.spectrum, chosen, "dark", batch_size=s.batch_size),
+               "control": run_removal(subj, sweep.windows, sweep.spectrum, other, "scaled", scale, s.batch_size,
+                                      mass_after=chosen // 2)}
+    base = sweep.base()
+    out = h5_verdicts(att, chosen, removal, base.nll, base.sink_mass[:, chosen // 2 + 1:].mean(1),
+                      alpha=s.alpha, min_share=min_share, n_boot=s.bootstrap)
+    out["2"][1]["control_component"] = att.names[other]
+    out["1"][1]["embedding_dark_norm"] = float(att.dark_embed.mean())
+    return out
