@@ -24,6 +24,8 @@ class Settings:
     h1_min_sink_drop: float = 0.2
     h2_ks: str = "0.25,0.5,0.75"
     frontier_tolerance: float = 0.25
+    h4_rho: float = 3.0
+    h5_min_share: float = 0.5
     random_seeds: int = 3
     bootstrap: int = 2000
     batch_size: int = 16

@@ -15,14 +15,13 @@ B (a zoo model trained with a <sink> token at k):
 Holm over each model's grid."""
 import pytest
 
-from fixtures.plugin import H4_RHO
 
 
 def test_designated_by_intervention(sinkbench, model_name, layer, target, h4_case):
     claim, variant = h4_case.split("-")
     sinkbench.resume("H4", model_name, layer, claim=claim, variant=variant, target=target)
     passed, m = sinkbench.h4a(model_name)[layer, target, claim, variant]
-    params = sinkbench.params(model_name, target=target, variant=variant, rho=H4_RHO, bands=[sinkbench.settings.n_bands])
+    params = sinkbench.params(model_name, target=target, variant=variant, rho=sinkbench.settings.h4_rho, bands=[sinkbench.settings.n_bands])
     sinkbench.record("H4", model_name, layer, params, passed, m, claim=claim, variant=variant, target=target)
     shown = {k: v for k, v in m.items() if k not in ("target_positions", "target_tokens")}
     assert passed, f"H4 {claim} ({variant}) fails on {model_name}, layer {layer}, {target} target: {shown}"

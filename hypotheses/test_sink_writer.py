@@ -8,13 +8,12 @@ the sink's residual, and later heads find the sink through it.
     sink mass and raises NLL, and more than removing a same-norm write of a randomly
     chosen other component.
 Wilcoxon over windows, Holm over the model's five p-values."""
-from fixtures.plugin import H5_MIN_SHARE
 
 
 def test_sink_writer(sinkbench, model_name, h5_claim):
     sinkbench.resume("H5", model_name, None, claim=h5_claim)
     passed, m = sinkbench.h5(model_name)[h5_claim]
-    params = sinkbench.params(model_name, component=m["component"], min_share=H5_MIN_SHARE,
+    params = sinkbench.params(model_name, component=m["component"], min_share=sinkbench.settings.h5_min_share,
                               bands=[sinkbench.settings.n_bands], positions="sink")
     sinkbench.record("H5", model_name, None, params, passed, m, claim=h5_claim)
     shown = {k: v for k, v in m.items() if k != "mean_dark_write_per_component"}
