@@ -89,6 +89,16 @@ def zoo_text(manifest: dict, n_tokens: int = 200_000) -> str:
     return lang.text(lang.stream(n_tokens, sample_seed=ev["heldout_sample_seed"]))
 
 
+def dataset_name(subject, dataset: str) -> str:
+    """What 'auto' stands for on this subject, for the record."""
+    if dataset != "auto":
+        return dataset
+    if "zoo" in subject.meta:
+        ev = subject.meta["zoo"]["evaluation"]
+        return f"bigram-backcopy(language seed {ev['language']['seed']}, sample seed {ev['heldout_sample_seed']})"
+    return "pydoc"
+
+
 def subject_text(subject, dataset: str) -> str:
     """'auto' is pydoc for pretrained models and the model's own language for zoo models."""
     if dataset == "auto":
