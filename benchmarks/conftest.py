@@ -11,4 +11,4 @@ MODELS = os.environ.get("SINKBENCH_BENCH_MODELS", "smollm2-135m,gemma3-270m").sp
 
 def pytest_generate_tests(metafunc):
     if "bench_model" in metafunc.fixturenames:
-        metafunc.parametrize("bench_model", MODELS)
+        metafunc.parametrize("bench_model", MODELS, scope="module")
