@@ -16,6 +16,7 @@ KEY_EFFECT = {  # the number shown next to pass/fail in the matrix: (metric, lab
     "H3/3": ("cos_sink_like", "cos"), "H3/4": ("mean_count", "sinks/seq"),
     "H4/A1": ("capture_ratio", "capture×"), "H4/A2": ("control_capture_ratio", "ctrl×"),
     "H4/A3": ("recovered_share", "recovered"), "H4/B1": ("att_k", "att k"), "H4/B2": ("dark_ratio_k", "dark k"),
+    "H5/1": ("dark_share", "dark share"), "H5/2": ("nll_removed", "NLL removed"),
 }
 
 
