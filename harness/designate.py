@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .interventions import Edit, run_batched
+from .metrics import attention_from
 
 TARGET_KINDS = ("middle", "frequent", "ordinary")
 WRITES = ("base", "add", "transplant", "control", "broken")
@@ -63,14 +64,8 @@ def write_dark(h: torch.Tensor, rows: slice, *, targets: torch.Tensor, dark: tor
 def target_readout(probs: torch.Tensor, rows: slice, *, targets: torch.Tensor) -> torch.Tensor:
     """[B, H, T, T] -> [B, 2]: mean attention (heads, queries i > t) to t and to 0."""
     t = targets[rows].to(probs.device)
-    p = probs.float().mean(1)  # [B, T, T]
-    q = torch.arange(p.shape[1], device=p.device)
-    after = (q[None] > t[:, None]).float()  # [B, T]
-    b = torch.arange(p.shape[0], device=p.device)
-    to_t = p[b, :, t]  # [B, T] attention from every query to its window's t
-    to_0 = p[:, :, 0]
-    n = after.sum(1).clamp_min(1)
-    return torch.stack([(to_t * after).sum(1) / n, (to_0 * after).sum(1) / n], 1)
+    after = torch.arange(probs.shape[-1], device=probs.device)[None] > t[:, None]
+    return torch.stack([attention_from(probs, t, after), attention_from(probs, torch.zeros_like(t), after)], 1)
 
 
 @dataclass

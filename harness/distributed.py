@@ -24,18 +24,9 @@ import numpy as np
 import torch
 
 from .interventions import run_batched
+from .metrics import received_moments
 
 MIN_QUERIES = 8
-
-
-def received_moments(probs: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
-    """[B, H, T, T] -> [B, 2, T]: sum and sum of squares over queries i > j of the
-    head-averaged attention i -> j (reduced inside the pass)."""
-    p = probs.float().mean(1)
-    t = p.shape[-1]
-    later = torch.tril(torch.ones(t, t, dtype=torch.bool, device=p.device), diagonal=-1)
-    p = p * later
-    return torch.stack([p.sum(1), (p * p).sum(1)], 1)
 
 
 def uniform_received(t: int) -> np.ndarray:

@@ -172,6 +172,7 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
 def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     """H4-B on a zoo model trained with a <sink> token at k (its manifest says where)."""
     from .interventions import Edit, run_batched
+    from .metrics import attention_from
     from .zoo.language import BigramBackcopy
 
     subj, w = sweep.subject, sweep.windows
@@ -181,11 +182,9 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
 
     def readout(probs, rows):
         """attention to k and to 0 from non-trigger queries after k, head-averaged: [B, 2]"""
-        p = probs.float().mean(1)
-        q = torch.arange(p.shape[1])
-        keep = (~is_trig[rows]) & (q[None] > k)
-        n = keep.sum(1).clamp_min(1)
-        return torch.stack([(p[:, :, k] * keep).sum(1) / n, (p[:, :, 0] * keep).sum(1) / n], 1)
+        keep = (~is_trig[rows]) & (torch.arange(probs.shape[-1])[None] > k)
+        keys = torch.full((keep.shape[0],), k, dtype=torch.long)
+        return torch.stack([attention_from(probs, keys, keep), attention_from(probs, torch.zeros_like(keys), keep)], 1)
 
     att = run_batched(subj, w, s.batch_size, attn_layers=range(subj.n_layers), attn_readout=readout,
                       hidden_layers=layers)

@@ -48,12 +48,29 @@ def sink_mass(probs: torch.Tensor, sink: int = 0) -> torch.Tensor:
     return probs[:, :, sink + 1:, sink].float().mean(dim=(1, 2))
 
 
+def received_moments(probs: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+    """[B, H, T, T] -> [B, 2, T]: sum and sum of squares over queries i > j of the
+    head-averaged attention i -> j. `rows` is unused; it lets this serve as a pass readout."""
+    p = probs.float().mean(1)
+    t = p.shape[-1]
+    later = torch.tril(torch.ones(t, t, dtype=torch.bool, device=p.device), diagonal=-1)
+    p = p * later
+    return torch.stack([p.sum(1), (p * p).sum(1)], 1)
+
+
 def attention_received(probs: torch.Tensor) -> torch.Tensor:
     """Mean attention each key position j gets from later queries i > j, over heads:
     [B, H, T, T] -> [B, T] (the last position, with no later queries, is NaN)."""
+    t = probs.shape[-1]
+    count = torch.arange(t - 1, -1, -1, dtype=torch.float32, device=probs.device)  # T - 1 - j
+    return received_moments(probs)[:, 0] / count.where(count > 0, torch.tensor(float("nan"), device=probs.device))
+
+
+def attention_from(probs: torch.Tensor, keys: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """Mean attention (over heads and the selected queries) to one key per window.
+    probs [B, H, T, T], keys [B] key position per window, queries [B, T] bool/float mask -> [B]."""
     p = probs.float().mean(1)  # [B, T, T]
-    t = p.shape[-1]
-    later = torch.tril(torch.ones(t, t, dtype=torch.bool, device=p.device), diagonal=-1)
-    total = (p * later).sum(1)  # sum over queries i > j
-    count = later.sum(0).float()  # T - 1 - j
-    return total / count.where(count > 0, torch.tensor(float("nan"), device=p.device))
+    b = torch.arange(p.shape[0], device=p.device)
+    to_key = p[b, :, keys.to(p.device)]  # [B, T]: every query's attention to its window's key
+    q = queries.to(device=p.device, dtype=p.dtype)
+    return (to_key * q).sum(1) / q.sum(1).clamp_min(1)

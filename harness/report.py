@@ -8,6 +8,7 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
+from .compare import latest
 from .results import read_jsonl
 
 KEY_EFFECT = {  # the number shown next to pass/fail in the matrix: (metric, label)
@@ -22,12 +23,6 @@ KEY_EFFECT = {  # the number shown next to pass/fail in the matrix: (metric, lab
 
 def claim_key(r: dict) -> str:
     return r["hypothesis"] + (f"/{r['claim']}" if r.get("claim") else "")
-
-
-def latest(records):
-    from .compare import case_id
-
-    return list({case_id(r): r for r in records}.values())
 
 
 def matrix_rows(records) -> tuple[list, list, dict]:
@@ -129,7 +124,7 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
 
 def write_report(results_dir) -> tuple[Path, Path]:
     d = Path(results_dir)
-    records = latest(read_jsonl(d / "results.jsonl"))
+    records = list(latest(read_jsonl(d / "results.jsonl")).values())
     if not records:
         from .errors import SinkbenchError
 

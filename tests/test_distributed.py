@@ -5,7 +5,8 @@ import numpy as np
 import torch
 
 from harness.claims import h3_raw, h3_verdicts
-from harness.distributed import PositionTable, frequent_token_ids, is_punct_or_space, received_moments, uniform_received
+from harness.distributed import PositionTable, frequent_token_ids, is_punct_or_space, uniform_received
+from harness.metrics import received_moments
 
 
 def test_received_moments_and_uniform_expectation():
