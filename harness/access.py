@@ -14,6 +14,7 @@ from functools import cached_property
 import torch
 
 from .errors import SinkbenchError
+from . import attention
 
 LAYER_PATHS = ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers")
 NORM_PATHS = ("model.norm", "model.language_model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm")
@@ -62,6 +63,9 @@ class Subject:
         else:
             raise SinkbenchError(f"unsupported architecture {type(self.model).__name__}: no attention module in its decoder layers")
         self.family = getattr(self.model.config, "model_type", "unknown")
+        if getattr(self.model.config, "_attn_implementation", None) == "eager":
+            # Same eager numbers, but a pass may ask for less (harness.attention).
+            attention.install(self.model)
 
     # --- handles -----------------------------------------------------------
     @cached_property

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from .attention import attention_plan
 from .metrics import chunked_nll, sink_mass
 
 POSITIONS = ("all", "sink", "nonsink")
@@ -69,7 +70,9 @@ def run_pass(
     """Run one traced forward pass on a batch of windows.
 
     attn_layers: layers whose attention probabilities are reduced to sink mass
-    (and, if attn_readout is given, to attn_readout(probs, rows) as well).
+    (and, if attn_readout is given, to attn_readout(probs, rows) as well). Other
+    layers run the fused attention kernel, and so do these when only sink mass is
+    read (see harness.attention).
     hidden_layers: layers whose (possibly edited) output is returned.
     prefix: the unedited output of layer edit.layer for these windows, saved from
     an earlier pass. Layers 0..edit.layer are then skipped (nnsight's skip) and the
@@ -81,7 +84,8 @@ def run_pass(
     attn_set, hidden_set = set(attn_layers), set(hidden_layers)
     saved_mass, saved_hidden, saved_readout = {}, {}, {}
     unembedding, softcap = subject.unembedding, subject.logit_softcap
-    with torch.no_grad(), nn.trace(ids, logits_to_keep=1):
+    plan = dict.fromkeys(attn_set, "probs" if attn_readout is not None else "sink")
+    with torch.no_grad(), attention_plan(plan), nn.trace(ids, logits_to_keep=1):
         # nnsight requires touching modules in execution order.
         if prefix is not None:
             edited = edit.transform(prefix.to(subject.device), rows)

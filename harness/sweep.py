@@ -14,7 +14,9 @@ from .spectrum import Spectrum
 
 @dataclass
 class Measurement:
-    """Per-sequence results of one condition: NLL [N] and sink mass per layer [N, L]."""
+    """Per-sequence results of one condition: NLL [N] and sink mass per layer [N, L]
+    (NaN for layers not measured: those before the edit, and every layer of a filter
+    outside SINK_MASS_FILTERS)."""
 
     nll: np.ndarray
     sink_mass: np.ndarray
@@ -22,6 +24,11 @@ class Measurement:
     def post_filter_sink_mass(self, layer: int) -> np.ndarray:
         """Sink mass averaged over layers layer+1 .. L-1 (those that see the edit): [N]."""
         return self.sink_mass[:, layer + 1:].mean(1)
+
+
+# Filters whose post-filter sink mass a claim reads (H1 (b) and the report); every
+# other filter is measured by NLL alone, so its pass runs no attention readout.
+SINK_MASS_FILTERS = ("dark_all", "dark_sink", "dark_nonsink")
 
 
 def middle_band(n_bands: int) -> int:
@@ -100,7 +107,8 @@ class FilterSweep:
         if key not in self._memo:
             projector, positions = self.projector(name)
             self.base()  # its saved layer outputs are the prefix of every filtered run
-            self._memo[key] = self._run(Edit.project(layer, projector, positions), layer + 1)
+            first_attn = layer + 1 if name in SINK_MASS_FILTERS else self.n_layers
+            self._memo[key] = self._run(Edit.project(layer, projector, positions), first_attn)
         return self._memo[key]
 
     def random_mean_nll(self, layer: int) -> np.ndarray:
