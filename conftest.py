@@ -34,7 +34,8 @@ OPTIONS = [
     ("--dataset", "dataset", "'auto' (default: pydoc text, or a zoo model's own language), 'pydoc', a .txt, a .jsonl with 'text', or hub 'name:config:split:column'"),
     ("--device", "device", "cpu (default), cuda, cuda:N"),
     ("--dtype", "dtype", "float32 (default), bfloat16 or float16"),
-    ("--batch-size", "batch_size", "windows per forward pass (default 16)"),
+    ("--batch-size", "batch_size", "windows per forward pass: 'auto' (default: 16 on CPU, what fits in memory on CUDA) or a number"),
+    ("--filters-per-pass", "filters_per_pass", "filters of one layer stacked in one pass: 'auto' (default: 1 on CPU, what fits on CUDA) or a number"),
     ("--alpha", "alpha", "family-wise error rate after Holm correction (default 0.05)"),
     ("--results", "results", "results directory; results.jsonl is appended there (default ./results)"),
 ]

@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .budget import parse_count
 from .errors import SinkbenchError
 
 
@@ -28,7 +29,8 @@ class Settings:
     h5_min_share: float = 0.5
     random_seeds: int = 3
     bootstrap: int = 2000
-    batch_size: int = 16
+    batch_size: str = "auto"  # windows per pass: 'auto' (16 on CPU, what fits on CUDA) or an integer
+    filters_per_pass: str = "auto"  # filters stacked in one pass: 'auto' (1 on CPU, what fits on CUDA) or an integer
     basis: str = "U"  # bands from the unembedding (U, norm gain folded in) or the embedding (E)
     bands: str = ""  # optional restriction of H2 k values, in band-spec syntax
     results: str = "results"
@@ -39,6 +41,16 @@ class Settings:
         if self.dtype != "auto":
             return self.dtype
         return "float32"
+
+    def windows_per_pass(self, subject) -> int:
+        from .budget import windows_per_pass
+
+        return windows_per_pass(self.batch_size, subject, self.n_seqs, self.seq_len)
+
+    def filters_per_pass_for(self, subject) -> int:
+        from .budget import filters_per_pass
+
+        return filters_per_pass(self.filters_per_pass, subject, self.windows_per_pass(subject), self.seq_len)
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -75,8 +87,10 @@ def make_settings(root: Path | None = None, **overrides) -> Settings:
                 values[key] = float(value)
         except (TypeError, ValueError):
             raise SinkbenchError(f"setting {key!r}: expected a number, got {value!r}") from None
+    for key in ("batch_size", "filters_per_pass"):
+        values[key] = str(parse_count(values.get(key, "auto"), f"--{key.replace('_', '-')}"))
     s = Settings(**values)
-    for key in ("n_bands", "n_seqs", "seq_len", "random_seeds", "bootstrap", "batch_size"):
+    for key in ("n_bands", "n_seqs", "seq_len", "random_seeds", "bootstrap"):
         if getattr(s, key) < 1:
             raise SinkbenchError(f"--{key.replace('_', '-')}: must be a positive integer, got {getattr(s, key)}")
     if s.n_bands < 3:

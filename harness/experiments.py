@@ -48,6 +48,7 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     base = sweep.base()
     grid = {}
     for layer in layers:
+        sweep.prefetch(layer, sweep.filters_for(layer, "h1"))
         grid[layer] = H1Inputs(
             base=base.nll,
             dark_all=sweep.get(layer, "dark_all").nll,
@@ -75,6 +76,7 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
     sp, K = sweep.spectrum, s.n_bands
     grid = {}
     for layer in layers:
+        sweep.prefetch(layer, sweep.filters_for(layer, "h2", ks, frontier))
         for k in ks:
             grid[layer, k] = H2Inputs(
                 base=base.nll,
@@ -123,7 +125,7 @@ def h3_grid(subject, s: Settings) -> dict:
             continue
         windows = windows_for(subject, s.dataset, s.seq_len, s.n_seqs, bos=bos)
         counts = Counter(subject.meta["tokens"][s.dataset])
-        table = measure_positions(subject, windows, sp, counts, s.batch_size)
+        table = measure_positions(subject, windows, sp, counts, s.windows_per_pass(subject))
         raws[cond] = h3_raw(table)
         sinks = Counter(table.tokens[table.sink_like].tolist())
         extra[cond] = {
@@ -158,7 +160,7 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
         for kind in TARGET_KINDS:
             targets = choose_targets(sweep.windows, kind, freq)
             targets_used[layer, kind] = targets
-            writes = {mode: run_write(subj, sweep.windows, sweep.spectrum, layer, targets, mode, s.batch_size,
+            writes = {mode: run_write(subj, sweep.windows, sweep.spectrum, layer, targets, mode, s.windows_per_pass(subj),
                                       prefix=sweep.base_hidden.get(layer)) for mode in WRITES}
             raws[layer, kind] = h4a_raw(writes, rho, s.bootstrap)
     out = h4a_verdicts(raws, alpha=s.alpha)
@@ -186,7 +188,7 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
         keys = torch.full((keep.shape[0],), k, dtype=torch.long)
         return torch.stack([attention_from(probs, keys, keep), attention_from(probs, torch.zeros_like(keys), keep)], 1)
 
-    att = run_batched(subj, w, s.batch_size, attn_layers=range(subj.n_layers), attn_readout=readout,
+    att = run_batched(subj, w, s.windows_per_pass(subj), attn_layers=range(subj.n_layers), attn_readout=readout,
                       hidden_layers=layers)
     dark = sweep.spectrum.remove([s.n_bands])
     grid = {}
@@ -196,8 +198,8 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
         ordinary = np.ones(dr.shape[1], bool)
         ordinary[[0, k]] = False
         grid[layer] = {"att_k": later[:, 0], "att_0": later[:, 1], "nll_base": sweep.base().nll,
-                       "nll_dark_k": run_batched(subj, w, s.batch_size, edit=Edit.project(layer, dark, k)).nll.numpy(),
-                       "nll_dark_0": run_batched(subj, w, s.batch_size, edit=Edit.project(layer, dark, 0)).nll.numpy(),
+                       "nll_dark_k": run_batched(subj, w, s.windows_per_pass(subj), edit=Edit.project(layer, dark, k)).nll.numpy(),
+                       "nll_dark_0": run_batched(subj, w, s.windows_per_pass(subj), edit=Edit.project(layer, dark, 0)).nll.numpy(),
                        "dark_ratio_k": dr[:, k], "dark_ratio_ordinary": dr[:, ordinary].mean(1)}
     return h4b_verdicts(grid, alpha=s.alpha, n_boot=s.bootstrap)
 
@@ -214,8 +216,8 @@ def h5_grid(sweep: FilterSweep, s: Settings, min_share: float, seed: int) -> dic
     chosen = max(first_half, key=lambda c: att.dark_write[:, c].mean())
     other = int(np.random.default_rng(seed).choice([c for c in range(len(att.names)) if c != chosen]))
     scale = att.dark_write[:, chosen] / np.maximum(att.write_norm[:, other], 1e-12)
-    removal = {"dark": run_removal(subj, sweep.windows, sweep.spectrum, chosen, "dark", batch_size=s.batch_size),
-               "control": run_removal(subj, sweep.windows, sweep.spectrum, other, "scaled", scale, s.batch_size,
+    removal = {"dark": run_removal(subj, sweep.windows, sweep.spectrum, chosen, "dark", batch_size=s.windows_per_pass(subj)),
+               "control": run_removal(subj, sweep.windows, sweep.spectrum, other, "scaled", scale, s.windows_per_pass(subj),
                                       mass_after=chosen // 2)}
     base = sweep.base()
     out = h5_verdicts(att, chosen, removal, base.nll, base.sink_mass[:, chosen // 2 + 1:].mean(1),

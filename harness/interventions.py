@@ -34,6 +34,19 @@ class Edit:
         return cls(layer, partial(_project, projector=projector, positions=positions))
 
 
+    @classmethod
+    def stack(cls, edits: list["Edit"]) -> "Edit":
+        """Several edits of one layer in one pass: the batch holds len(edits) copies of
+        the windows (copy-major), and copy c gets edits[c] (see run_batched's copies)."""
+        if len({e.layer for e in edits}) != 1:
+            raise ValueError("Edit.stack: every edit must act on the same layer")
+        return cls(edits[0].layer, partial(_stacked, edits=tuple(edits)))
+
+
+def _stacked(h, rows, edits):
+    return torch.cat([e.transform(part, rows) for e, part in zip(edits, h.chunk(len(edits)))])
+
+
 def _project(h, rows, projector, positions):
     return apply_projector(h, projector, positions)
 
@@ -66,20 +79,24 @@ def run_pass(
     attn_readout=None,
     prefix: torch.Tensor | None = None,
     rows: slice = slice(None),
+    copies: int = 1,
 ) -> PassResult:
     """Run one traced forward pass on a batch of windows.
 
     attn_layers: layers whose attention probabilities are reduced to sink mass
     (and, if attn_readout is given, to attn_readout(probs, rows) as well). Other
-    layers run the fused attention kernel, and so do these when only sink mass is
-    read (see harness.attention).
+    layers run the fused attention kernel (see harness.attention).
     hidden_layers: layers whose (possibly edited) output is returned.
     prefix: the unedited output of layer edit.layer for these windows, saved from
     an earlier pass. Layers 0..edit.layer are then skipped (nnsight's skip) and the
     edited prefix is fed in: the same numbers as a full pass, without recomputing
-    the layers the edit cannot affect."""
+    the layers the edit cannot affect.
+    copies: the batch is `copies` repeats of ids (and of prefix), for Edit.stack;
+    results are copy-major [copies * B, ...]."""
     nn = subject.nn
-    ids = ids.to(subject.device)
+    ids = ids.to(subject.device).repeat(copies, 1)
+    if prefix is not None:
+        prefix = prefix.repeat(copies, 1, 1)
     n = subject.n_layers
     attn_set, hidden_set = set(attn_layers), set(hidden_layers)
     saved_mass, saved_hidden, saved_readout = {}, {}, {}
@@ -113,15 +130,22 @@ def run_pass(
     return PassResult(nll=token_nll.mean(1), token_nll=token_nll, sink_mass=mass, hidden=saved_hidden, attention=saved_readout)
 
 
-def run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.Tensor | None = None, **kwargs) -> PassResult:
-    """run_pass over windows in batches, concatenated along the sequence axis."""
+def run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.Tensor | None = None, copies: int = 1,
+                **kwargs) -> PassResult:
+    """run_pass over windows in batches, concatenated along the sequence axis.
+    With copies > 1 (Edit.stack) a pass holds batch_size windows times copies, and the
+    results stay copy-major: row c * N + i is window i under copy c."""
     parts = [run_pass(subject, windows[i:i + batch_size], prefix=None if prefix is None else prefix[i:i + batch_size],
-                      rows=slice(i, i + batch_size), **kwargs)
+                      rows=slice(i, i + batch_size), copies=copies, **kwargs)
              for i in range(0, len(windows), batch_size)]
+
+    def join(tensors):  # each part is [copies * b, ...]: regroup to [copies * N, ...]
+        return torch.cat([t.unflatten(0, (copies, -1)) for t in tensors], 1).flatten(0, 1)
+
     return PassResult(
-        nll=torch.cat([p.nll for p in parts]),
-        token_nll=torch.cat([p.token_nll for p in parts]),
-        sink_mass=torch.cat([p.sink_mass for p in parts]),
+        nll=join([p.nll for p in parts]),
+        token_nll=join([p.token_nll for p in parts]),
+        sink_mass=join([p.sink_mass for p in parts]),
         hidden={k: torch.cat([p.hidden[k] for p in parts]) for k in parts[0].hidden},
         attention={k: torch.cat([p.attention[k] for p in parts]) for k in parts[0].attention},
     )

@@ -51,12 +51,15 @@ class FilterSweep:
     """All filtered runs of one subject on one set of windows."""
 
     def __init__(self, subject, windows: torch.Tensor, spectrum: Spectrum, batch_size: int, random_seeds: int,
-                 layers: list[int] = (), reuse_prefix: bool = True):
+                 layers: list[int] = (), reuse_prefix: bool = True, filters_per_pass: int = 1):
         self.subject, self.windows, self.spectrum = subject, windows, spectrum
         # The base run keeps these layers' outputs so that a filter applied after
         # layer l skips layers 0..l (see run_pass's prefix).
         self.prefix_layers = sorted(set(layers)) if reuse_prefix else []
         self.batch_size = batch_size
+        # Filters of one layer stacked into one pass (batch = windows x filters): fewer,
+        # larger passes. No gain on a compute-bound CPU; meant for GPUs (see NOTES.md).
+        self.filters_per_pass = max(1, int(filters_per_pass))
         self.seeds = [1000 + s for s in range(random_seeds)]
         self._memo: dict[tuple, Measurement] = {}
         self.passes = 0
@@ -65,21 +68,22 @@ class FilterSweep:
     def n_layers(self) -> int:
         return self.subject.n_layers
 
-    def _run(self, edit: Edit | None, first_attn: int) -> Measurement:
+    def _run(self, edit: Edit | None, first_attn: int, copies: int = 1) -> list[Measurement]:
         self.passes += 1
         prefix = None
         if edit is not None and edit.layer in self.prefix_layers:
             prefix = self.base_hidden[edit.layer]
-        res = run_batched(self.subject, self.windows, self.batch_size, edit=edit, prefix=prefix,
+        res = run_batched(self.subject, self.windows, self.batch_size, edit=edit, prefix=prefix, copies=copies,
                           attn_layers=range(first_attn, self.n_layers),
                           hidden_layers=self.prefix_layers if edit is None else ())
         if edit is None:
             self.base_hidden = res.hidden
-        return Measurement(res.nll.numpy(), res.sink_mass.numpy())
+        nll, mass = res.nll.view(copies, -1).numpy(), res.sink_mass.unflatten(0, (copies, -1)).numpy()
+        return [Measurement(nll[c], mass[c]) for c in range(copies)]
 
     def base(self) -> Measurement:
         if ("base",) not in self._memo:
-            self._memo["base",] = self._run(None, 0)
+            self._memo["base",] = self._run(None, 0)[0]
         return self._memo["base",]
 
     def projector(self, name: str) -> tuple[torch.Tensor, str]:
@@ -103,13 +107,33 @@ class FilterSweep:
         raise ValueError(f"unknown filter {name!r}")
 
     def get(self, layer: int, name: str) -> Measurement:
-        key = (layer, name)
-        if key not in self._memo:
-            projector, positions = self.projector(name)
-            self.base()  # its saved layer outputs are the prefix of every filtered run
-            first_attn = layer + 1 if name in SINK_MASS_FILTERS else self.n_layers
-            self._memo[key] = self._run(Edit.project(layer, projector, positions), first_attn)
-        return self._memo[key]
+        if (layer, name) not in self._memo:
+            self.prefetch(layer, [name])
+        return self._memo[layer, name]
+
+    def prefetch(self, layer: int, names: list[str]) -> None:
+        """Measure the named filters at `layer` not measured yet, filters_per_pass per pass."""
+        todo = [n for n in dict.fromkeys(names) if (layer, n) not in self._memo]
+        self.base()  # its saved layer outputs are the prefix of every filtered run
+        for i in range(0, len(todo), self.filters_per_pass):
+            group = todo[i:i + self.filters_per_pass]
+            edits = [Edit.project(layer, *self.projector(n)) for n in group]
+            # A sink-mass filter in the group makes the pass read attention after the edit.
+            first_attn = layer + 1 if any(n in SINK_MASS_FILTERS for n in group) else self.n_layers
+            edit = edits[0] if len(edits) == 1 else Edit.stack(edits)
+            for n, m in zip(group, self._run(edit, first_attn, copies=len(edits))):
+                self._memo[layer, n] = m
+
+    def filters_for(self, layer: int, hypotheses: str = "h1,h2", ks: list[int] = (), frontier: bool = True) -> list[str]:
+        """The filter names H1 and/or H2 read at a layer (for prefetch)."""
+        names = []
+        if "h1" in hypotheses:
+            names += ["dark_all", "dark_sink", "middle"] + [f"random{s}" for s in self.seeds]
+        if "h2" in hypotheses:
+            names += [f"omega{k}" for k in ks] + [f"head{k + 1}" for k in ks]
+            if frontier:
+                names += [f"omega{k}" for k in range(1, self.spectrum.n_bands - 1)]
+        return list(dict.fromkeys(names))
 
     def random_mean_nll(self, layer: int) -> np.ndarray:
         """Per-sequence NLL averaged over the random-subspace seeds."""

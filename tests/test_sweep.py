@@ -51,3 +51,23 @@ def test_prefix_reuse_gives_the_numbers_of_a_full_pass(llama_subject, windows, t
             a, b = fast.get(layer, name), full.get(layer, name)
             assert np.allclose(a.nll, b.nll, atol=1e-6) and np.allclose(a.sink_mass, b.sink_mass, atol=1e-7, equal_nan=True)
     assert np.allclose(fast.base().nll, full.base().nll)
+
+
+def test_filters_stacked_in_one_pass_give_the_numbers_of_separate_passes(llama_subject, windows):
+    """Edit.stack: one pass of windows x filters equals one pass per filter, and
+    a group with a sink-mass filter still measures its sink mass."""
+    from harness.spectrum import spectrum_for
+    from harness.sweep import FilterSweep
+
+    sp = spectrum_for(llama_subject, 4)
+    names = ["dark_all", "middle", "random1000", "omega1", "head2"]
+    one = FilterSweep(llama_subject, windows, sp, batch_size=4, random_seeds=1, layers=[1])
+    many = FilterSweep(llama_subject, windows, sp, batch_size=4, random_seeds=1, layers=[1], filters_per_pass=3)
+    many.prefetch(1, names)
+    assert many.passes == 1 + 2  # base + ceil(5 / 3)
+    for n in names:
+        a, b = one.get(1, n), many.get(1, n)
+        np.testing.assert_allclose(a.nll, b.nll, atol=1e-5)
+        if n == "dark_all":
+            np.testing.assert_allclose(a.post_filter_sink_mass(1), b.post_filter_sink_mass(1), atol=1e-6)
+    assert len({tuple(many.get(1, n).nll.round(4)) for n in names}) == len(names)  # really different filters

@@ -1,0 +1,43 @@
+"""The most any exact method can gain over the naive reference on a compute-bound
+device, from matmul FLOPs alone.
+
+A filter applied after layer l changes the residual stream from layer l + 1 on,
+so an exact result must still run layers l+1..L-1 and the full unembedding (the
+NLL needs the log-partition over every vocabulary entry) once per filter. The
+naive reference runs all L layers and the unembedding. Their FLOP ratio bounds the
+speed-up of any exact method that does not share work between filters.
+
+    python benchmarks/flop_ceiling.py smollm2-135m gemma3-270m
+"""
+import sys
+
+from harness.access import load_subject
+from harness.experiments import parse_layers
+
+
+def flops_per_token(subject, seq_len: int) -> tuple[float, float]:
+    """(one decoder layer, the unembedding), matmul FLOPs per token."""
+    cfg = getattr(subject.model.config, "text_config", subject.model.config)
+    d, heads, kv = subject.d_model, cfg.num_attention_heads, cfg.num_key_value_heads
+    dh = getattr(cfg, "head_dim", None) or d // heads
+    layer = 2 * d * heads * dh * 2 + 2 * 2 * d * kv * dh + 3 * 2 * d * cfg.intermediate_size + 2 * 2 * heads * dh * seq_len
+    return layer, 2 * d * subject.unembedding.shape[0]
+
+
+def main(names: list[str], seq_len: int = 128) -> None:
+    for name in names:
+        subject = load_subject(name)
+        n = subject.n_layers
+        layer, head = flops_per_token(subject, seq_len)
+        print(f"{name}: {n} layers, per token {layer * n / 1e6:.0f} MFLOP decoder + {head / 1e6:.0f} MFLOP unembedding "
+              f"({head / (layer * n + head):.0%} of a full pass)")
+        for spec in ("0.25,0.5,0.75", "all"):
+            grid = parse_layers(spec, n)
+            naive = len(grid) * (n * layer + head)
+            exact = sum((n - 1 - l) * layer + head for l in grid)
+            print(f"  layers {spec}: prefix reuse bound {naive / exact:.2f}x; "
+                  f"with zero decoder cost (unembedding only) {naive / (len(grid) * head):.2f}x")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["smollm2-135m", "gemma3-270m"])

@@ -1,0 +1,84 @@
+"""Time three per-pass changes on their own, each against what it replaced, on one
+model at its middle layer (16 windows x 128 tokens, fp32):
+
+1. NLL step: chunked_nll (in-place log-sum-exp) vs the same chunks with torch.logsumexp;
+2. attention: six NLL-only filtered passes with the fused kernel and no readout vs
+   eager attention reduced to sink mass in every layer after the edit (the old path);
+3. stacking: the same six filters one per pass vs 3 and 6 per pass (Edit.stack).
+
+    python benchmarks/isolate_pass_costs.py smollm2-135m
+"""
+import sys
+import time
+
+import torch
+
+from harness.access import load_subject
+from harness.data import windows_for
+from harness.interventions import Edit, run_batched
+from harness.metrics import chunked_nll
+from harness.spectrum import spectrum_for
+from harness.sweep import FilterSweep
+
+FILTERS = ["middle", "random1000", "random1001", "omega5", "omega10", "head6"]
+
+
+def timed(fn, repeat: int = 1, warm: bool = True) -> float:
+    if warm:
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def logsumexp_nll(hidden, w, ids, chunk=1 << 25):
+    """The NLL step before: torch.logsumexp on each chunk."""
+    h, tgt = hidden[:, :-1].reshape(-1, hidden.shape[-1]), ids[:, 1:].reshape(-1)
+    per, out = max(1, chunk // w.shape[0]), []
+    for s in range(0, h.shape[0], per):
+        logits = h[s:s + per] @ w.T
+        out.append(torch.logsumexp(logits, 1) - logits.gather(1, tgt[s:s + per, None]).squeeze(1))
+    return torch.cat(out)
+
+
+def main(name: str) -> None:
+    torch.set_grad_enabled(False)
+    subject = load_subject(name)
+    windows = windows_for(subject, "pydoc", 128, 16)
+    sp = spectrum_for(subject, 20)
+    layer = subject.n_layers // 2
+    print(f"{name}: layer {layer} of {subject.n_layers}, vocabulary {subject.unembedding.shape[0]}", flush=True)
+
+    final = torch.randn(16, 128, subject.d_model) * 3
+    old = timed(lambda: logsumexp_nll(final, subject.unembedding, windows), 3)
+    new = timed(lambda: chunked_nll(final, subject.unembedding, windows), 3)
+    diff = (logsumexp_nll(final, subject.unembedding, windows) - chunked_nll(final, subject.unembedding, windows, reduce=False).flatten()).abs().max()
+    print(f"  NLL step: torch.logsumexp {old:.3f}s, in place {new:.3f}s ({old / new:.2f}x), max diff {float(diff):.1e}", flush=True)
+
+    sweep = FilterSweep(subject, windows, sp, 16, 3, layers=[layer])
+    sweep.base()
+    prefix = sweep.base_hidden[layer]
+    edits = [Edit.project(layer, *sweep.projector(f)) for f in FILTERS]
+
+    def passes(attn_layers):
+        for e in edits:
+            run_batched(subject, windows, 16, edit=e, prefix=prefix, attn_layers=attn_layers)
+    # Interleaved rounds, the best of each: a first timed block in a process can run slow.
+    eager, fused = [], []
+    for _ in range(2):
+        eager.append(timed(lambda: passes(range(layer + 1, subject.n_layers)), warm=False))
+        fused.append(timed(lambda: passes(()), warm=False))
+    eager, fused = min(eager), min(fused)
+    print(f"  attention: eager + sink readout {eager:.1f}s, fused, none read {fused:.1f}s ({eager / fused:.2f}x) for {len(FILTERS)} passes (best of 2)", flush=True)
+
+    for per_pass in (1, 3, 6):
+        def run():
+            s = FilterSweep(subject, windows, sp, 16, 3, layers=[layer], filters_per_pass=per_pass)
+            s.base_hidden, s._memo["base",] = sweep.base_hidden, sweep.base()
+            s.prefetch(layer, FILTERS)
+        print(f"  stacking: {per_pass} filter(s) per pass: {timed(run):.1f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
