@@ -52,6 +52,8 @@ def pytest_addoption(parser):
                     help="an earlier results directory: list verdict changes, metrics outside its CIs and unmatched cases; fail if any")
     group.addoption("--models-file", dest="sb_models_file", default=None,
                     help="TOML file with [[model]] name = '...' (alias, path, .gguf or hub id) and optional family = '...'")
+    group.addoption("--remote", dest="sb_remote", action="store_true", default=None,
+                    help="run the interventions on NDIF through nnsight (hub ids NDIF hosts; needs NDIF_API_KEY; see README)")
     group.addoption("--trust-remote-code", dest="sb_trust_remote_code", action="store_true", default=None,
                     help="allow models with custom code (off by default)")
 

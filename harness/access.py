@@ -51,6 +51,7 @@ class Subject:
     attn_name: str = ""
     family: str = ""
     meta: dict = field(default_factory=dict)
+    remote: bool = False  # traces run on NDIF (harness.remote)
 
     def __post_init__(self):
         self.layers_path = _first_path(self.model, LAYER_PATHS, "decoder layers")
@@ -63,7 +64,7 @@ class Subject:
         else:
             raise SinkbenchError(f"unsupported architecture {type(self.model).__name__}: no attention module in its decoder layers")
         self.family = getattr(self.model.config, "model_type", "unknown")
-        if getattr(self.model.config, "_attn_implementation", None) == "eager":
+        if not self.remote and getattr(self.model.config, "_attn_implementation", None) == "eager":
             # Same eager numbers, but a pass may ask for less (harness.attention).
             attention.install(self.model)
 
@@ -114,6 +115,19 @@ class Subject:
     def unembedding(self) -> torch.Tensor:
         return self.model.get_output_embeddings().weight
 
+    def unembedding_in(self, envoy):
+        """The output embedding as seen inside a trace: the local tensor, or, for a
+        remote subject, the server's parameter (so that V x d is never uploaded)."""
+        if not self.remote:
+            return self.unembedding
+        head = self.model.get_output_embeddings()
+        path = next(n for n, m in self.model.named_modules() if m is head)
+        return get_path(envoy, path).weight
+
+    def trace(self, ids, **kwargs):
+        """nnsight's trace, sent to NDIF for a remote subject."""
+        return self.nn.trace(ids, remote=True, **kwargs) if self.remote else self.nn.trace(ids, **kwargs)
+
     @property
     def embedding(self) -> torch.Tensor:
         return self.model.get_input_embeddings().weight
@@ -151,7 +165,7 @@ class Subject:
         probabilities are available and sum to one. Fails loudly at load time."""
         ids = torch.tensor([[self.bos_id or 0, 1, 2, 3, 4]], device=self.device) % self.model.config.vocab_size
         nn = self.nn
-        with torch.no_grad(), nn.trace(ids):
+        with torch.no_grad(), self.trace(ids):
             probs = self.attention(nn, 0).output[1].save()
             hidden = self.layer(nn, 0).output.save()
         if not isinstance(hidden, torch.Tensor) or hidden.shape[-1] != self.d_model:

@@ -35,6 +35,7 @@ class Settings:
     bands: str = ""  # optional restriction of H2 k values, in band-spec syntax
     results: str = "results"
     trust_remote_code: bool = False
+    remote: bool = False  # run the interventions on NDIF (harness.remote); needs NDIF_API_KEY and a hub id
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def resolved_dtype(self) -> str:

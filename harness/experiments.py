@@ -48,7 +48,7 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     base = sweep.base()
     grid = {}
     for layer in layers:
-        sweep.prefetch(layer, sweep.filters_for(layer, "h1"))
+        sweep.prefetch(layer, sweep.filters_for("h1"))
         grid[layer] = H1Inputs(
             base=base.nll,
             dark_all=sweep.get(layer, "dark_all").nll,
@@ -76,7 +76,7 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
     sp, K = sweep.spectrum, s.n_bands
     grid = {}
     for layer in layers:
-        sweep.prefetch(layer, sweep.filters_for(layer, "h2", ks, frontier))
+        sweep.prefetch(layer, sweep.filters_for("h2", ks, frontier))
         for k in ks:
             grid[layer, k] = H2Inputs(
                 base=base.nll,

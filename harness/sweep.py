@@ -112,20 +112,22 @@ class FilterSweep:
         return self._memo[layer, name]
 
     def prefetch(self, layer: int, names: list[str]) -> None:
-        """Measure the named filters at `layer` not measured yet, filters_per_pass per pass."""
+        """Measure the named filters at `layer` not measured yet, filters_per_pass per pass;
+        filters whose sink mass is read share passes only with each other."""
         todo = [n for n in dict.fromkeys(names) if (layer, n) not in self._memo]
         self.base()  # its saved layer outputs are the prefix of every filtered run
-        for i in range(0, len(todo), self.filters_per_pass):
-            group = todo[i:i + self.filters_per_pass]
-            edits = [Edit.project(layer, *self.projector(n)) for n in group]
-            # A sink-mass filter in the group makes the pass read attention after the edit.
-            first_attn = layer + 1 if any(n in SINK_MASS_FILTERS for n in group) else self.n_layers
-            edit = edits[0] if len(edits) == 1 else Edit.stack(edits)
-            for n, m in zip(group, self._run(edit, first_attn, copies=len(edits))):
-                self._memo[layer, n] = m
+        for reads_mass in (True, False):
+            kind = [n for n in todo if (n in SINK_MASS_FILTERS) == reads_mass]
+            first_attn = layer + 1 if reads_mass else self.n_layers
+            for i in range(0, len(kind), self.filters_per_pass):
+                group = kind[i:i + self.filters_per_pass]
+                edits = [Edit.project(layer, *self.projector(n)) for n in group]
+                edit = edits[0] if len(edits) == 1 else Edit.stack(edits)
+                for n, m in zip(group, self._run(edit, first_attn, copies=len(edits))):
+                    self._memo[layer, n] = m
 
-    def filters_for(self, layer: int, hypotheses: str = "h1,h2", ks: list[int] = (), frontier: bool = True) -> list[str]:
-        """The filter names H1 and/or H2 read at a layer (for prefetch)."""
+    def filters_for(self, hypotheses: str = "h1,h2", ks: list[int] = (), frontier: bool = True) -> list[str]:
+        """The filter names H1 and/or H2 read at each layer (for prefetch)."""
         names = []
         if "h1" in hypotheses:
             names += ["dark_all", "dark_sink", "middle"] + [f"random{s}" for s in self.seeds]

@@ -33,7 +33,7 @@ def attribute(subject, windows: torch.Tensor, spectrum) -> Attribution:
     nn, n = subject.nn, subject.n_layers
     pk = spectrum.keep([spectrum.n_bands])
     writes = []
-    with torch.no_grad(), nn.trace(windows.to(subject.device), logits_to_keep=1):
+    with torch.no_grad(), subject.trace(windows.to(subject.device), logits_to_keep=1):
         embed = subject.layer(nn, 0).input[:, 0].float().save()
         for i in range(n):
             attn, mlp = subject.branches(nn, i)
@@ -63,7 +63,7 @@ def run_removal(subject, windows, spectrum, component: int, mode: str, scale: np
     for start in range(0, len(windows), batch_size):
         ids = windows[start:start + batch_size].to(subject.device)
         masses = []
-        with torch.no_grad(), nn.trace(ids, logits_to_keep=1):
+        with torch.no_grad(), subject.trace(ids, logits_to_keep=1):
             for i in range(n):  # nnsight: touch modules in execution order
                 attn_out = None
                 if i > mass_after or (i == layer and branch == 0 and attn_is_branch):
@@ -79,7 +79,7 @@ def run_removal(subject, windows, spectrum, component: int, mode: str, scale: np
                     else:
                         delta = sink * torch.as_tensor(scale[start:start + len(ids)], device=sink.device, dtype=sink.dtype)[:, None]
                     t[:, 0] = (sink - delta).to(t.dtype)
-            nll = chunked_nll(subject.final_norm(nn).output, subject.unembedding, ids, subject.logit_softcap).save()
+            nll = chunked_nll(subject.final_norm(nn).output, subject.unembedding_in(nn), ids, subject.logit_softcap).save()
         nll_out.append(nll.float().cpu())
         mass_out.append(torch.stack([m.float().cpu() for m in masses], 1).mean(1) if masses else torch.full((len(ids),), float("nan")))
     return torch.cat(nll_out).numpy(), torch.cat(mass_out).numpy()
