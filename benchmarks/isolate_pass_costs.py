@@ -1,12 +1,13 @@
 """Time three per-pass changes on their own, each against what it replaced, on one
 model at its middle layer (16 windows x 128 tokens, fp32):
 
-1. NLL step: chunked_nll (in-place log-sum-exp) vs the same chunks with torch.logsumexp;
+1. NLL step: chunked_nll (vocabulary slices, online in-place log-sum-exp) vs token
+   chunks of the whole vocabulary with torch.logsumexp (round 1) and in place (round 2);
 2. attention: six NLL-only filtered passes with the fused kernel and no readout vs
    eager attention reduced to sink mass in every layer after the edit (the old path);
 3. stacking: the same six filters one per pass vs 3 and 6 per pass (Edit.stack).
 
-    python benchmarks/isolate_pass_costs.py smollm2-135m
+    python benchmarks/isolate_pass_costs.py smollm2-135m [--nll-only]
 """
 import sys
 import time
@@ -32,13 +33,18 @@ def timed(fn, repeat: int = 1, warm: bool = True) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def logsumexp_nll(hidden, w, ids, chunk=1 << 25):
-    """The NLL step before: torch.logsumexp on each chunk."""
+def token_chunk_nll(hidden, w, ids, in_place: bool, chunk=1 << 25):
+    """The NLL step of rounds 1 and 2: chunks of tokens against the whole vocabulary."""
     h, tgt = hidden[:, :-1].reshape(-1, hidden.shape[-1]), ids[:, 1:].reshape(-1)
     per, out = max(1, chunk // w.shape[0]), []
     for s in range(0, h.shape[0], per):
         logits = h[s:s + per] @ w.T
-        out.append(torch.logsumexp(logits, 1) - logits.gather(1, tgt[s:s + per, None]).squeeze(1))
+        target = logits.gather(1, tgt[s:s + per, None]).squeeze(1)
+        if in_place:
+            top = logits.amax(1, keepdim=True)
+            out.append(logits.sub_(top).exp_().sum(1).log_() + top.squeeze(1) - target)
+        else:
+            out.append(torch.logsumexp(logits, 1) - target)
     return torch.cat(out)
 
 
@@ -51,10 +57,16 @@ def main(name: str) -> None:
     print(f"{name}: layer {layer} of {subject.n_layers}, vocabulary {subject.unembedding.shape[0]}", flush=True)
 
     final = torch.randn(16, 128, subject.d_model) * 3
-    old = timed(lambda: logsumexp_nll(final, subject.unembedding, windows), 3)
-    new = timed(lambda: chunked_nll(final, subject.unembedding, windows), 3)
-    diff = (logsumexp_nll(final, subject.unembedding, windows) - chunked_nll(final, subject.unembedding, windows, reduce=False).flatten()).abs().max()
-    print(f"  NLL step: torch.logsumexp {old:.3f}s, in place {new:.3f}s ({old / new:.2f}x), max diff {float(diff):.1e}", flush=True)
+    w = subject.unembedding
+    ref = token_chunk_nll(final, w, windows, in_place=False)
+    r1 = timed(lambda: token_chunk_nll(final, w, windows, in_place=False), 3)
+    r2 = timed(lambda: token_chunk_nll(final, w, windows, in_place=True), 3)
+    r3 = timed(lambda: chunked_nll(final, w, windows), 3)
+    diff = (chunked_nll(final, w, windows, reduce=False).flatten() - ref).abs().max()
+    print(f"  NLL step: token chunks + torch.logsumexp {r1:.3f}s, token chunks in place {r2:.3f}s, "
+          f"vocabulary slices, online {r3:.3f}s ({r1 / r3:.2f}x over round 1), max diff {float(diff):.1e}", flush=True)
+    if "--nll-only" in sys.argv:
+        return
 
     sweep = FilterSweep(subject, windows, sp, 16, 3, layers=[layer])
     sweep.base()
@@ -81,4 +93,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1])  # --nll-only: stop after the NLL step

@@ -100,9 +100,10 @@ def run_pass(
     n = subject.n_layers
     attn_set, hidden_set = set(attn_layers), set(hidden_layers)
     saved_mass, saved_hidden, saved_readout = {}, {}, {}
-    unembedding, softcap = subject.unembedding_in(nn), subject.logit_softcap
+    softcap = subject.logit_softcap
     plan = dict.fromkeys(attn_set, "probs" if attn_readout is not None else "sink")
     with torch.no_grad(), attention_plan(plan), subject.trace(ids, logits_to_keep=1):
+        unembedding = subject.unembedding_in(nn)  # inside the trace: on NDIF, the server's
         # nnsight requires touching modules in execution order.
         if prefix is not None:
             edited = edit.transform(prefix.to(subject.device), rows)

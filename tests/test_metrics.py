@@ -9,8 +9,11 @@ def test_chunked_nll_equals_unchunked():
     h, w = torch.randn(3, 17, 8, generator=g), torch.randn(101, 8, generator=g)
     ids = torch.randint(0, 101, (3, 17), generator=g)
     full = F.cross_entropy((h[:, :-1] @ w.T).reshape(-1, 101), ids[:, 1:].reshape(-1), reduction="none").view(3, 16).mean(1)
-    for chunk in (101, 101 * 5, 10**9):  # one token per chunk, several, all at once
+    for chunk in (7, 101, 101 * 5, 10**9):  # 7 tokens x 1 entry per slice ... everything at once
         assert torch.allclose(chunked_nll(h, w, ids, chunk_elements=chunk), full, atol=1e-5)
+    # logits in the thousands (massive activations): the running maximum keeps it finite and exact
+    big = F.cross_entropy((100 * h[:, :-1] @ w.T).reshape(-1, 101), ids[:, 1:].reshape(-1), reduction="none").view(3, 16).mean(1)
+    assert torch.allclose(chunked_nll(100 * h, w, ids, chunk_elements=7), big, rtol=1e-5)
     capped = F.cross_entropy((torch.tanh((h[:, :-1] @ w.T) / 3.0) * 3.0).reshape(-1, 101), ids[:, 1:].reshape(-1), reduction="none").view(3, 16).mean(1)
     assert torch.allclose(chunked_nll(h, w, ids, softcap=3.0, chunk_elements=303), capped, atol=1e-5)
 
