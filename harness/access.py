@@ -13,8 +13,8 @@ from functools import cached_property
 
 import torch
 
-from .errors import SinkbenchError
 from . import attention
+from .errors import SinkbenchError
 
 LAYER_PATHS = ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers")
 NORM_PATHS = ("model.norm", "model.language_model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm")

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .budget import parse_count
+from . import budget
 from .errors import SinkbenchError
 
 
@@ -44,14 +44,12 @@ class Settings:
         return "float32"
 
     def windows_per_pass(self, subject) -> int:
-        from .budget import windows_per_pass
-
-        return windows_per_pass(self.batch_size, subject, self.n_seqs, self.seq_len)
+        """--batch-size resolved for this subject's device (harness.budget)."""
+        return budget.windows_per_pass(self.batch_size, subject, self.n_seqs, self.seq_len)
 
     def filters_per_pass_for(self, subject) -> int:
-        from .budget import filters_per_pass
-
-        return filters_per_pass(self.filters_per_pass, subject, self.windows_per_pass(subject), self.seq_len)
+        """--filters-per-pass resolved for this subject's device (harness.budget)."""
+        return budget.filters_per_pass(self.filters_per_pass, subject, self.windows_per_pass(subject), self.seq_len)
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -89,7 +87,7 @@ def make_settings(root: Path | None = None, **overrides) -> Settings:
         except (TypeError, ValueError):
             raise SinkbenchError(f"setting {key!r}: expected a number, got {value!r}") from None
     for key in ("batch_size", "filters_per_pass"):
-        values[key] = str(parse_count(values.get(key, "auto"), f"--{key.replace('_', '-')}"))
+        values[key] = str(budget.parse_count(values.get(key, "auto"), f"--{key.replace('_', '-')}"))
     s = Settings(**values)
     for key in ("n_bands", "n_seqs", "seq_len", "random_seeds", "bootstrap"):
         if getattr(s, key) < 1:
