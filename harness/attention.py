@@ -14,8 +14,8 @@ says, per layer, what it reads from the attention module's output[1]:
 
 The model runs under the registered implementation "sinkbench", whose masks
 are the eager (additive float) masks, so "probs" is the eager computation
-itself (the fused kernel takes the same additive mask). Outside `attention_plan` every layer gets "probs": code that does not
-ask for less sees plain eager attention."""
+itself (the fused kernel takes the same additive mask). Outside `attention_plan`
+every layer gets "probs": code that does not ask for less sees plain eager attention."""
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -33,7 +33,6 @@ class Edit:
             raise ValueError(f"positions must be one of {POSITIONS} or an int, got {positions!r}")
         return cls(layer, partial(_project, projector=projector, positions=positions))
 
-
     @classmethod
     def stack(cls, edits: list["Edit"]) -> "Edit":
         """Several edits of one layer in one pass: the batch holds len(edits) copies of
@@ -147,6 +146,6 @@ def run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.T
         nll=join([p.nll for p in parts]),
         token_nll=join([p.token_nll for p in parts]),
         sink_mass=join([p.sink_mass for p in parts]),
-        hidden={k: torch.cat([p.hidden[k] for p in parts]) for k in parts[0].hidden},
-        attention={k: torch.cat([p.attention[k] for p in parts]) for k in parts[0].attention},
+        hidden={k: join([p.hidden[k] for p in parts]) for k in parts[0].hidden},
+        attention={k: join([p.attention[k] for p in parts]) for k in parts[0].attention},
     )

@@ -19,20 +19,22 @@ batch); on NDIF, --layers all therefore moves L of them per batch."""
 from __future__ import annotations
 
 import os
-import re
 
 import torch
 
+from . import models
 from .errors import SinkbenchError
-
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def check_remote(spec: str, env=os.environ) -> str:
     """The hub id to run remotely, or a SinkbenchError saying what to fix."""
     if not env.get("NDIF_API_KEY"):
         raise SinkbenchError("--remote: no NDIF API key; get one at https://login.ndif.us and export NDIF_API_KEY=<key>")
-    if not HUB_ID.match(spec) or os.path.exists(spec):
+    try:
+        is_hub = models.resolve(spec).kind == "hub"  # the registry's own reading of --model
+    except SinkbenchError:
+        is_hub = False
+    if not is_hub:
         raise SinkbenchError(
             f"--remote --model {spec!r}: expected a Hugging Face repo id that NDIF hosts (e.g. meta-llama/Llama-3.1-8B); "
             "aliases, local directories and .gguf files run locally: drop --remote")
