@@ -17,6 +17,8 @@ class Settings:
     n_seqs: int = 16
     seq_len: int = 128
     layers: str = "0.25,0.5,0.75"
+    windows: str = "spread"  # layout of the test windows over the text: spread or consecutive
+    n_select: int = 8  # selection windows (between the test windows) for choices made from data
     dataset: str = "auto"  # pydoc for pretrained models, its own language for a zoo model
     device: str = "cpu"
     dtype: str = "auto"  # fp32 on CPU, fp32 on CUDA unless the user asks bf16
@@ -25,8 +27,13 @@ class Settings:
     h1_min_sink_drop: float = 0.2
     h2_ks: str = "0.25,0.5,0.75"
     frontier_tolerance: float = 0.25
+    h2_min_frontier: float = 0.25
     h4_rho: float = 3.0
+    h4_min_recovered: float = 0.5
     h5_min_share: float = 0.5
+    h5_min_sink_drop: float = 0.1
+    h5_min_nll_rise: float = 0.05
+    h5_controls: int = 3
     random_seeds: int = 3
     bootstrap: int = 2000
     batch_size: str = "auto"  # windows per pass: 'auto' (16 on CPU, what fits on CUDA) or an integer
@@ -56,6 +63,50 @@ class Settings:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+MIN_SEQ_LEN = 12  # H3 needs positions with at least 8 later queries, and a few of them
+
+# Statistical settings and the ranges they must lie in: (low, high, low open?, high open?).
+RANGES = {
+    "alpha": (0.0, 0.5, True, False),
+    "h1_min_delta": (0.0, None, False, False),
+    "h1_min_sink_drop": (0.0, 1.0, False, False),
+    "frontier_tolerance": (0.0, None, True, False),
+    "h2_min_frontier": (0.0, 1.0, True, True),
+    "h4_rho": (1.0, None, True, False),
+    "h4_min_recovered": (0.0, 1.0, False, False),
+    "h5_min_share": (0.0, 1.0, False, False),
+    "h5_min_sink_drop": (0.0, 1.0, False, False),
+    "h5_min_nll_rise": (0.0, None, False, False),
+}
+
+
+def setting_name(key: str) -> str:
+    """How the user spells a setting: the command-line option, or its pyproject key."""
+    option = f"--{key.replace('_', '-')}"
+    return option if key in COMMAND_LINE else f"{key} ([tool.sinkbench] in pyproject.toml)"
+
+
+COMMAND_LINE = {"n_bands", "n_seqs", "seq_len", "layers", "windows", "n_select", "dataset", "device", "dtype", "alpha",
+                "batch_size", "filters_per_pass", "basis", "bands", "results"}
+
+
+def check_statistics(s: "Settings") -> None:
+    """One-line errors for statistical settings outside their meaningful ranges."""
+    for key, (lo, hi, lo_open, hi_open) in RANGES.items():
+        v = getattr(s, key)
+        bad = v != v or (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi))
+        if bad:
+            interval = f"{'(' if lo_open else '['}{lo}, {'inf' if hi is None else hi}{')' if hi_open or hi is None else ']'}"
+            raise SinkbenchError(f"{setting_name(key)}: {v} is outside {interval}; pass a value in that range")
+    fractions = []
+    for part in str(s.h2_ks).split(","):
+        try:
+            fractions.append(float(part))
+        except ValueError:
+            raise SinkbenchError(f"{setting_name('h2_ks')}: {part.strip()!r} is not a number; expected fractions of K "
+                                 "like '0.25,0.5,0.75'") from None
+    if any(not 0.0 < f < 1.0 for f in fractions):
+        raise SinkbenchError(f"{setting_name('h2_ks')}: {s.h2_ks!r}; every fraction of K must lie in (0, 1)")
 
 
 def load_pyproject_defaults(root: Path) -> dict:
@@ -89,13 +140,19 @@ def make_settings(root: Path | None = None, **overrides) -> Settings:
     for key in ("batch_size", "filters_per_pass"):
         values[key] = str(budget.parse_count(values.get(key, "auto"), f"--{key.replace('_', '-')}"))
     s = Settings(**values)
-    for key in ("n_bands", "n_seqs", "seq_len", "random_seeds", "bootstrap"):
+    for key in ("n_bands", "n_seqs", "seq_len", "random_seeds", "bootstrap", "h5_controls"):
         if getattr(s, key) < 1:
-            raise SinkbenchError(f"--{key.replace('_', '-')}: must be a positive integer, got {getattr(s, key)}")
+            raise SinkbenchError(f"{setting_name(key)}: must be a positive integer, got {getattr(s, key)}")
+    check_statistics(s)
     if s.n_bands < 3:
         raise SinkbenchError(f"--n-bands: need at least 3 bands (head, middle, dark tail), got {s.n_bands}")
-    if s.seq_len < 4:
-        raise SinkbenchError(f"--seq-len: need at least 4 tokens per window, got {s.seq_len}")
+    if s.seq_len < MIN_SEQ_LEN:
+        raise SinkbenchError(f"--seq-len: need at least {MIN_SEQ_LEN} tokens per window (H3 measures positions with "
+                             f"8 later queries), got {s.seq_len}")
+    if s.windows not in ("spread", "consecutive"):
+        raise SinkbenchError(f"--windows {s.windows!r}: expected 'spread' (default) or 'consecutive'")
+    if s.n_select < 1:
+        raise SinkbenchError(f"--n-select: need at least 1 selection window, got {s.n_select}")
     if s.basis not in ("U", "E"):
         raise SinkbenchError(f"--basis {s.basis!r}: expected U (unembedding) or E (embedding)")
     if s.dtype not in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"):

@@ -1,8 +1,17 @@
-"""Evaluation text and windows of token ids (SCIENCE.md, issue 2 §7).
+"""Evaluation text and windows of token ids.
 
-The text is tokenized once without special tokens and cut into consecutive,
-non-overlapping windows of seq_len tokens. For a model that uses BOS, BOS is the
-first token of every window and counts inside seq_len."""
+The text is tokenized once without special tokens. Each window holds L0 text
+tokens, L0 = seq_len minus the BOS slot (if the model uses BOS; BOS is then the
+first token of every window and counts inside seq_len) and minus a designated
+sink token (zoo models trained with one).
+
+Layouts of the n test windows (docs/methods.md):
+* spread (default): window i takes text tokens [s_i, s_i + L0) with
+  s_i = floor(i * (n_tokens - L0) / max(n - 1, 1)), so windows sample the whole
+  corpus instead of its first documents;
+* consecutive: window i takes [i * L0, (i + 1) * L0) (the layout of older runs).
+Selection windows (what a claim chooses from data, it chooses on these) sit in the
+gaps between spread test windows and never overlap them (select_starts)."""
 from __future__ import annotations
 
 import json
@@ -60,24 +69,77 @@ def load_text(dataset: str) -> str:
     )
 
 
-def make_windows(token_ids: list[int], seq_len: int, n_seqs: int, bos_id: int | None = None,
-                 insert: tuple[int, int] | None = None) -> torch.Tensor:
-    """[n_seqs, seq_len] consecutive non-overlapping windows; BOS first if bos_id is given;
-    insert=(position, token_id) puts a fixed token at that position of every window."""
-    body = seq_len - (1 if bos_id is not None else 0) - (1 if insert is not None else 0)
+LAYOUTS = ("spread", "consecutive")
+
+
+def window_starts(n_tokens: int, body: int, n_seqs: int, layout: str = "spread") -> list[int]:
+    """Start offsets (in text tokens) of the n_seqs test windows of `body` tokens each."""
+    if layout not in LAYOUTS:
+        raise SinkbenchError(f"--windows {layout!r}: expected one of {', '.join(LAYOUTS)}")
     need = n_seqs * body
-    if len(token_ids) < need:
+    if n_tokens < need:
         raise SinkbenchError(
-            f"--dataset has {len(token_ids)} tokens, fewer than --n-seqs x --seq-len needs ({n_seqs} x {body} = {need}); "
+            f"--dataset has {n_tokens} tokens, fewer than --n-seqs x --seq-len needs ({n_seqs} x {body} = {need}); "
             "lower --n-seqs or --seq-len, or use a longer dataset"
         )
-    ids = torch.tensor(token_ids[:need], dtype=torch.long).view(n_seqs, body)
+    if layout == "consecutive":
+        return [i * body for i in range(n_seqs)]
+    return [i * (n_tokens - body) // max(n_seqs - 1, 1) for i in range(n_seqs)]
+
+
+def select_starts(test: list[int], body: int, n_select: int, n_tokens: int) -> list[int]:
+    """Start offsets of n_select selection windows that overlap no test window.
+
+    The free stretches are the gaps between consecutive test windows (with the spread
+    layout the test windows touch both ends of the text). Selection window j goes to
+    gap floor(j * G / n_select) of the G gaps, so they spread over the corpus too; the c
+    windows of one gap are laid out inside it by the spread rule (one window: centred)."""
+    if n_select == 0:
+        return []
+    ends = sorted(test)
+    gaps = [(a + body, b) for a, b in zip(ends, ends[1:])] + [(ends[-1] + body, n_tokens)]
+    gaps = [(a, b) for a, b in gaps if b > a]
+    if not gaps:
+        raise SinkbenchError(f"--n-select {n_select}: the text has no room between the test windows; "
+                             "use --windows spread, fewer --n-seqs, or a longer --dataset")
+    per_gap = [0] * len(gaps)
+    for j in range(n_select):
+        per_gap[j * len(gaps) // n_select] += 1
+    out = []
+    for (a, b), c in zip(gaps, per_gap):
+        if c == 0:
+            continue
+        room = b - a - c * body
+        if room < 0:
+            raise SinkbenchError(
+                f"--n-select {n_select}: a gap of {b - a} tokens between test windows cannot hold {c} selection windows "
+                f"of {body} tokens; lower --n-select or --n-seqs, or use a longer --dataset")
+        out += [a + room // 2] if c == 1 else [a + r * (b - a - body) // (c - 1) for r in range(c)]
+    return out
+
+
+def make_windows(token_ids: list[int], seq_len: int, n_seqs: int, bos_id: int | None = None,
+                 insert: tuple[int, int] | None = None, layout: str = "consecutive",
+                 starts: list[int] | None = None) -> torch.Tensor:
+    """[n_seqs, seq_len] windows laid out by `layout` (or at the given text offsets `starts`);
+    BOS first if bos_id is given; insert=(position, token_id) puts a fixed token at that
+    position of every window."""
+    body = window_body(seq_len, bos_id is not None, insert is not None)
+    if starts is None:
+        starts = window_starts(len(token_ids), body, n_seqs, layout)
+    n_seqs = len(starts)
+    ids = torch.tensor([token_ids[s:s + body] for s in starts], dtype=torch.long).view(n_seqs, body)
     if insert is not None:
         k, tok = insert
         ids = torch.cat([ids[:, :k], torch.full((n_seqs, 1), tok, dtype=torch.long), ids[:, k:]], 1)
     if bos_id is not None:
         ids = torch.cat([torch.full((n_seqs, 1), bos_id, dtype=torch.long), ids], 1)
     return ids
+
+
+def window_body(seq_len: int, bos: bool, insert: bool = False) -> int:
+    """L0: text tokens per window (seq_len minus the BOS slot and a designated sink token)."""
+    return seq_len - int(bos) - int(insert)
 
 
 def zoo_text(manifest: dict, n_tokens: int = 200_000) -> str:
@@ -106,18 +168,41 @@ def subject_text(subject, dataset: str) -> str:
     return load_text(dataset)
 
 
-def windows_for(subject, dataset: str, seq_len: int, n_seqs: int, bos: bool | None = None) -> torch.Tensor:
-    """Windows for a subject; bos=None means the model's native use. A zoo model trained
-    with a designated sink token gets it at its trained position in every window."""
+def windows_for(subject, dataset: str, seq_len: int, n_seqs: int, bos: bool | None = None, layout: str = "spread",
+                split: str = "test", n_select: int = 0) -> torch.Tensor:
+    """Test windows (split='test') or the n_select selection windows between them
+    (split='select') for a subject; bos=None means the model's native use. A zoo model
+    trained with a designated sink token gets it at its trained position in every window."""
     use_bos = subject.uses_bos if bos is None else bos
     longest = getattr(subject.model.config, "max_position_embeddings", None)
     if longest is not None and seq_len > longest:
         raise SinkbenchError(f"--seq-len {seq_len}: longer than {subject.name}'s max_position_embeddings ({longest}); pass --seq-len {longest} or less")
     if use_bos and subject.bos_id is None:
         raise SinkbenchError(f"{subject.name}: the tokenizer has no BOS token, so BOS cannot be forced on")
+    tokens = text_tokens(subject, dataset)
+    k = subject.meta.get("zoo", {}).get("evaluation", {}).get("designated_sink")
+    insert = (k, subject.tokenizer.convert_tokens_to_ids("<sink>")) if k is not None else None
+    layout_ = window_layout(subject, dataset, seq_len, n_seqs, use_bos, layout, n_select)
+    return make_windows(tokens, seq_len, n_seqs, subject.bos_id if use_bos else None, insert,
+                        starts=layout_["select_starts" if split == "select" else "test_starts"])
+
+
+def text_tokens(subject, dataset: str) -> list[int]:
+    """The dataset's text tokenized once per subject (no special tokens), memoised."""
     memo = subject.meta.setdefault("tokens", {})
     if dataset not in memo:
         memo[dataset] = subject.tokenizer(subject_text(subject, dataset), add_special_tokens=False).input_ids
-    k = subject.meta.get("zoo", {}).get("evaluation", {}).get("designated_sink")
-    insert = (k, subject.tokenizer.convert_tokens_to_ids("<sink>")) if k is not None else None
-    return make_windows(memo[dataset], seq_len, n_seqs, subject.bos_id if use_bos else None, insert)
+    return memo[dataset]
+
+
+def window_layout(subject, dataset: str, seq_len: int, n_seqs: int, bos: bool | None = None, layout: str = "spread",
+                  n_select: int = 0) -> dict:
+    """Where the test and selection windows start in the tokenized text (for the record:
+    anyone can rebuild the windows from these offsets and the rule in the module docstring)."""
+    use_bos = subject.uses_bos if bos is None else bos
+    n_tokens = len(text_tokens(subject, dataset))
+    designated = subject.meta.get("zoo", {}).get("evaluation", {}).get("designated_sink") is not None
+    body = window_body(seq_len, use_bos, designated)
+    test = window_starts(n_tokens, body, n_seqs, layout)
+    return {"layout": layout, "text_tokens": n_tokens, "window_text_tokens": body, "test_starts": test,
+            "select_starts": select_starts(test, body, n_select, n_tokens)}

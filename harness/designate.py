@@ -1,4 +1,4 @@
-"""H4, designating a sink by hand (issue 5).
+"""H4, designating a sink by hand.
 
 A. By intervention: at layer l, take the dark-tail (band K) component v of the
 primary sink's residual (position 0) and write it into a target position t:
@@ -22,6 +22,7 @@ import torch
 
 from .interventions import Edit, run_batched
 from .metrics import attention_from
+from .tensors import to_numpy
 
 TARGET_KINDS = ("middle", "frequent", "ordinary")
 WRITES = ("base", "add", "transplant", "control", "broken")
@@ -90,8 +91,8 @@ def run_write(subject, windows, spectrum, layer: int, targets: torch.Tensor, mod
     edit = Edit(layer, partial(write_dark, targets=targets, dark=dark, mode=mode, control_dirs=control))
     res = run_batched(subject, windows, batch_size, edit=edit, prefix=prefix,
                       attn_layers=range(layer + 1, n_layers), attn_readout=partial(target_readout, targets=targets))
-    att = torch.stack([res.attention[i] for i in range(layer + 1, n_layers)]).mean(0).numpy()  # [N, 2]
+    att = to_numpy(torch.stack([res.attention[i] for i in range(layer + 1, n_layers)]).mean(0))  # [N, 2]
     pos = torch.arange(windows.shape[1] - 1)
     after = (pos[None] > targets[:, None]).float()
-    nll_after = ((res.token_nll * after).sum(1) / after.sum(1).clamp_min(1)).numpy()
+    nll_after = to_numpy((res.token_nll * after).sum(1) / after.sum(1).clamp_min(1))
     return WriteResult(att[:, 0], att[:, 1], nll_after)

@@ -1,4 +1,4 @@
-"""Measurements for H3, distributed sinks (issue 4): per position, the attention it
+"""Measurements for H3, distributed sinks: per position, the attention it
 receives in the layers where sinks are active, whether it is sink-like, its dark
 ratio and band profile, and its token's frequency.
 
@@ -10,6 +10,7 @@ Definitions (documented defaults):
   are the upper half (by median split, layer 0 excluded) of layers ranked by
   their largest mean bar ratio over key positions 1..T-1-min_queries. This does
   not presume the sink sits at position 0 (it cannot in a sliding-window model).
+  They are chosen on selection windows, never on the windows the claims test.
 * sink-like position j >= 1: bar ratio >= 5 and coefficient of variation of the
   attention it receives over its queries <= 1 (a "bar": many queries, steadily),
   among positions with at least min_queries = 8 later queries.
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import SinkbenchError
 from .interventions import run_batched
 from .metrics import received_moments
+from .tensors import to_numpy
 
 MIN_QUERIES = 8
 
@@ -58,40 +61,61 @@ class PositionTable:
     position0_bar_ratio: np.ndarray  # [N]
     position0_dark_ratio: np.ndarray  # [N]
     active_layers: list
+    position0_sink_like: np.ndarray | None = None  # [N] bool: position 0 meets the sink-like rule
+
+
+def last_measured(t: int) -> int:
+    """Last key position with at least MIN_QUERIES later queries in a window of t tokens."""
+    last = t - 1 - MIN_QUERIES
+    if last < 2:
+        raise SinkbenchError(f"--seq-len {t}: H3 needs windows of at least {MIN_QUERIES + 3} tokens "
+                             f"(positions with {MIN_QUERIES} later queries); pass a longer --seq-len")
+    return last
+
+
+def choose_active_layers(subject, windows: torch.Tensor, batch_size: int) -> list[int]:
+    """The upper half of layers 1..L-1 ranked by how strongly attention concentrates on one key
+    position >= 1 (its largest mean bar ratio). Pass selection windows, not test windows."""
+    n_layers, t = subject.n_layers, windows.shape[1]
+    last = last_measured(t)
+    res = run_batched(subject, windows, batch_size, attn_layers=range(1, n_layers), attn_readout=received_moments)
+    counts, uni = t - 1 - np.arange(t), uniform_received(t)
+    concentration = {}
+    for l in range(1, n_layers):
+        mean = to_numpy(res.attention[l][:, 0]) / np.maximum(counts, 1)
+        concentration[l] = float(np.nanmax((mean[:, 1:last + 1] / uni[1:last + 1]).mean(0)))
+    ranked = sorted(concentration, key=concentration.get, reverse=True)
+    return sorted(ranked[: max(1, len(ranked) // 2)])
 
 
 def measure_positions(subject, windows: torch.Tensor, spectrum, token_counts: Counter, batch_size: int,
-                      min_ratio: float = 5.0, max_cv: float = 1.0, top_share: float = 0.01) -> PositionTable:
-    n_layers, t = subject.n_layers, windows.shape[1]
-    res = run_batched(subject, windows, batch_size, attn_layers=range(n_layers), hidden_layers=range(n_layers),
+                      active_layers: list[int], min_ratio: float = 5.0, max_cv: float = 1.0,
+                      top_share: float = 0.01) -> PositionTable:
+    """Per-position measurements on the test windows, in the given (pre-chosen) active layers."""
+    t = windows.shape[1]
+    active = list(active_layers)
+    res = run_batched(subject, windows, batch_size, attn_layers=active, hidden_layers=active,
                       attn_readout=received_moments)
     counts = t - 1 - np.arange(t)  # later queries per key
     uni = uniform_received(t)
-    last = t - 1 - MIN_QUERIES
-    if last < 2:
-        raise ValueError(f"--seq-len {t}: H3 needs windows longer than {MIN_QUERIES + 2} tokens")
-    mean = {l: res.attention[l][:, 0].numpy() / np.maximum(counts, 1) for l in range(n_layers)}
-    # active layers: where attention concentrates most on some key position
-    concentration = {l: np.nanmax((mean[l][:, 1:last + 1] / uni[1:last + 1]).mean(0)) for l in range(1, n_layers)}
-    ranked = sorted(concentration, key=concentration.get, reverse=True)
-    active = sorted(ranked[: max(1, len(ranked) // 2)])
-    m1 = np.mean([mean[l] for l in active], 0)
-    m2 = np.mean([res.attention[l][:, 1].numpy() / np.maximum(counts, 1) for l in active], 0)
+    last = last_measured(t)
+    m1 = np.mean([to_numpy(res.attention[l][:, 0]) / np.maximum(counts, 1) for l in active], 0)
+    m2 = np.mean([to_numpy(res.attention[l][:, 1]) / np.maximum(counts, 1) for l in active], 0)
     std = np.sqrt(np.maximum(m2 - m1 ** 2, 0))
     ratio = m1 / uni
     cv = std / np.maximum(m1, 1e-12)
     hidden = torch.stack([res.hidden[l] for l in active]).float()  # [A, N, T, d]
-    dark = spectrum.dark_ratio(hidden).mean(0).cpu().numpy()
+    dark = to_numpy(spectrum.dark_ratio(hidden).mean(0))
     profile = spectrum.band_profile(hidden).mean(0)  # [N, T, K]
-    cos = torch.nn.functional.cosine_similarity(profile, profile[:, :1], dim=-1).cpu().numpy()
-    ids = windows.numpy()
+    cos = to_numpy(torch.nn.functional.cosine_similarity(profile, profile[:, :1], dim=-1))
+    ids = to_numpy(windows)
     frequent = frequent_mask(subject.tokenizer, ids, token_counts, top_share)
     sl = slice(1, last + 1)
     return PositionTable(
         bar_ratio=ratio[:, sl], cv=cv[:, sl], sink_like=(ratio[:, sl] >= min_ratio) & (cv[:, sl] <= max_cv),
         dark_ratio=dark[:, sl], profile_cos=cos[:, sl], frequent=frequent[:, sl], tokens=ids[:, sl],
         position0_received=m1[:, 0], position0_bar_ratio=ratio[:, 0], position0_dark_ratio=dark[:, 0],
-        active_layers=active,
+        active_layers=active, position0_sink_like=(ratio[:, 0] >= min_ratio) & (cv[:, 0] <= max_cv),
     )
 
 

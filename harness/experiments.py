@@ -1,5 +1,7 @@
-"""H1 and H2 over a model's layer (x k) grid: pull the conditions each claim needs
-from a FilterSweep and hand the per-sequence arrays to the pure verdict functions."""
+"""The H1-H5 grids of one model: pull the conditions each claim needs from a
+FilterSweep (test windows) and, where a claim chooses something from data, from
+selection windows that never overlap the test windows; hand the per-window arrays
+to the pure verdict functions in harness.claims."""
 from __future__ import annotations
 
 from collections import Counter
@@ -7,11 +9,12 @@ from collections import Counter
 import numpy as np
 import torch
 
-from .claims import (H1Inputs, H2Inputs, compression_frontier, h1_verdicts, h2_verdicts, h3_raw, h3_verdicts, h4a_raw,
-                     h4a_verdicts, h4b_verdicts, h5_verdicts)
+from .claims import (H1Inputs, H2bInputs, H2Inputs, H5Inputs, compression_frontier, frontier_k, h1_verdicts,
+                     h2_verdicts, h3_raw, h3_verdicts, h4a_raw, h4a_verdicts, h4b_verdicts, h5_verdicts)
 from .config import Settings
 from .errors import SinkbenchError
 from .sweep import FilterSweep, middle_band
+from .tensors import to_numpy
 
 
 def parse_layers(spec: str, n_layers: int, model: str = "model") -> list[int]:
@@ -44,26 +47,34 @@ def parse_layers(spec: str, n_layers: int, model: str = "model") -> list[int]:
     return out
 
 
+def selection_windows(subject, s: Settings, bos: bool | None = None) -> torch.Tensor:
+    """The --n-select selection windows (in the gaps between the test windows) for choices
+    made from data."""
+    from .data import windows_for
+
+    return windows_for(subject, s.dataset, s.seq_len, s.n_seqs, bos=bos, layout=s.windows, split="select",
+                       n_select=s.n_select)
+
+
 def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     base = sweep.base()
     grid = {}
     for layer in layers:
         sweep.prefetch(layer, sweep.filters_for("h1"))
+        dark_all, dark_sink = sweep.get(layer, "dark_all"), sweep.get(layer, "dark_sink")
         grid[layer] = H1Inputs(
-            base=base.nll,
-            dark_all=sweep.get(layer, "dark_all").nll,
-            random=sweep.random_mean_nll(layer),
-            middle=sweep.get(layer, "middle").nll,
-            dark_sink=sweep.get(layer, "dark_sink").nll,
+            base=base.nll, dark_all=dark_all.nll, random=sweep.random_mean_nll(layer),
+            middle=sweep.get(layer, "middle").nll, base_rest=base.nll_rest, dark_all_rest=dark_all.nll_rest,
+            dark_sink=dark_sink.nll, dark_sink_rest=dark_sink.nll_rest,
             sink_mass_base=base.post_filter_sink_mass(layer),
-            sink_mass_dark_sink=sweep.get(layer, "dark_sink").post_filter_sink_mass(layer),
+            sink_mass_dark_sink=dark_sink.post_filter_sink_mass(layer),
         )
     results = h1_verdicts(grid, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop, n_boot=s.bootstrap)
     for layer, (_, metrics) in results.items():
         metrics["sink_mass_dark_all"] = float(sweep.get(layer, "dark_all").post_filter_sink_mass(layer).mean())
         hidden = sweep.base_hidden.get(layer)
         if hidden is not None:  # the dark tail's share at the sink vs ordinary positions (report figure)
-            ratio = sweep.spectrum.dark_ratio(hidden.float()).cpu()
+            ratio = to_numpy(sweep.spectrum.dark_ratio(hidden.float()))
             metrics["dark_ratio_sink"] = float(ratio[:, 0].mean())
             metrics["dark_ratio_ordinary"] = float(ratio[:, 1:].mean())
         metrics["middle_band"] = middle_band(s.n_bands)
@@ -71,12 +82,21 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     return results
 
 
+def omega_deleted_share(sp, k: int) -> float:
+    """Share of the residual dimensions Omega_k (bands 1..k + K) deletes."""
+    return 1.0 - sp.band_dim(list(range(1, k + 1)) + [sp.n_bands]) / sp.d
+
+
 def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, frontier: bool = True) -> dict:
+    """H2a per (layer, k), H2b per layer (Omega_k fixed by h2_min_frontier), one Holm family.
+    Keys: (layer, k) and (layer, 'b')."""
     base = sweep.base()
     sp, K = sweep.spectrum, s.n_bands
-    grid = {}
+    shares = {k: omega_deleted_share(sp, k) for k in range(1, K - 1)}
+    k_b = frontier_k(shares, s.h2_min_frontier)
+    grid, grid_b = {}, {}
     for layer in layers:
-        sweep.prefetch(layer, sweep.filters_for("h2", ks, frontier))
+        sweep.prefetch(layer, sweep.filters_for("h2", ks + ([k_b] if k_b else []), frontier))
         for k in ks:
             grid[layer, k] = H2Inputs(
                 base=base.nll,
@@ -85,22 +105,24 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
                 omega_dim=sp.band_dim(list(range(1, k + 1)) + [K]),
                 head_dim=sp.band_dim(list(range(1, k + 2))),
             )
-    results = h2_verdicts(grid, alpha=s.alpha, n_boot=s.bootstrap)
+        grid_b[layer] = H2bInputs(base=base.nll, omega=sweep.get(layer, f"omega{k_b}").nll if k_b else base.nll,
+                                  k=k_b, deleted_share=shares.get(k_b, 0.0))
+    results = h2_verdicts(grid, grid_b, alpha=s.alpha, n_boot=s.bootstrap, tolerance=s.frontier_tolerance,
+                          min_frontier=s.h2_min_frontier)
     if frontier:
         for layer in layers:
-            deltas, shares = {}, {}
-            for k in range(1, K - 1):
-                deltas[k] = float((sweep.get(layer, f"omega{k}").nll - base.nll).mean())
-                shares[k] = 1.0 - sp.band_dim(list(range(1, k + 1)) + [K]) / sp.d
+            deltas = {k: float((sweep.get(layer, f"omega{k}").nll - base.nll).mean()) for k in range(1, K - 1)}
             front = compression_frontier(deltas, shares, s.frontier_tolerance)
             front["omega_deltas"] = deltas
-            for k in ks:
+            for k in ks + ["b"]:
                 results[layer, k][1]["frontier"] = front
     return results
 
 
 # --------------------------------------------------------------------------- H3
-H3_CONDITIONS = ("native", "bos", "nobos")
+# BOS conditions, named for what they are: the model's native one is one of them
+# (recorded as native), so no data is measured or counted twice.
+H3_CONDITIONS = ("bos", "nobos")
 
 
 def scatter_sample(table, n: int = 400) -> dict:
@@ -111,29 +133,36 @@ def scatter_sample(table, n: int = 400) -> dict:
             "sink_like": table.sink_like.ravel()[idx].astype(int).tolist()}
 
 
+def h3_conditions(subject) -> list[str]:
+    """The BOS conditions this tokenizer allows (bos needs a BOS token)."""
+    return [c for c in H3_CONDITIONS if c == "nobos" or subject.bos_id is not None]
+
+
 def h3_grid(subject, s: Settings) -> dict:
-    """H3 under each BOS condition the tokenizer allows; Holm over conditions x claims."""
-    from .data import windows_for
-    from .distributed import measure_positions
+    """H3 under each BOS condition the tokenizer allows; Holm over conditions x claims.
+    Active layers are chosen on selection windows; the claims are tested on test windows."""
+    from .data import text_tokens, windows_for
+    from .distributed import choose_active_layers, measure_positions
     from .spectrum import spectrum_for
 
     sp = spectrum_for(subject, s.n_bands, s.basis)
+    counts = Counter(text_tokens(subject, s.dataset))
+    batch = s.windows_per_pass(subject)
     raws, extra = {}, {}
-    for cond in H3_CONDITIONS:
-        bos = {"native": None, "bos": True, "nobos": False}[cond]
-        if bos and subject.bos_id is None:
-            continue
-        windows = windows_for(subject, s.dataset, s.seq_len, s.n_seqs, bos=bos)
-        counts = Counter(subject.meta["tokens"][s.dataset])
-        table = measure_positions(subject, windows, sp, counts, s.windows_per_pass(subject))
+    for cond in h3_conditions(subject):
+        bos = cond == "bos"
+        windows = windows_for(subject, s.dataset, s.seq_len, s.n_seqs, bos=bos, layout=s.windows)
+        active = choose_active_layers(subject, selection_windows(subject, s, bos=bos), batch)
+        table = measure_positions(subject, windows, sp, counts, batch, active_layers=active)
         raws[cond] = h3_raw(table)
         sinks = Counter(table.tokens[table.sink_like].tolist())
         extra[cond] = {
-            "uses_bos": bool(subject.bos_id is not None and windows[0, 0] == subject.bos_id),
-            "active_layers": table.active_layers,
+            "native": bool(subject.uses_bos) == bos,
+            "active_layers": active, "active_layers_chosen_on": "selection windows",
             "position0_received": float(table.position0_received.mean()),
             "position0_bar_ratio": float(table.position0_bar_ratio.mean()),
             "position0_dark_ratio": float(table.position0_dark_ratio.mean()),
+            "position0_sink_like_share": float(table.position0_sink_like.mean()),
             "mean_dark_ratio_sink_like": float(table.dark_ratio[table.sink_like].mean()) if table.sink_like.any() else None,
             "mean_dark_ratio_ordinary": float(table.dark_ratio[~table.sink_like].mean()),
             "n_sink_like": int(table.sink_like.sum()), "n_positions": int(table.sink_like.size),
@@ -148,13 +177,15 @@ def h3_grid(subject, s: Settings) -> dict:
 
 # --------------------------------------------------------------------------- H4
 def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> dict:
-    """H4-A over layers x target kinds; Holm over every p-value of the grid."""
+    """H4-A over layers x target kinds; Holm over every p-value of the grid. Targets are
+    chosen from token identities and positions alone (no activations are looked at)."""
+    from .data import text_tokens
     from .designate import TARGET_KINDS, WRITES, choose_targets, run_write
     from .distributed import frequent_mask
 
     subj = sweep.subject
     sweep.base()
-    freq = frequent_mask(subj.tokenizer, sweep.windows.numpy(), Counter(subj.meta["tokens"][s.dataset]))
+    freq = frequent_mask(subj.tokenizer, to_numpy(sweep.windows), Counter(text_tokens(subj, s.dataset)))
     raws, targets_used = {}, {}
     for layer in layers:
         for kind in TARGET_KINDS:
@@ -163,7 +194,7 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
             writes = {mode: run_write(subj, sweep.windows, sweep.spectrum, layer, targets, mode, s.windows_per_pass(subj),
                                       prefix=sweep.base_hidden.get(layer)) for mode in WRITES}
             raws[layer, kind] = h4a_raw(writes, rho, s.bootstrap)
-    out = h4a_verdicts(raws, alpha=s.alpha)
+    out = h4a_verdicts(raws, alpha=s.alpha, min_recovered=s.h4_min_recovered)
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
         m["target_positions"] = t.tolist()
@@ -171,8 +202,18 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
     return out
 
 
+def nll_excluding(token_nll: torch.Tensor, positions: list[int]) -> np.ndarray:
+    """Per-window mean NLL [N] of the predictions made at positions not in `positions`
+    (token_nll [N, T-1]: column t is the prediction made at position t)."""
+    keep = torch.ones(token_nll.shape[1], dtype=torch.bool)
+    keep[[p for p in positions if 0 <= p < len(keep)]] = False
+    return to_numpy(token_nll[:, keep].mean(1))
+
+
 def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
-    """H4-B on a zoo model trained with a <sink> token at k (its manifest says where)."""
+    """H4-B on a zoo model trained with a <sink> token at k (its manifest says where).
+    NLLs leave out the predictions made at 0 and k (edited directly) and at k-1 (it predicts
+    the <sink> token, which training masked out)."""
     from .interventions import Edit, run_batched
     from .metrics import attention_from
     from .zoo.language import BigramBackcopy
@@ -180,48 +221,71 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     subj, w = sweep.subject, sweep.windows
     ev = subj.meta["zoo"]["evaluation"]
     k = ev["designated_sink"]
-    is_trig = torch.as_tensor(BigramBackcopy(**ev["language"]).is_trigger(w.numpy()))
+    is_trig = torch.as_tensor(BigramBackcopy(**ev["language"]).is_trigger(to_numpy(w)))
+    skip = [0, k - 1, k]
 
     def readout(probs, rows):
         """attention to k and to 0 from non-trigger queries after k, head-averaged: [B, 2]"""
-        keep = (~is_trig[rows]) & (torch.arange(probs.shape[-1])[None] > k)
-        keys = torch.full((keep.shape[0],), k, dtype=torch.long)
+        keep = (~is_trig[rows].to(probs.device)) & (torch.arange(probs.shape[-1], device=probs.device)[None] > k)
+        keys = torch.full((keep.shape[0],), k, dtype=torch.long, device=probs.device)
         return torch.stack([attention_from(probs, keys, keep), attention_from(probs, torch.zeros_like(keys), keep)], 1)
 
-    att = run_batched(subj, w, s.windows_per_pass(subj), attn_layers=range(subj.n_layers), attn_readout=readout,
-                      hidden_layers=layers)
+    batch = s.windows_per_pass(subj)
+    att = run_batched(subj, w, batch, attn_layers=range(subj.n_layers), attn_readout=readout, hidden_layers=layers)
+    base_nll = nll_excluding(att.token_nll, skip)
     dark = sweep.spectrum.remove([s.n_bands])
     grid = {}
     for layer in layers:
-        later = torch.stack([att.attention[i] for i in range(layer + 1, subj.n_layers)]).mean(0).numpy()
-        dr = sweep.spectrum.dark_ratio(att.hidden[layer]).numpy()  # [N, T]
+        later = to_numpy(torch.stack([att.attention[i] for i in range(layer + 1, subj.n_layers)]).mean(0))
+        dr = to_numpy(sweep.spectrum.dark_ratio(att.hidden[layer]))  # [N, T]
         ordinary = np.ones(dr.shape[1], bool)
         ordinary[[0, k]] = False
-        grid[layer] = {"att_k": later[:, 0], "att_0": later[:, 1], "nll_base": sweep.base().nll,
-                       "nll_dark_k": run_batched(subj, w, s.windows_per_pass(subj), edit=Edit.project(layer, dark, k)).nll.numpy(),
-                       "nll_dark_0": run_batched(subj, w, s.windows_per_pass(subj), edit=Edit.project(layer, dark, 0)).nll.numpy(),
+        dark_k = run_batched(subj, w, batch, edit=Edit.project(layer, dark, k)).token_nll
+        dark_0 = run_batched(subj, w, batch, edit=Edit.project(layer, dark, 0)).token_nll
+        grid[layer] = {"att_k": later[:, 0], "att_0": later[:, 1], "nll_base": base_nll,
+                       "nll_dark_k": nll_excluding(dark_k, skip), "nll_dark_0": nll_excluding(dark_0, skip),
                        "dark_ratio_k": dr[:, k], "dark_ratio_ordinary": dr[:, ordinary].mean(1)}
-    return h4b_verdicts(grid, alpha=s.alpha, n_boot=s.bootstrap)
+    out = h4b_verdicts(grid, alpha=s.alpha, n_boot=s.bootstrap)
+    for key, (_, m) in out.items():
+        m["nll_positions_left_out"] = skip
+    return out
 
 
 # --------------------------------------------------------------------------- H5
 def h5_grid(sweep: FilterSweep, s: Settings, min_share: float, seed: int) -> dict:
-    """Attribute the sink's dark norm, pick the largest writer in the first half of the
-    components, remove its dark write at the sink, and an equal-norm write of a random other."""
+    """Choose the largest dark writer at the sink among the first half of the components on
+    selection windows; on the test windows, measure its share and remove its band-K write at
+    the sink, against h5_controls equal-norm removals of other components of the same layer
+    range (at or before the writer's layer, so before every layer whose sink mass is read),
+    averaged per window."""
     from .writer import attribute, run_removal
 
     subj = sweep.subject
-    att = attribute(subj, sweep.windows, sweep.spectrum)
+    batch = s.windows_per_pass(subj)
+    chosen_on = attribute(subj, selection_windows(subj, s), sweep.spectrum)
     first_half = range(0, 2 * (subj.n_layers // 2))
-    chosen = max(first_half, key=lambda c: att.dark_write[:, c].mean())
-    other = int(np.random.default_rng(seed).choice([c for c in range(len(att.names)) if c != chosen]))
-    scale = att.dark_write[:, chosen] / np.maximum(att.write_norm[:, other], 1e-12)
-    removal = {"dark": run_removal(subj, sweep.windows, sweep.spectrum, chosen, "dark", batch_size=s.windows_per_pass(subj)),
-               "control": run_removal(subj, sweep.windows, sweep.spectrum, other, "scaled", scale, s.windows_per_pass(subj),
-                                      mass_after=chosen // 2)}
+    chosen = max(first_half, key=lambda c: chosen_on.dark_write[:, c].mean())
+    layer = chosen // 2
+    candidates = [c for c in range(2 * layer + 2) if c != chosen]
+    rng = np.random.default_rng(seed)
+    controls = sorted(rng.choice(candidates, min(s.h5_controls, len(candidates)), replace=False).tolist())
+    att = attribute(subj, sweep.windows, sweep.spectrum)
+    dark_nll, dark_mass = run_removal(subj, sweep.windows, sweep.spectrum, chosen, "dark", batch_size=batch)
+    ctrl = [run_removal(subj, sweep.windows, sweep.spectrum, c, "scaled",
+                        att.dark_write[:, chosen] / np.maximum(att.write_norm[:, c], 1e-12), batch, mass_after=layer)
+            for c in controls]
     base = sweep.base()
-    out = h5_verdicts(att, chosen, removal, base.nll, base.sink_mass[:, chosen // 2 + 1:].mean(1),
-                      alpha=s.alpha, min_share=min_share, n_boot=s.bootstrap)
-    out["2"][1]["control_component"] = att.names[other]
-    out["1"][1]["embedding_dark_norm"] = float(att.dark_embed.mean())
+    x = H5Inputs(share=att.dark_write[:, chosen] / np.maximum(att.dark_after[:, chosen], 1e-12),
+                 base_nll=base.nll_rest, base_mass=base.sink_mass[:, layer + 1:].mean(1),
+                 removed_nll=dark_nll, removed_mass=dark_mass,
+                 control_nll=np.mean([c[0] for c in ctrl], 0), control_mass=np.mean([c[1] for c in ctrl], 0))
+    out = h5_verdicts(x, alpha=s.alpha, min_share=min_share, min_sink_drop=s.h5_min_sink_drop,
+                      min_nll_rise=s.h5_min_nll_rise, n_boot=s.bootstrap)
+    for _, m in out.values():
+        m.update(component=att.names[chosen], chosen_on="selection windows",
+                 chosen_dark_write_on_selection=float(chosen_on.dark_write[:, chosen].mean()),
+                 control_components=[att.names[c] for c in controls])
+    out["1"][1].update(dark_write_norm=float(att.dark_write[:, chosen].mean()), dark_norm_final=float(att.dark_final.mean()),
+                       attribution_sum_error=att.sum_error, embedding_dark_norm=float(att.dark_embed.mean()),
+                       mean_dark_write_per_component=dict(zip(att.names, att.dark_write.mean(0).round(4).tolist())))
     return out

@@ -14,12 +14,14 @@ from .spectrum import Spectrum
 
 @dataclass
 class Measurement:
-    """Per-sequence results of one condition: NLL [N] and sink mass per layer [N, L]
-    (NaN for layers not measured: those before the edit, and every layer of a filter
-    outside SINK_MASS_FILTERS)."""
+    """Per-window results of one condition: NLL [N] of every prediction, NLL [N] of the
+    predictions made at positions >= 1 (an edit at the sink changes the prediction made at
+    position 0 directly), and sink mass per layer [N, L] (NaN for layers not measured:
+    those before the edit, and every layer of a filter outside SINK_MASS_FILTERS)."""
 
     nll: np.ndarray
     sink_mass: np.ndarray
+    nll_rest: np.ndarray | None = None
 
     def post_filter_sink_mass(self, layer: int) -> np.ndarray:
         """Sink mass averaged over layers layer+1 .. L-1 (those that see the edit): [N]."""
@@ -79,7 +81,8 @@ class FilterSweep:
         if edit is None:
             self.base_hidden = res.hidden
         nll, mass = res.nll.view(copies, -1).numpy(), res.sink_mass.unflatten(0, (copies, -1)).numpy()
-        return [Measurement(nll[c], mass[c]) for c in range(copies)]
+        rest = res.token_nll[:, 1:].mean(1).view(copies, -1).numpy()
+        return [Measurement(nll[c], mass[c], rest[c]) for c in range(copies)]
 
     def base(self) -> Measurement:
         if ("base",) not in self._memo:

@@ -1,4 +1,4 @@
-"""H5, who writes the sink's dark signal (issue 8, Cancedda 2024 §4).
+"""H5, who writes the sink's dark signal (Cancedda 2024 §4).
 
 Attribution: the residual at the sink (position 0) after layer l is the embedding
 plus every attention and MLP branch output up to l; each branch's write is
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .metrics import chunked_nll, sink_mass
+from .tensors import to_numpy
 
 
 @dataclass
@@ -42,17 +43,17 @@ def attribute(subject, windows: torch.Tensor, spectrum) -> Attribution:
         final = subject.layer(nn, n - 1).output[:, 0].float().save()
     w = torch.stack(writes, 1)  # [N, C, d]
     cum = embed[:, None] + torch.cumsum(w, 1)  # residual after each component
-    dark = lambda x: (x @ pk).norm(dim=-1).cpu().numpy()
+    dark = lambda x: to_numpy((x @ pk).norm(dim=-1))
     err = float(((embed + w.sum(1)) @ pk - final @ pk).abs().max() / (final @ pk).norm(dim=-1).max().clamp_min(1e-12))
     return Attribution(names=[f"L{i}.{b}" for i in range(n) for b in ("attn", "mlp")], dark_write=dark(w),
-                       dark_after=dark(cum), write_norm=w.norm(dim=-1).cpu().numpy(), dark_embed=dark(embed),
+                       dark_after=dark(cum), write_norm=to_numpy(w.norm(dim=-1)), dark_embed=dark(embed),
                        dark_final=dark(final), sum_error=err)
 
 
 def run_removal(subject, windows, spectrum, component: int, mode: str, scale: np.ndarray | None = None,
                 batch_size: int = 16, mass_after: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(NLL [N], sink mass of layers mass_after+1..L-1 [N]) with component's write at the sink
-    edited: mode 'dark' removes its band-K part; mode 'scaled' removes its whole write rescaled
+    """(NLL [N] of the predictions made at positions >= 1, sink mass of layers
+    mass_after+1..L-1 [N]) with component's write at the sink edited: mode 'dark' removes its band-K part; mode 'scaled' removes its whole write rescaled
     per window by `scale` (the control of equal norm). mass_after defaults to the component's layer."""
     layer, branch = divmod(component, 2)
     mass_after = layer if mass_after is None else mass_after
@@ -79,7 +80,9 @@ def run_removal(subject, windows, spectrum, component: int, mode: str, scale: np
                     else:
                         delta = sink * torch.as_tensor(scale[start:start + len(ids)], device=sink.device, dtype=sink.dtype)[:, None]
                     t[:, 0] = (sink - delta).to(t.dtype)
-            nll = chunked_nll(subject.final_norm(nn).output, subject.unembedding_in(nn), ids, subject.logit_softcap).save()
-        nll_out.append(nll.float().cpu())
+            nll = chunked_nll(subject.final_norm(nn).output, subject.unembedding_in(nn), ids, subject.logit_softcap,
+                              reduce=False).save()
+        # the prediction made at the edited sink changes directly, not through attention: left out
+        nll_out.append(nll[:, 1:].float().mean(1).cpu())
         mass_out.append(torch.stack([m.float().cpu() for m in masses], 1).mean(1) if masses else torch.full((len(ids),), float("nan")))
     return torch.cat(nll_out).numpy(), torch.cat(mass_out).numpy()

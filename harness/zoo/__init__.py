@@ -1,2 +1,2 @@
 """A zoo of tiny models trained by sinkbench on the Bigram-Backcopy language,
-whose sink behaviour is known by construction (issue 3)."""
+whose sink behaviour is known by construction."""
