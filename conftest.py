@@ -52,6 +52,14 @@ def pytest_addoption(parser):
                     help="skip cases whose result (same model hash, parameters and settings) is already in RESULTS/results.jsonl")
     group.addoption("--baseline", dest="sb_baseline", default=None,
                     help="an earlier results directory: list verdict changes, metrics outside its CIs and unmatched cases; fail if any")
+    # dests without the sb_ prefix: sb_* options are Settings overrides (fixtures/plugin.py)
+    group.addoption("--expect", dest="sinkbench_expect", default=None, metavar="OLD",
+                    help="expected.toml (from `sinkbench expect`) or an earlier results directory: each case must keep its "
+                         "verdict (an expected failure reports as xfail) and its key metrics their intervals; exit 0 when all do")
+    group.addoption("--expect-tolerance", dest="sinkbench_expect_tolerance", type=float, default=0.0, metavar="R",
+                    help="with --expect: widen each expected 95%% interval by R x |expected value| on each side (default 0)")
+    group.addoption("--expect-strict", dest="sinkbench_expect_strict", action="store_true", default=False,
+                    help="with --expect: a case without an expectation fails, and so does the run when an expected case is missing")
     group.addoption("--models-file", dest="sb_models_file", default=None,
                     help="TOML file with [[model]] name = '...' (alias, path, .gguf or hub id) and optional family = '...'")
     group.addoption("--remote", dest="sb_remote", action="store_true", default=None,

@@ -1,8 +1,12 @@
-"""The `sinkbench` console script: compare two results directories, or report one."""
+"""The `sinkbench` console script: compare two results directories, report one, or write
+the expectations of one. Exit codes: 0 fine, 1 differences (compare), 2 bad input (a
+missing, empty or unreadable folder or file: one line on stderr, never a clean result)."""
 from __future__ import annotations
 
 import argparse
 import sys
+
+from .errors import SinkbenchError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,16 +17,44 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("new")
     r = sub.add_parser("report", help="write DIR/report.md and a self-contained DIR/report.html")
     r.add_argument("dir")
+    r.add_argument("--expect", metavar="OLD", help="expected.toml or results folder: add the as-expected/flipped/drifted/new/missing block")
+    r.add_argument("--expect-tolerance", metavar="R", type=float, default=0.0,
+                   help="widen each expected interval by R x |expected value| on each side (default 0)")
+    e = sub.add_parser("expect", help="print an expected.toml (verdicts, key metrics and intervals) for RESULTS; review and commit it")
+    e.add_argument("results")
     args = ap.parse_args(argv)
+    try:
+        return run(args)
+    except SinkbenchError as exc:
+        print(f"sinkbench {args.cmd}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     if args.cmd == "compare":
         from .compare import compare_dirs
 
         cmp = compare_dirs(args.old, args.new)
-        print("\n".join(cmp.lines()))
+        print("\n".join(cmp.lines(args.old, args.new)))
         return 0 if cmp.clean else 1
+    if args.cmd == "expect":
+        from .compare import load_results
+        from .expect import to_toml
+
+        sys.stdout.write(to_toml(load_results(args.results), args.results))
+        return 0
     from .report import write_report
 
-    md, html = write_report(args.dir)
+    summary = None
+    if args.expect:
+        from .compare import load_results
+        from .expect import load, summarize
+
+        expected = load(args.expect)  # before the figures: a bad --expect fails fast
+        summary = summarize(expected, load_results(args.dir), args.expect_tolerance, args.expect)
+    md, html = write_report(args.dir, summary)
+    if summary is not None:
+        print("\n".join(summary.lines()))
     print(f"wrote {md} and {html}")
     return 0
 

@@ -8,8 +8,7 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
-from .compare import latest
-from .results import read_jsonl
+from .compare import latest, load_results
 
 KEY_EFFECT = {  # the number shown next to pass/fail in the matrix: (metric, label)
     "H1": ("dark_all_delta", "ΔNLL dark"), "H2": ("head_minus_omega", "head−Ω"),
@@ -122,13 +121,11 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
     return figs
 
 
-def write_report(results_dir) -> tuple[Path, Path]:
+def write_report(results_dir, expectations=None) -> tuple[Path, Path]:
+    """`expectations` (an expect.Summary, optional) adds its as-expected/flipped/drifted/new/missing block.
+    A missing, empty or unreadable folder raises a one-line SinkbenchError."""
     d = Path(results_dir)
-    records = list(latest(read_jsonl(d / "results.jsonl")).values())
-    if not records:
-        from .errors import SinkbenchError
-
-        raise SinkbenchError(f"sinkbench report {d}: no results.jsonl records there; run pytest hypotheses --results {d} first")
+    records = list(latest(load_results(d, "results folder")).values())
     claims, models, cells = matrix_rows(records)
 
     def cell(k, m):
@@ -141,6 +138,9 @@ def write_report(results_dir) -> tuple[Path, Path]:
     md = ["# sinkbench report", "", f"{len(records)} test cases from `{d / 'results.jsonl'}`.", "",
           "| claim | " + " | ".join(f"{m} ({f})" for m, f in models) + " |", "|---|" + "---|" * len(models)]
     md += [f"| {k} | " + " | ".join(cell(k, m) for m, _ in models) + " |" for k in claims]
+    expect_lines = expectations.lines() if expectations is not None else []
+    if expect_lines:
+        md += ["", "## Expectations", "", "```", *expect_lines, "```"]
     fig_dir = d / "figures"
     fig_dir.mkdir(exist_ok=True)
     html_figs = []
@@ -162,11 +162,13 @@ def write_report(results_dir) -> tuple[Path, Path]:
     head = "".join(f"<th>{html.escape(m)}<br><small>{html.escape(f)}</small></th>" for m, f in models)
     figs = "".join(f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'><figcaption>{html.escape(t)}</figcaption></figure>"
                    for _, t, b in html_figs)
+    expect_block = (f"<h2>Expectations</h2><pre id='expectations'>{html.escape(chr(10).join(expect_lines))}</pre>"
+                    if expect_lines else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sinkbench report</title><style>
 body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px}}
 td.pass{{background:#d8f5d8}} td.fail{{background:#f8d8d8}} td.mixed{{background:#f5f0c8}} figure{{display:inline-block;margin:1em}} img{{max-width:640px}}
 </style></head><body><h1>sinkbench report</h1><p>{len(records)} test cases.</p>
-<table id="matrix"><tr><th>claim</th>{head}</tr>{rows}</table><h2>Figures</h2>{figs}</body></html>"""
+<table id="matrix"><tr><th>claim</th>{head}</tr>{rows}</table>{expect_block}<h2>Figures</h2>{figs}</body></html>"""
     html_path = d / "report.html"
     html_path.write_text(page)
     return md_path, html_path
