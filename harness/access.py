@@ -1,10 +1,12 @@
 """The only place that knows architecture names (nnterp-style accessors).
 
 A Subject bundles a loaded model, its nnsight wrapper, tokenizer and the few
-handles the rest of the harness needs: decoder layers, final norm (as its
-effective gain, measured numerically so Gemma's (1 + g) needs no special case),
-unembedding, embedding, and each layer's attention module. Everything is checked
-once at load time with a tiny forward pass.
+handles the rest of the harness needs: decoder layers, each layer's attention and
+MLP branches, the final norm (read as a fold: gain, centring, bias), the
+unembedding and the embedding. Llama/Qwen/Mistral/Gemma/GPT-OSS, GPT-2, GPT-NeoX
+(Pythia) and OPT are covered. Everything is checked once at load time: the norm
+fold against the norm module on a random input, and the branches and attention
+probabilities with a tiny traced pass.
 """
 from __future__ import annotations
 
@@ -19,6 +21,17 @@ from .errors import SinkbenchError
 LAYER_PATHS = ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers")
 NORM_PATHS = ("model.norm", "model.language_model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm")
 ATTN_NAMES = ("self_attn", "attn", "attention")
+# The module whose output is the MLP's residual write. OPT has no MLP module: fc2's output
+# (flattened to [B * T, d]; branch_tensor restores [B, T, d]) is what the layer adds.
+MLP_NAMES = ("mlp", "feed_forward", "fc2")
+# A linear map between the final norm and the unembedding (OPT with word_embed_proj_dim != d).
+PROJECT_OUT_PATHS = ("model.decoder.project_out",)
+# RMSNorm classes that scale by (1 + weight) instead of weight.
+UNIT_OFFSET_NORMS = frozenset({
+    "GemmaRMSNorm", "Gemma2RMSNorm", "Gemma3RMSNorm", "RecurrentGemmaRMSNorm", "T5GemmaRMSNorm", "T5Gemma2RMSNorm",
+    "VaultGemmaRMSNorm", "Qwen3NextRMSNorm", "Qwen3_5RMSNorm", "Qwen3_5MoeRMSNorm", "Qwen4ExpTextRMSNorm",
+    "MiniMaxM3VLRMSNorm", "Step3p7RMSNorm",
+})
 
 
 def get_path(obj, path: str):
@@ -27,14 +40,90 @@ def get_path(obj, path: str):
     return obj
 
 
-def _first_path(model, paths: tuple[str, ...], what: str) -> str:
+def _find_path(model, paths: tuple[str, ...]) -> str | None:
     for p in paths:
         try:
-            get_path(model, p)
-            return p
+            if get_path(model, p) is not None:  # OPT sets absent modules to None
+                return p
         except (AttributeError, IndexError):
             continue
-    raise SinkbenchError(f"unsupported architecture {type(model).__name__}: cannot find its {what} (tried {', '.join(paths)})")
+    return None
+
+
+def _first_path(model, paths: tuple[str, ...], what: str) -> str:
+    found = _find_path(model, paths)
+    if found is None:
+        raise SinkbenchError(f"unsupported architecture {type(model).__name__}: cannot find its {what} (tried {', '.join(paths)})")
+    return found
+
+
+def _first_name(module, names: tuple[str, ...], what: str, model) -> str:
+    for name in names:
+        if getattr(module, name, None) is not None:
+            return name
+    raise SinkbenchError(f"unsupported architecture {type(model).__name__}: no {what} module in its decoder layers (tried {', '.join(names)})")
+
+
+@dataclass(frozen=True)
+class NormFold:
+    """The final norm as an affine map after a scalar division:
+    y = gain * (C x) / sigma(x) + bias, with C = I - 11^T/d when centred (LayerNorm)
+    and C = I otherwise (RMSNorm). The logits are then W_U diag(gain) C x / sigma + W_U bias."""
+
+    gain: torch.Tensor  # [d] float32 (Gemma-style norms: 1 + weight)
+    centred: bool
+    bias: torch.Tensor | None  # [d] or None
+    eps: float
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """The norm computed from the fold (float32): what the module must reproduce."""
+        x = x.float()
+        if self.centred:
+            x = x - x.mean(-1, keepdim=True)
+        y = self.gain.to(x.device) * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return y if self.bias is None else y + self.bias.float().to(x.device)
+
+
+def read_norm(norm: torch.nn.Module, model_name: str) -> NormFold:
+    """Read the fold from the norm module's class, weight, bias and epsilon (no probing).
+    A LayerNorm-like class centres; an RMSNorm-like class does not; anything else is refused."""
+    cls = type(norm).__name__
+    if isinstance(norm, torch.nn.LayerNorm) or ("LayerNorm" in cls and "RMS" not in cls):
+        centred = True  # custom '*LayerNorm' classes that are RMS norms (T5) fail verify_norm
+    elif isinstance(norm, torch.nn.RMSNorm) or "RMSNorm" in cls:
+        centred = False
+    else:
+        raise SinkbenchError(f"{model_name}: cannot fold its final norm {cls} (neither a LayerNorm nor an RMSNorm)")
+    weight, bias = getattr(norm, "weight", None), getattr(norm, "bias", None)
+    if weight is None:  # a norm without a learned scale (OLMo): unit gain
+        shape = getattr(norm, "normalized_shape", None) or (None if bias is None else bias.shape)
+        if not shape:
+            raise SinkbenchError(f"{model_name}: cannot fold its final norm {cls}: no weight, bias or normalized_shape gives its width")
+        gain = torch.ones(shape[-1])
+    else:
+        gain = weight.detach().float() + (1.0 if cls in UNIT_OFFSET_NORMS else 0.0)
+    eps = next((float(getattr(norm, a)) for a in ("eps", "variance_epsilon", "epsilon") if isinstance(getattr(norm, a, None), (int, float))), 1e-6)
+    return NormFold(gain=gain, centred=centred, bias=None if bias is None else bias.detach(), eps=eps)
+
+
+def verify_norm(norm: torch.nn.Module, fold: NormFold, model_name: str) -> None:
+    """The fold must reproduce the module on a random input, else the basis would be wrong."""
+    params = [t for t in (getattr(norm, "weight", None), getattr(norm, "bias", None)) if isinstance(t, torch.Tensor)]
+    if any(t.is_meta for t in params):
+        return  # a remote subject: only the weight was materialised (harness.remote)
+    device, dtype = (params[0].device, params[0].dtype) if params else (fold.gain.device, torch.float32)
+    x = 3 * torch.randn(2, 3, fold.gain.shape[-1], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = norm(x.to(device=device, dtype=dtype)).float()
+    want = fold.apply(x.to(device))
+    tol = 1e-3 if dtype == torch.float32 else 3e-2
+    if not torch.allclose(got, want, rtol=tol, atol=tol * want.abs().max().item()):
+        kind = "LayerNorm" if fold.centred else "RMSNorm"
+        raise SinkbenchError(
+            f"{model_name}: cannot fold its final norm {type(norm).__name__}: it does not compute a {kind} with "
+            f"{'(1 + weight)' if type(norm).__name__ in UNIT_OFFSET_NORMS else 'weight'} as gain (max error "
+            f"{(got - want).abs().max().item():.3g}); add its class to harness.access"
+        )
 
 
 @dataclass
@@ -49,24 +138,26 @@ class Subject:
     layers_path: str = ""
     norm_path: str = ""
     attn_name: str = ""
+    mlp_name: str = ""
+    project_out_path: str | None = None
     family: str = ""
     meta: dict = field(default_factory=dict)
     remote: bool = False  # traces run on NDIF (harness.remote)
 
     def __post_init__(self):
+        if getattr(self.model.config, "do_layer_norm_before", True) is False:  # OPT-350m
+            raise SinkbenchError(f"{self.name}: post-LN {type(self.model).__name__} (do_layer_norm_before=False) renormalises "
+                                 "the residual in every layer and has no final norm to fold; sinkbench needs a pre-LN model")
         self.layers_path = _first_path(self.model, LAYER_PATHS, "decoder layers")
         self.norm_path = _first_path(self.model, NORM_PATHS, "final norm")
+        self.project_out_path = _find_path(self.model, PROJECT_OUT_PATHS)
         layer0 = get_path(self.model, self.layers_path)[0]
-        for name in ATTN_NAMES:
-            if hasattr(layer0, name):
-                self.attn_name = name
-                break
-        else:
-            raise SinkbenchError(f"unsupported architecture {type(self.model).__name__}: no attention module in its decoder layers")
+        self.attn_name = _first_name(layer0, ATTN_NAMES, "attention", self.model)
+        self.mlp_name = _first_name(layer0, MLP_NAMES, "MLP", self.model)
         self.family = getattr(self.model.config, "model_type", "unknown")
         if not self.remote and getattr(self.model.config, "_attn_implementation", None) == "eager":
             # Same eager numbers, but a pass may ask for less (harness.attention).
-            attention.install(self.model)
+            attention.install(self.model, [self.attention(self.model, i) for i in range(self.n_layers)])
 
     # --- handles -----------------------------------------------------------
     @cached_property
@@ -82,19 +173,28 @@ class Subject:
     def attention(self, envoy_or_model, i: int):
         return getattr(self.layer(envoy_or_model, i), self.attn_name)
 
+    def mlp(self, envoy_or_model, i: int):
+        return getattr(self.layer(envoy_or_model, i), self.mlp_name)
+
     def branches(self, envoy_or_model, i: int) -> tuple:
-        """(attention branch, MLP branch) modules of layer i: what each adds to the residual.
+        """(attention branch, MLP branch) modules of layer i: what each adds to the residual,
+        so that layer output = layer input + both writes (checked at load).
         Gemma-style layers norm each branch before the residual add (post_*_layernorm);
-        Llama/Qwen/Mistral/GPT-OSS add the attention's output[0] and the MLP's output."""
+        Llama/Qwen/Mistral/GPT-OSS/GPT-2/OPT add the attention's output[0] and the MLP's
+        output (OPT: fc2's); GPT-NeoX's parallel residual adds both to the same input."""
         layer = self.layer(envoy_or_model, i)
         if hasattr(layer, "post_feedforward_layernorm"):
             return layer.post_attention_layernorm, layer.post_feedforward_layernorm
-        return getattr(layer, self.attn_name), layer.mlp
+        return getattr(layer, self.attn_name), getattr(layer, self.mlp_name)
 
-    @staticmethod
-    def branch_tensor(output):
-        """The residual write inside a branch module's output (attention returns a tuple)."""
-        return output[0] if isinstance(output, tuple) else output
+    def branch_tensor(self, output):
+        """The residual write inside a branch module's output, as [B, T, d]: attention returns
+        a tuple, and OPT's fc2 returns [B * T, d] (a view is returned, so in-place edits of it
+        edit the write)."""
+        t = output[0] if isinstance(output, tuple) else output
+        if t.dim() == 2:
+            t = t.view(*self._trace_shape, t.shape[-1])
+        return t
 
     def final_norm(self, envoy_or_model):
         return get_path(envoy_or_model, self.norm_path)
@@ -113,7 +213,19 @@ class Subject:
 
     @property
     def unembedding(self) -> torch.Tensor:
-        return self.model.get_output_embeddings().weight
+        """[V, d]: the linear map from the final norm's output to the logits (the output
+        embedding, times OPT's project_out where the model has one)."""
+        if self.project_out_path is None:
+            return self.model.get_output_embeddings().weight
+        return self._projected_unembedding
+
+    @cached_property
+    def _projected_unembedding(self) -> torch.Tensor:
+        out = get_path(self.model, self.project_out_path)
+        if getattr(out, "bias", None) is not None:
+            raise SinkbenchError(f"{self.name}: project_out has a bias; sinkbench folds only a linear map before the unembedding")
+        with torch.no_grad():
+            return self.model.get_output_embeddings().weight @ out.weight
 
     def unembedding_in(self, envoy):
         """The output embedding as seen inside a trace: the local tensor, or, for a
@@ -126,6 +238,7 @@ class Subject:
 
     def trace(self, ids, **kwargs):
         """nnsight's trace, sent to NDIF for a remote subject."""
+        self._trace_shape = tuple(ids.shape[:2])  # [B, T], for branch_tensor
         return self.nn.trace(ids, remote=True, **kwargs) if self.remote else self.nn.trace(ids, **kwargs)
 
     @property
@@ -137,14 +250,17 @@ class Subject:
         return getattr(self.model.config, "final_logit_softcapping", None)
 
     @cached_property
-    def norm_gain(self) -> torch.Tensor:
-        """Effective per-dimension gain g of the final norm: norm(c * 1) / 1 for a large c.
-        RMSNorm(c*1) = gain exactly up to eps; this covers w, (1 + w) and LayerNorm-free scales."""
+    def norm_fold(self) -> NormFold:
+        """The final norm read as gain, centring and bias (verified against the module once)."""
         norm = self.final_norm(self.model)
-        probe = torch.full((1, 1, self.d_model), 1000.0, dtype=self.unembedding.dtype, device=self.device)
-        with torch.no_grad():
-            gain = norm(probe).reshape(-1).float()
-        return gain
+        fold = read_norm(norm, self.name)
+        verify_norm(norm, fold, self.name)
+        return fold
+
+    @property
+    def norm_gain(self) -> torch.Tensor:
+        """Per-dimension gain g of the final norm: its weight, or 1 + weight (Gemma-style)."""
+        return self.norm_fold.gain
 
     @cached_property
     def uses_bos(self) -> bool:
@@ -161,15 +277,27 @@ class Subject:
 
     # --- load-time check -----------------------------------------------------
     def check(self) -> None:
-        """One tiny traced pass: layer outputs are [B, T, d] tensors and attention
-        probabilities are available and sum to one. Fails loudly at load time."""
+        """The final norm folds (norm_fold), and one tiny traced pass: layer outputs are
+        [B, T, d] tensors, the layer's output is its input plus its two branch writes, and
+        attention probabilities are available and sum to one. Fails loudly at load time."""
+        self.norm_fold
         ids = torch.tensor([[self.bos_id or 0, 1, 2, 3, 4]], device=self.device) % self.model.config.vocab_size
         nn = self.nn
+        attn_is_branch = self.branches(self.model, 0)[0] is self.attention(self.model, 0)
         with torch.no_grad(), self.trace(ids):
-            probs = self.attention(nn, 0).output[1].save()
+            start = self.layer(nn, 0).input.save()
+            attn_out = self.attention(nn, 0).output
+            probs = attn_out[1].save()
+            branch_attn, branch_mlp = self.branches(nn, 0)
+            write_attn = self.branch_tensor(attn_out if attn_is_branch else branch_attn.output).save()
+            write_mlp = self.branch_tensor(branch_mlp.output).save()
             hidden = self.layer(nn, 0).output.save()
         if not isinstance(hidden, torch.Tensor) or hidden.shape[-1] != self.d_model:
             raise SinkbenchError(f"{self.name}: decoder layer output is {type(hidden).__name__}, expected a [B, T, d] tensor")
+        gap = (start.float() + write_attn.float() + write_mlp.float() - hidden.float()).abs().max().item()
+        if gap > (1e-3 if hidden.dtype == torch.float32 else 3e-2) * max(1.0, hidden.float().abs().max().item()):
+            raise SinkbenchError(f"{self.name}: layer 0's output is not its input plus its attention and MLP writes "
+                                 f"(off by {gap:.3g}); its branch accessors (harness.access) do not fit this architecture")
         if probs is None or probs.dim() != 4:
             raise SinkbenchError(
                 f"{self.name}: attention probabilities are not available (got {type(probs).__name__}); "

@@ -46,29 +46,48 @@ def attention_plan(plan: Mapping[int, str]) -> Iterator[None]:
 def _mode(module) -> str:
     if _plan is None:
         return "probs"
-    return _plan.get(getattr(module, "layer_idx", -1), "none")
+    return _plan.get(getattr(module, "_sinkbench_layer", -1), "none")
+
+
+def generic_eager(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention for a module whose file defines no eager function of its own.
+    Key/value heads are repeated to the query heads by the tensors' own shapes, so no
+    grouped-query attribute (num_key_value_groups) is assumed of the module."""
+    from .errors import SinkbenchError
+
+    if kwargs.get("softcap") is not None or kwargs.get("sinks") is not None or kwargs.get("s_aux") is not None:
+        raise SinkbenchError(f"{type(module).__name__}: soft-capped or sink-logit attention needs the model's own eager function")
+    groups = query.shape[1] // key.shape[1]
+    key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    scores = query @ key.transpose(2, 3) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
+    if attention_mask is not None:
+        scores = scores + attention_mask[..., : key.shape[-2]]
+    probs = scores.softmax(-1, dtype=torch.float32).to(query.dtype)
+    return (probs @ value).transpose(1, 2).contiguous(), probs
 
 
 def sinkbench_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """An AttentionInterface function: eager or fused, as the current plan says."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
-    from transformers.models.llama.modeling_llama import eager_attention_forward
 
     mode = _mode(module)
     # Soft-capped scores or learned sink logits (gpt-oss) have no fused kernel here.
     fusable = kwargs.get("softcap") is None and kwargs.get("s_aux") is None and kwargs.get("sinks") is None
     if mode != "none" or not fusable:
-        forward = getattr(module, "_sinkbench_eager", None) or eager_attention_forward
+        forward = getattr(module, "_sinkbench_eager", None) or generic_eager
         out, probs = forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
         return out, (probs[..., :1] if mode == "sink" else probs if mode == "probs" else None)
     kwargs.pop("output_attentions", None)
     return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
 
 
-def install(model) -> None:
+def install(model, modules: list) -> None:
     """Register the implementation (with eager masks) and switch an eager model to it.
-    The model's own eager function is kept for the "probs" mode (it may differ per
-    architecture, e.g. soft-capping or learned sink logits)."""
+    `modules` are the attention modules of decoder layers 0..L-1 (from the accessors, so
+    no attribute such as layer_idx or num_key_value_groups is assumed). Each keeps its
+    own file's eager function for the "probs" mode (it may differ per architecture, e.g.
+    soft-capping, learned sink logits, or GPT-2's and OPT's plain multi-head attention);
+    a module whose file has none gets generic_eager."""
     import sys
 
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
@@ -76,9 +95,7 @@ def install(model) -> None:
 
     ALL_ATTENTION_FUNCTIONS.register(IMPLEMENTATION, sinkbench_attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(IMPLEMENTATION, eager_mask)
-    for module in model.modules():
-        if hasattr(module, "layer_idx") and hasattr(module, "num_key_value_groups"):
-            eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
-            if eager is not None:
-                module._sinkbench_eager = eager
+    for i, module in enumerate(modules):
+        module._sinkbench_layer = i  # what an attention plan is keyed by
+        module._sinkbench_eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
     model.set_attn_implementation(IMPLEMENTATION)

@@ -3,6 +3,7 @@ band specs, spectral-filter projectors, dark ratio and band profile (SCIENCE.md 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,9 +12,19 @@ import torch
 from .errors import SinkbenchError
 
 
-def folded_unembedding(unembedding: torch.Tensor, norm_gain: torch.Tensor) -> torch.Tensor:
-    """W = W_U * g column-wise (g is the final norm's effective gain, (1 + g) for Gemma)."""
-    return unembedding.double() * norm_gain.double().to(unembedding.device)[None, :]
+# Bump whenever the code that turns weights into a basis changes, so cached bases are not
+# reused. 2: LayerNorm folds its centring (W_U diag(g) C), not the bias read as a gain.
+SPECTRUM_VERSION = 2
+
+
+def folded_unembedding(unembedding: torch.Tensor, norm_gain: torch.Tensor, centred: bool = False) -> torch.Tensor:
+    """The linear part of norm-then-unembed, up to the norm's scalar 1/sigma(x):
+    W = W_U diag(g) for an RMSNorm (g = 1 + weight for Gemma), and W = W_U diag(g) C,
+    C = I - 11^T/d, for a LayerNorm, whose centring makes the all-ones direction
+    invisible to the logits (so it lands in the darkest band). The bias only adds the
+    constant W_U b to every logit vector and does not enter the basis."""
+    w = unembedding.double() * norm_gain.double().to(unembedding.device)[None, :]
+    return w - w.mean(1, keepdim=True) if centred else w  # W C: subtract each row's mean
 
 
 def right_singular_basis(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,8 +137,19 @@ class Spectrum:
         return (dark / (coeff.sum(-1) - dark).clamp_min(1e-30)).sqrt()
 
 
+def spectrum_key(subject, n_bands: int, basis: str = "U") -> str:
+    """Full sha256 hex of everything that decides a cached basis: the weights, which
+    matrix (U or E), the model dtype, K, and this code's SPECTRUM_VERSION."""
+    import hashlib
+    import json
+
+    fields = {"weights": subject.sha256, "basis": basis, "dtype": str(subject.dtype), "n_bands": int(n_bands),
+              "version": SPECTRUM_VERSION}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def spectrum_for(subject, n_bands: int, basis: str = "U") -> Spectrum:
-    """The cached spectrum of a subject (per weights hash and basis), in the model's device."""
+    """The cached spectrum of a subject (file and memo keyed by spectrum_key), on the model's device."""
     from safetensors.torch import load_file, save_file
 
     from .models import cache_root
@@ -135,21 +157,25 @@ def spectrum_for(subject, n_bands: int, basis: str = "U") -> Spectrum:
     if basis not in ("U", "E"):
         raise SinkbenchError(f"--basis {basis!r}: expected U (unembedding) or E (embedding)")
     memo = subject.meta.setdefault("spectra", {})
-    if basis not in memo:
-        path = cache_root() / "spectra" / f"{subject.sha256[:20]}-{basis}.safetensors"
+    key = spectrum_key(subject, n_bands, basis)
+    if key not in memo:
+        path = cache_root() / "spectra" / f"{key}.safetensors"
         if path.exists():
             t = load_file(str(path))
             b, s = t["basis"], t["singular_values"]
         else:
-            w = subject.unembedding if basis == "U" else subject.embedding
-            w = folded_unembedding(w.detach(), subject.norm_gain) if basis == "U" else w.detach().double()
+            if basis == "U":
+                fold = subject.norm_fold
+                w = folded_unembedding(subject.unembedding.detach(), fold.gain, fold.centred)
+            else:
+                w = subject.embedding.detach().double()
             b, s = right_singular_basis(w)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent workers never share a temp file
             save_file({"basis": b.contiguous(), "singular_values": s.contiguous()}, str(tmp))
             tmp.replace(path)
-        memo[basis] = (b, s)
-    b, s = memo[basis]
+        memo[key] = (b, s)
+    b, s = memo[key]
     return Spectrum(b.to(device=subject.device, dtype=torch.float32), s.float(), n_bands)
 
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from harness.errors import SinkbenchError
-from harness.spectrum import Spectrum, band_slices, folded_unembedding, parse_bands, right_singular_basis, spectrum_for
+from harness.spectrum import (Spectrum, band_slices, folded_unembedding, parse_bands, right_singular_basis, spectrum_for,
+                              spectrum_key)
 
 
 def random_spectrum(d=40, k=7, seed=0):
@@ -96,6 +97,7 @@ def test_dark_alignment_is_one_for_identical_and_low_for_unrelated(llama_subject
     assert 0 <= a["share_E_dark_in_U_dark"] <= 1 and a["chance_share"] == 8 / 64
     # untied random embedding and unembedding: E-dark and U-dark are unrelated subspaces
     assert a["share_E_dark_in_U_dark"] < 0.5
-    llama_subject.meta["spectra"]["E"] = llama_subject.meta["spectra"]["U"]
+    memo = llama_subject.meta["spectra"]
+    memo[spectrum_key(llama_subject, 8, "E")] = memo[spectrum_key(llama_subject, 8, "U")]
     assert abs(dark_alignment(llama_subject, 8)["share_E_dark_in_U_dark"] - 1) < 1e-6
     llama_subject.meta.pop("spectra", None)
