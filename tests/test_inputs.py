@@ -8,7 +8,7 @@ import torch
 from harness import models
 from harness.access import Subject
 from harness.config import make_settings
-from harness.data import load_text, make_windows
+from harness.data import load_text, make_windows, select_starts, window_starts
 from harness.errors import SinkbenchError
 from harness.experiments import parse_layers
 
@@ -65,6 +65,38 @@ def test_windows_put_bos_first_inside_seq_len():
     assert w[1, 0] == 18
 
 
+def test_spread_windows_follow_the_documented_rule():
+    """s_i = floor(i * (n_tokens - L0) / max(n - 1, 1)), L0 = seq_len minus the BOS slot."""
+    tokens = list(range(1000, 2000))
+    w = make_windows(tokens, 10, 4, bos_id=1, layout="spread")
+    l0 = 9
+    starts = [i * (1000 - l0) // 3 for i in range(4)]
+    assert starts == window_starts(1000, l0, 4) == [0, 330, 660, 991]
+    assert w[:, 1].tolist() == [1000 + s for s in starts] and w[-1, -1] == 1999  # the last window ends the text
+    assert window_starts(1000, 9, 1) == [0]
+    with pytest.raises(SinkbenchError, match="--windows"):
+        window_starts(1000, 9, 4, "random")
+
+
+def test_selection_windows_sit_between_test_windows():
+    test = window_starts(1000, 9, 4)
+    sel = select_starts(test, 9, 3, 1000)
+    assert len(sel) == 3
+    spans = [(s, s + 9) for s in test]
+    for s in sel:  # no token of a selection window is a token of a test window
+        assert all(s + 9 <= a or s >= b for a, b in spans)
+    assert all(any(a + 9 <= s and s + 9 <= b for a, b in zip(test, test[1:])) for s in sel)
+    many = select_starts(test, 9, 12, 1000)  # several per gap, still apart from the test windows
+    assert len(many) == 12 and len(set(many)) == 12
+    assert all(all(s + 9 <= a or s >= b for a, b in spans) for s in many)
+    consecutive = window_starts(1000, 9, 4, "consecutive")
+    assert select_starts(consecutive, 9, 2, 1000)[0] >= 36  # after the last test window
+    with pytest.raises(SinkbenchError, match="--n-select"):
+        select_starts(window_starts(40, 9, 4), 9, 1, 40)  # the test windows fill the text
+    with pytest.raises(SinkbenchError, match="--n-select"):
+        select_starts(test, 9, 200, 1000)
+
+
 def test_dataset_inputs(tmp_path):
     assert len(load_text("pydoc")) > 400_000
     (tmp_path / "a.jsonl").write_text(json.dumps({"text": "hello"}) + "\n" + json.dumps({"text": "world"}) + "\n")
@@ -86,6 +118,25 @@ def test_settings_validation(tmp_path):
         make_settings(tmp_path)
     (tmp_path / "pyproject.toml").write_text("[tool.sinkbench]\nalpha = 0.1\n")
     assert make_settings(tmp_path).alpha == 0.1 and make_settings(tmp_path, alpha="0.2").alpha == 0.2
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(alpha="1.5"), r"--alpha: 1.5 is outside \(0.0, 0.5\]"),
+    (dict(alpha="0"), r"--alpha: 0.0 is outside"),
+    (dict(alpha="x"), r"setting 'alpha': expected a number"),
+    (dict(h2_ks="0.25,half"), r"h2_ks .*'half' is not a number"),
+    (dict(h2_ks="0.25,1.5"), r"h2_ks .*must lie in \(0, 1\)"),
+    (dict(h1_min_sink_drop="1.2"), r"h1_min_sink_drop .*outside \[0.0, 1.0\]"),
+    (dict(h4_rho="0.5"), r"h4_rho .*outside"),
+    (dict(frontier_tolerance="-1"), r"frontier_tolerance .*outside"),
+    (dict(windows="shuffled"), r"--windows 'shuffled'"),
+    (dict(n_select="0"), r"--n-select"),
+    (dict(seq_len="8"), r"--seq-len: need at least 12"),
+])
+def test_statistical_settings_are_checked(change, match):
+    with pytest.raises(SinkbenchError, match=match) as e:
+        make_settings(**change)
+    assert "\n" not in str(e.value)
 
 
 def test_device_errors():

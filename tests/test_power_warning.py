@@ -1,0 +1,27 @@
+"""Before a run starts, sinkbench says which hypotheses cannot pass with so few windows."""
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.stats import min_windows, smallest_wilcoxon_p
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def collect(n_seqs: int) -> str:
+    cmd = [sys.executable, "-m", "pytest", "hypotheses", "--co", "-q", "-p", "no:cacheprovider", "--model", "tiny-bb-bos",
+           "--layers", "0", "--seq-len", "64", "--n-seqs", str(n_seqs)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300).stdout
+
+
+def test_min_windows_is_where_the_best_p_value_survives_holm():
+    for family in (1, 4, 9, 12, 54):
+        n = min_windows(0.05, family)
+        assert family * smallest_wilcoxon_p(n) < 0.05 <= family * smallest_wilcoxon_p(n - 1)
+
+
+def test_too_few_windows_are_named_before_the_run():
+    out = collect(3)
+    assert "with --n-seqs 3 no H1 verdict on tiny-bb-bos can pass: its Holm family of 4 tests needs >= 7 windows" in out
+    assert "no H5 verdict" in out
+    assert "[sinkbench] warning" not in collect(16)
