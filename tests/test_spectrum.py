@@ -66,6 +66,24 @@ def test_spectrum_is_cached_per_model(llama_subject, tmp_path, monkeypatch):
     assert torch.equal(spectrum_for(llama_subject, 8).basis, sp.basis)
 
 
+def test_cache_files_differ_by_dtype_and_n_bands_and_are_full_sha256(llama_subject, tmp_path, monkeypatch):
+    """Everything that decides a basis is in its cache key (weights, U/E, dtype, K, SPECTRUM_VERSION)."""
+    import harness.spectrum as spectrum
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    llama_subject.meta.pop("spectra", None)
+    spectrum_for(llama_subject, 8)
+    spectrum_for(llama_subject, 4)
+    spectrum_for(llama_subject, 8, "E")
+    monkeypatch.setattr(llama_subject, "dtype", "bfloat16")
+    spectrum_for(llama_subject, 8)
+    monkeypatch.setattr(spectrum, "SPECTRUM_VERSION", spectrum.SPECTRUM_VERSION + 1)
+    spectrum_for(llama_subject, 8)
+    names = sorted(p.name for p in (tmp_path / "spectra").iterdir())
+    assert len(names) == 5 and all(len(n.split(".")[0]) == 64 and int(n.split(".")[0], 16) >= 0 for n in names), names
+    llama_subject.meta.pop("spectra", None)
+
+
 def test_dark_ratio_and_band_profile():
     sp = random_spectrum(d=40, k=4)
     dark = sp.band_vectors([4])[:, 0]
