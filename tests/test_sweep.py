@@ -18,8 +18,8 @@ def test_random_subspace_vs_random_subspace_does_not_pass(llama_subject, tmp_pat
     first, rest = sweep.seeds[0], sweep.seeds[1:]
     fake_dark = sweep.get(1, f"random{first}")
     control = np.mean([sweep.get(1, f"random{s}").nll for s in rest], 0)
-    x = H1Inputs(base.nll, fake_dark.nll, control, control, fake_dark.nll,
-                 base.post_filter_sink_mass(1), fake_dark.post_filter_sink_mass(1))
+    x = H1Inputs(base.nll, fake_dark.nll, control, control, base.nll_rest, fake_dark.nll_rest, fake_dark.nll,
+                 fake_dark.nll_rest, base.post_filter_sink_mass(1), fake_dark.post_filter_sink_mass(1))
     passed, m = h1_verdicts({1: x}, alpha=0.05, min_delta=0.0, min_sink_drop=0.0, n_boot=100)[1]
     assert not passed and m["p_vs_random"] >= 0.05
     # the same comparison in the other direction is not significant either
@@ -33,7 +33,7 @@ def test_sweep_memoises_and_post_filter_mass_uses_later_layers(llama_subject, wi
     assert sweep.get(1, "dark_sink") is m and sweep.passes == 2  # the base run and this one
     assert np.isnan(m.sink_mass[:, :2]).all() and not np.isnan(m.sink_mass[:, 2:]).any()
     assert np.allclose(m.post_filter_sink_mass(1), m.sink_mass[:, 2:].mean(1))
-    assert len(m.nll) == len(windows)
+    assert len(m.nll) == len(windows) and m.nll_rest.shape == m.nll.shape and not np.allclose(m.nll_rest, m.nll)
 
 
 def test_named_filters():
