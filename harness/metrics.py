@@ -4,6 +4,8 @@ Everything here takes plain tensors, so it can run inside an nnsight trace
 (on real values) or be unit-tested on hand-made inputs."""
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 
 # Largest logits block materialised at once (elements). 2^25 floats = 128 MiB:
@@ -93,3 +95,27 @@ def attention_from(probs: torch.Tensor, keys: torch.Tensor, queries: torch.Tenso
     to_key = p[b, :, keys.to(p.device)]  # [B, T]: every query's attention to its window's key
     q = queries.to(device=p.device, dtype=p.dtype)
     return (to_key * q).sum(1) / q.sum(1).clamp_min(1)
+
+
+def key_scores(probs: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+    """Gu et al. (2024) score of every key, per head: the mean attention key k receives
+    from the queries that see it (q >= k, itself included). [B, H, T, T] -> [B, H, T].
+    A pass readout (`rows` unused): per layer it keeps T numbers per head, not the T x T map."""
+    p = probs.float()
+    t = p.shape[-1]
+    seen = torch.ones(t, t, dtype=torch.bool, device=p.device).tril()  # [q, k]: q >= k
+    received = p.masked_fill(~seen, 0).sum(-2)
+    return received / torch.arange(t, 0, -1, device=p.device, dtype=p.dtype)  # T - k queries see key k
+
+
+def sink_rate(scores: Mapping[int, torch.Tensor] | torch.Tensor, epsilon: float = 0.3) -> dict:
+    """Sink rate (Gu et al. 2024, "When Attention Sink Emerges"): the share of (window,
+    layer, head) triples in which a key's score (key_scores) exceeds epsilon strictly.
+    scores: {layer: [B, H, T]} as a pass returns them, or a tensor [..., T].
+    Returns sink_1 (the rate of position 0) and the largest rate of any other position."""
+    s = torch.stack([scores[i] for i in sorted(scores)], 1) if isinstance(scores, Mapping) else scores
+    rate = (s > epsilon).float().reshape(-1, s.shape[-1]).mean(0)  # [T]: one rate per key position
+    if rate.numel() < 2:
+        return {"epsilon": epsilon, "sink_1": float(rate[0]), "max_other": float("nan"), "max_other_position": None}
+    k = int(rate[1:].argmax()) + 1
+    return {"epsilon": epsilon, "sink_1": float(rate[0]), "max_other": float(rate[k]), "max_other_position": k}
