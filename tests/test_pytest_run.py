@@ -43,7 +43,9 @@ def test_baseline_identical_runs_are_clean_and_changed_settings_fail(tmp_path):
     p = run("--model", "tiny-bb-bos", "--baseline", str(a), results=b)
     assert "no differences" in p.stdout, p.stdout
     p = run("--model", "tiny-bb-bos", "--baseline", str(a), "--alpha", "0.5", results=c)
-    assert p.returncode != 0 and "verdict" in p.stdout, p.stdout
+    # the differing setting is named once, not as "every case changed"
+    assert p.returncode != 0 and "settings differ: baseline used alpha=0.05, this run alpha=0.5" in p.stdout, p.stdout
+    assert "\nonly in " not in p.stdout and "\nverdict " not in p.stdout
 
 
 def test_models_file(tmp_path):
