@@ -115,7 +115,23 @@ def test_dark_alignment_is_one_for_identical_and_low_for_unrelated(llama_subject
     assert 0 <= a["share_E_dark_in_U_dark"] <= 1 and a["chance_share"] == 8 / 64
     # untied random embedding and unembedding: E-dark and U-dark are unrelated subspaces
     assert a["share_E_dark_in_U_dark"] < 0.5
-    memo = llama_subject.meta["spectra"]
-    memo[spectrum_key(llama_subject, 8, "E")] = memo[spectrum_key(llama_subject, 8, "U")]
-    assert abs(dark_alignment(llama_subject, 8)["share_E_dark_in_U_dark"] - 1) < 1e-6
     llama_subject.meta.pop("spectra", None)
+
+
+def test_dark_alignment_is_one_for_a_tied_model_with_unit_norm_gain(tmp_path, monkeypatch):
+    """Tied embeddings and a final-norm gain of 1: U = E, so both bases are computed from the
+    same matrix through their own code paths, and the dark tails must coincide."""
+    from harness.spectrum import dark_alignment
+    from tests.conftest import as_subject, tiny_llama
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    model = tiny_llama(seed=3, tie_word_embeddings=True)
+    with torch.no_grad():
+        model.model.norm.weight.fill_(1.0)
+    subject = as_subject(model, "tied")
+    assert abs(dark_alignment(subject, 8)["share_E_dark_in_U_dark"] - 1) < 1e-6
+    with torch.no_grad():  # a gain that scales band K of E up moves U's dark tail elsewhere
+        model.model.norm.weight.uniform_(0.1, 10.0)
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path / "gain"))  # as_subject gives every model one fake hash
+    subject = as_subject(model, "tied-gain")
+    assert dark_alignment(subject, 8)["share_E_dark_in_U_dark"] < 0.9
