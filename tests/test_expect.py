@@ -101,8 +101,11 @@ def test_drift_outside_the_old_interval_fails_unless_within_the_tolerance(tmp_pa
 def test_drift_against_a_results_folder_with_edited_numbers(tmp_path):
     old = [dict(r, metrics=dict(r["metrics"])) for r in RUN]
     old[2]["metrics"].update(capture_ratio=20.0, capture_ratio_ci=[15.0, 25.0])  # H4 middle: was 5.0 [3, 9]
+    for r in old[:2]:
+        r["model_sha256"] = "b" * 64  # the expectation was measured on other weights of model m
     summary = expect.summarize(expect.load(write(tmp_path / "old", old)), RUN)
     assert [(c.status, c.drift[0][0]) for c in summary.of("drifted")] == [("drifted", "capture_ratio")]
+    assert f"weights differ: m (sha256 {'b' * 12} expected, {'a' * 12} now)" in summary.lines()
 
 
 def test_new_and_missing_cases(tmp_path):
