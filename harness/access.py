@@ -143,6 +143,7 @@ class Subject:
     family: str = ""
     meta: dict = field(default_factory=dict)
     remote: bool = False  # traces run on NDIF (harness.remote)
+    _trace_shape: tuple = field(default=(), init=False, repr=False)  # [B, T] of the trace now running
 
     def __post_init__(self):
         if getattr(self.model.config, "do_layer_norm_before", True) is False:  # OPT-350m
@@ -280,7 +281,7 @@ class Subject:
         """The final norm folds (norm_fold), and one tiny traced pass: layer outputs are
         [B, T, d] tensors, the layer's output is its input plus its two branch writes, and
         attention probabilities are available and sum to one. Fails loudly at load time."""
-        self.norm_fold
+        _ = self.norm_fold  # reads the fold and verifies it against the module
         ids = torch.tensor([[self.bos_id or 0, 1, 2, 3, 4]], device=self.device) % self.model.config.vocab_size
         nn = self.nn
         attn_is_branch = self.branches(self.model, 0)[0] is self.attention(self.model, 0)
