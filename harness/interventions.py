@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from . import progress
 from .attention import attention_plan
 from .metrics import chunked_nll, sink_mass
 
@@ -127,6 +128,7 @@ def run_pass(
     for i, m in saved_mass.items():
         mass[:, i] = m.float().cpu()
     token_nll = token_nll.float().cpu()
+    progress.tick()
     return PassResult(nll=token_nll.mean(1), token_nll=token_nll, sink_mass=mass, hidden=saved_hidden, attention=saved_readout)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import progress
 from .metrics import chunked_nll, sink_mass
 from .tensors import to_numpy
 
@@ -41,6 +42,7 @@ def attribute(subject, windows: torch.Tensor, spectrum) -> Attribution:
             writes.append(subject.branch_tensor(attn.output)[:, 0].float().save())
             writes.append(subject.branch_tensor(mlp.output)[:, 0].float().save())
         final = subject.layer(nn, n - 1).output[:, 0].float().save()
+    progress.tick()
     w = torch.stack(writes, 1)  # [N, C, d]
     cum = embed[:, None] + torch.cumsum(w, 1)  # residual after each component
     dark = lambda x: to_numpy((x @ pk).norm(dim=-1))
@@ -84,5 +86,6 @@ def run_removal(subject, windows, spectrum, component: int, mode: str, scale: np
                               reduce=False).save()
         # the prediction made at the edited sink changes directly, not through attention: left out
         nll_out.append(nll[:, 1:].float().mean(1).cpu())
+        progress.tick()
         mass_out.append(torch.stack([m.float().cpu() for m in masses], 1).mean(1) if masses else torch.full((len(ids),), float("nan")))
     return torch.cat(nll_out).numpy(), torch.cat(mass_out).numpy()

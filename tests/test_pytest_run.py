@@ -64,4 +64,4 @@ def test_xdist_one_model_per_worker_keeps_results_intact(tmp_path):
            *ARGS, "-n", "2", "--dist", "loadgroup", "--model", "tiny-bb-bos", "--model", "tiny-bb-nobos", "--results", str(tmp_path)]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     recs = lines(tmp_path)  # every line parses
-    assert len(recs) == 8 and {r["model"] for r in recs} == {"tiny-bb-bos", "tiny-bb-nobos"}, p.stdout[-2000:]
+    assert len(recs) == 10 and {r["model"] for r in recs} == {"tiny-bb-bos", "tiny-bb-nobos"}, p.stdout[-2000:]
