@@ -56,7 +56,8 @@ def test_a_changed_threshold_exits_1_and_names_each_flipped_case(first, tmp_path
     assert "verdict flipped: expected fail, got pass" in p.stdout  # the failure itself, numbers below it
 
 
-def test_drift_new_and_missing_against_an_edited_expected_toml(first, tmp_path):
+@pytest.fixture(scope="module")
+def edited(first, tmp_path_factory):
     """Simulates another checkpoint under the same name: H1's dark_all_delta was 10 nats higher;
     one case lacks an expectation (new) and one expectation matches nothing (missing)."""
     text = (first / "expected.toml").read_text()
@@ -67,18 +68,23 @@ def test_drift_new_and_missing_against_an_edited_expected_toml(first, tmp_path):
     moved = f"metrics.dark_all_delta = {{ value = {value + 10!r}, ci = [{lo + 10!r}, {hi + 10!r}] }}"
     new_case = next(c for c in cases if "H4" in c)
     cases = [c.replace(line, moved) for c in cases if c is not new_case] + [h1.replace("layer = 0", "layer = 99")]
-    edited = tmp_path / "expected.toml"
-    edited.write_text("\n[[case]]\n".join([head, *cases]))
+    path = tmp_path_factory.mktemp("edited") / "expected.toml"
+    path.write_text("\n[[case]]\n".join([head, *cases]))
+    return path
 
-    p = run("--expect", str(edited), results=tmp_path / "r1")
+
+def test_drift_new_and_missing_against_an_edited_expected_toml(edited, tmp_path):
+    p = run("--expect", str(edited), results=tmp_path)
     assert p.returncode == 1 and "1 failed" in p.stdout, p.stdout[-3000:]  # the drift; new and missing are not red
     assert "0 flipped, 1 drifted, 1 new, 1 missing" in p.stdout
     assert "drifted  dark_all_delta" in p.stdout and "left the expected interval" in p.stdout
     assert "new      " in p.stdout and "missing  fail: hypothesis=H1 model=tiny-bb-bos layer=99" in p.stdout
 
-    p = run("--expect", str(edited), "--expect-tolerance", "1.0", results=tmp_path / "r2")
+
+def test_tolerance_absorbs_the_drift_and_strict_fails_on_missing_cases(edited, tmp_path):
+    p = run("--expect", str(edited), "--expect-tolerance", "1.0", results=tmp_path / "r1")
     assert p.returncode == 0 and "0 drifted, 1 new, 1 missing" in p.stdout, p.stdout[-3000:]
-    p = run("--expect", str(edited), "--expect-strict", "-k", "dark_tail", "--expect-tolerance", "1.0", results=tmp_path / "r3")
+    p = run("--expect", str(edited), "--expect-strict", "-k", "dark_tail", "--expect-tolerance", "1.0", results=tmp_path / "r2")
     # --expect-strict: the H4 expectations this -k run did not reach are missing, and that fails the run
     assert p.returncode == 1 and "1 xfailed" in p.stdout and "failed" not in p.stdout.replace("xfailed", ""), p.stdout[-3000:]
     assert "missing  fail: hypothesis=H4" in p.stdout
