@@ -82,6 +82,26 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     return results
 
 
+def sink_rates(sweep: FilterSweep, s: Settings, epsilon: float = 0.3) -> dict:
+    """Sink rate (Gu et al. 2024) of the unedited model on the test windows: Sink_1 (position 0)
+    and the largest rate of any other position, over every (window, layer, head). Late keys
+    are seen by few queries (the last only by itself), so the largest other rate is also given
+    among keys seen by at least MIN_QUERIES queries."""
+    from .distributed import MIN_QUERIES
+    from .interventions import run_batched
+    from .metrics import key_scores, sink_rate
+
+    subj = sweep.subject
+    scores = run_batched(subj, sweep.windows, s.windows_per_pass(subj), attn_layers=range(subj.n_layers),
+                         attn_readout=key_scores).attention
+    t = sweep.windows.shape[1]
+    out = sink_rate(scores, epsilon)
+    seen = sink_rate({l: v[..., : t - MIN_QUERIES + 1] for l, v in scores.items()}, epsilon)
+    out.update(max_other_min_queries=seen["max_other"], max_other_min_queries_position=seen["max_other_position"],
+               min_queries=MIN_QUERIES)
+    return out
+
+
 def omega_deleted_share(sp, k: int) -> float:
     """Share of the residual dimensions Omega_k (bands 1..k + K) deletes."""
     return 1.0 - sp.band_dim(list(range(1, k + 1)) + [sp.n_bands]) / sp.d

@@ -11,13 +11,14 @@ from pathlib import Path
 from .compare import latest, load_results
 
 KEY_EFFECT = {  # the number shown next to pass/fail in the matrix: (metric, label)
-    "H1": ("dark_all_delta", "ΔNLL dark"), "H2": ("head_minus_omega", "head−Ω"),
-    "H3/1": ("frequent_share_sinks", "freq share"), "H3/2": ("spearman_rho", "ρ"),
-    "H3/3": ("cos_sink_like", "cos"), "H3/4": ("mean_count", "sinks/seq"),
+    "H1": ("dark_all_delta", "ΔNLL dark"), "H2/a": ("head_minus_omega", "head−Ω"), "H2/b": ("omega_delta", "ΔNLL Ω"),
+    "H3/1": ("frequent_share_minus_base_rate", "freq − base"), "H3/2": ("within_window_spearman", "ρ"),
+    "H3/3": ("cos_sink_like_minus_ordinary", "Δcos"), "H3/4": ("share_windows_with_min_sinks", "windows ≥2 sinks"),
     "H4/A1": ("capture_ratio", "capture×"), "H4/A2": ("control_capture_ratio", "ctrl×"),
     "H4/A3": ("recovered_share", "recovered"), "H4/B1": ("att_k", "att k"), "H4/B2": ("dark_ratio_k", "dark k"),
-    "H5/1": ("dark_share", "dark share"), "H5/2": ("nll_removed", "NLL removed"),
+    "H5/1": ("dark_share", "dark share"), "H5/2": ("sink_drop_beyond_control", "sink drop − ctrl"),
 }
+SINK_RATE_ROW = "sink rate (Gu et al.)"  # from the H1 records: Sink_1 and the largest other position's rate
 
 
 def claim_key(r: dict) -> str:
@@ -40,8 +41,22 @@ def matrix_rows(records) -> tuple[list, list, dict]:
             c[2].append(v)
     claims = sorted({k for k, _ in cells})
     models = sorted(fam, key=lambda m: (fam[m], m))
-    out = {k: (p, t, sum(v) / len(v) if v else None) for k, (p, t, v) in cells.items()}
+    out = {k: (p, t, (min(v), max(v)) if v else None) for k, (p, t, v) in cells.items()}
+    rates = {r["model"]: r["metrics"]["sink_rate"] for r in records
+             if r["hypothesis"] == "H1" and isinstance(r.get("metrics", {}).get("sink_rate"), dict)}
+    if rates:
+        claims.append(SINK_RATE_ROW)
+        out.update({(SINK_RATE_ROW, m): rate for m, rate in rates.items()})
     return claims, [(m, fam[m]) for m in models], out
+
+
+def effect_text(label: str, eff: tuple | None) -> str:
+    """The key effect of a cell: its value, or its range over the cell's cases (layers, k,
+    targets), never a mean that hides both ends."""
+    if eff is None:
+        return ""
+    lo, hi = eff
+    return f" · {label} {lo:.3g}" if lo == hi else f" · {label} {lo:.3g}..{hi:.3g}"
 
 
 def settings_line(r: dict) -> str:
@@ -117,7 +132,7 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
         ax.set_xlabel("attention received / uniform causal")
         ax.set_ylabel("dark ratio")
         ax.legend(fontsize=7)
-        emit(fig, f"{model} ({r.get('condition')}): attention received vs dark ratio (ρ={r['metrics'].get('spearman_rho', float('nan')):.2f})")
+        emit(fig, f"{model} ({r.get('condition')}): attention received vs dark ratio (mean within-window ρ={r['metrics'].get('within_window_spearman', float('nan')):.2f})")
     return figs
 
 
@@ -131,9 +146,12 @@ def write_report(results_dir, expectations=None) -> tuple[Path, Path]:
     def cell(k, m):
         if (k, m) not in cells:
             return "–"
+        if k == SINK_RATE_ROW:
+            rate = cells[k, m]
+            return f"INFO Sink_1 {rate['sink_1']:.2f} · max other {rate['max_other']:.2f} (ε={rate['epsilon']})"
         p, t, eff = cells[k, m]
         label = KEY_EFFECT.get(k, (None, ""))[1]
-        return f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + (f" · {label} {eff:.3g}" if eff is not None else "")
+        return f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + effect_text(label, eff)
 
     md = ["# sinkbench report", "", f"{len(records)} test cases from `{d / 'results.jsonl'}`.", "",
           "| claim | " + " | ".join(f"{m} ({f})" for m, f in models) + " |", "|---|" + "---|" * len(models)]
@@ -166,7 +184,7 @@ def write_report(results_dir, expectations=None) -> tuple[Path, Path]:
                     if expect_lines else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sinkbench report</title><style>
 body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px}}
-td.pass{{background:#d8f5d8}} td.fail{{background:#f8d8d8}} td.mixed{{background:#f5f0c8}} figure{{display:inline-block;margin:1em}} img{{max-width:640px}}
+td.pass{{background:#d8f5d8}} td.info{{background:#eef}} td.fail{{background:#f8d8d8}} td.mixed{{background:#f5f0c8}} figure{{display:inline-block;margin:1em}} img{{max-width:640px}}
 </style></head><body><h1>sinkbench report</h1><p>{len(records)} test cases.</p>
 <table id="matrix"><tr><th>claim</th>{head}</tr>{rows}</table>{expect_block}<h2>Figures</h2>{figs}</body></html>"""
     html_path = d / "report.html"

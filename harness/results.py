@@ -110,4 +110,9 @@ def matrix(records: list[dict]) -> str:
             p, t = cells.get((h, m), (0, 0))
             row.append((f"{p}/{t}" if t else "-").ljust(w))
         lines.append(h.ljust(w0) + " | " + " | ".join(row))
+    rates = {r["model"]: r["metrics"]["sink_rate"] for r in records
+             if r["hypothesis"] == "H1" and isinstance(r.get("metrics", {}).get("sink_rate"), dict)}
+    if rates:  # Gu et al.'s sink rate of position 0 (Sink_1), for context beside the verdicts
+        row = [(f"{rates[m]['sink_1']:.2f}" if m in rates else "-").ljust(w) for m, w in zip(models, widths)]
+        lines.append("Sink_1@0.3".ljust(w0) + " | " + " | ".join(row))
     return "\n".join(lines)

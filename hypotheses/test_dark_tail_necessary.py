@@ -19,6 +19,7 @@ def test_dark_tail_necessary(sinkbench, model_name, layer):
     grid = sinkbench.grid("H1", model_name, lambda: h1_grid(sweep, sinkbench.layers(model_name), s))
     passed, m = grid[layer]
     m["dark_alignment_UE"] = sinkbench.dark_alignment(model_name)
+    m["sink_rate"] = sinkbench.sink_rate(model_name)  # of the unedited model: context for the verdict
 
     params = sinkbench.params(model_name, bands=[s.n_bands], positions=["all", "sink"],
                               min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop)

@@ -17,20 +17,23 @@ def make_results(d):
         append_jsonl(d / "results.jsonl", {"hypothesis": "H1", "model": "m1", "family": "llama", "layer": layer, "params": PARAMS,
                                            "verdict": "pass" if delta > 0.5 else "fail",
                                            "metrics": {"dark_all_delta": delta, "sink_mass_base": 0.5, "sink_mass_dark_all": 0.2,
-                                                       "sink_mass_dark_sink": 0.3, "dark_ratio_sink": 3.0, "dark_ratio_ordinary": 0.3}})
+                                                       "sink_mass_dark_sink": 0.3, "dark_ratio_sink": 3.0, "dark_ratio_ordinary": 0.3,
+                                                       "sink_rate": {"epsilon": 0.3, "sink_1": 0.62, "max_other": 0.05}}})
         append_jsonl(d / "results.jsonl", {"hypothesis": "H2", "model": "m1", "family": "llama", "layer": layer, "params": dict(PARAMS, k=5),
                                            "verdict": "pass", "metrics": {"head_minus_omega": 1.0, "frontier": {
                                                "omega_deltas": {str(k): 1.0 / k for k in range(1, 19)}}}})
     append_jsonl(d / "results.jsonl", {"hypothesis": "H3", "claim": "2", "condition": "native", "model": "m2", "family": "gemma3",
                                        "layer": None, "params": PARAMS, "verdict": "fail",
-                                       "metrics": {"spearman_rho": 0.1, "scatter_sample": {"bar_ratio": [1, 2, 9], "dark_ratio": [0.1, 0.2, 2.0], "sink_like": [0, 0, 1]}}})
+                                       "metrics": {"within_window_spearman": 0.1, "scatter_sample": {"bar_ratio": [1, 2, 9], "dark_ratio": [0.1, 0.2, 2.0], "sink_like": [0, 0, 1]}}})
 
 
 def test_report_writes_markdown_and_self_contained_html(tmp_path):
     make_results(tmp_path)
     md, page = write_report(tmp_path)
     text = md.read_text()
-    assert "| H1 | – | MIXED 1/2 · ΔNLL dark 1.35 |" in text and "m2 (gemma3)" in text
+    # the key effect's range over layers (2.5 at one, 0.2 at the other), not its mean
+    assert "| H1 | – | MIXED 1/2 · ΔNLL dark 0.2..2.5 |" in text and "m2 (gemma3)" in text
+    assert "| sink rate (Gu et al.) | – | INFO Sink_1 0.62 · max other 0.05 (ε=0.3) |" in text
     html = page.read_text()
     imgs = re.findall(r"src='data:image/png;base64,([^']+)'", html)
     assert len(imgs) == 4  # heatmap, sink mass, dark ratio (m1); scatter (m2)

@@ -60,3 +60,20 @@ def test_sink_rate_in_one_pass_equals_direct_computation(rate_subject, windows):
         assert rates[got["max_other_position"]] == rates[1:].max()
         if epsilon == median:
             assert 0 < rates[0] < 1, "key 0 must have triples on both sides of epsilon"
+
+
+def test_sink_rates_of_a_run_equal_the_direct_computation(llama_subject, windows, tmp_path, monkeypatch):
+    """What H1 records (harness.experiments.sink_rates) on the sweep's test windows."""
+    from harness.config import make_settings
+    from harness.experiments import sink_rates
+    from harness.spectrum import spectrum_for
+    from harness.sweep import FilterSweep
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), 4, 1)
+    got = sink_rates(sweep, make_settings(batch_size="4"))
+    with torch.no_grad():
+        rates = direct_rates(llama_subject.model(windows, output_attentions=True).attentions, 0.3)
+    t = windows.shape[1]
+    assert got["sink_1"] == pytest.approx(float(rates[0])) and got["max_other"] == pytest.approx(float(rates[1:].max()))
+    assert got["max_other_min_queries"] == pytest.approx(float(rates[1:t - 7].max()))
