@@ -1,0 +1,171 @@
+"""Calibration, measured: for every criterion of H1-H5, the rate at which the verdict
+functions of harness.claims pass when the claim is false (a null with realistic
+within-window structure, placed at the criterion's boundary, the rest of its Holm family
+at clear effects), over 1000 simulated trials, must be at most alpha + 3 Monte-Carlo
+standard errors (of a rate equal to alpha: 0.05 + 3 * 0.0069 = 0.0707). And each
+criterion has power: at a clear effect it passes nearly always, so these tests do not pass
+because everything fails. harness/calibration.py builds the trials; docs/calibration.md
+has the tables, the real-model nulls and the power table.
+
+Where a criterion is miscalibrated, its test states the correct expectation and is marked
+xfail(strict=True) with the measured rate and the cause: it turns green when the verdict is
+fixed in harness/claims.py (and a strict xfail fails if the rate falls within the bound
+without that fix being recorded here)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from harness import calibration as cal
+from harness import stats as hstats
+
+TRIALS = 1000
+ALPHA = cal.DEFAULTS["alpha"]
+BOUND = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / TRIALS)
+
+# Nulls whose false-pass rate exceeds the bound (rates at seed 0, 1000 trials; see
+# docs/calibration.md). The cause of all but the subspace spread: a minimum effect size
+# (or a maximum, for the control in A2) checked on the point estimate only, so a true
+# effect exactly at the minimum passes about half the time whenever its significance test
+# (against zero) is powered. The fix is to test the minimum itself (e.g. a one-sided
+# Wilcoxon of effect - minimum, or the interval's lower end >= minimum), as H2b and H5
+# claim 1 already do.
+POINT_ESTIMATE = ("the minimum effect is checked on the point estimate, not tested: a true effect exactly at the "
+                  "minimum passes ~half the time; fix in harness/claims.py by testing effect - minimum")
+MISCALIBRATED = {
+    "H1a:random-like, subspaces differ": (
+        "~0.45: H1(a) compares band K with the mean of 3 fixed random subspaces, so the test is conditional on those "
+        "3 draws; when subspaces differ in how much their removal costs (relative spread tau = 0.15 here; measured "
+        "0.35 on tiny-bb-bos, see docs), a random subspace in place of band K beats those 3 about half the time, "
+        "significantly because 16 windows measure the subspace-specific difference precisely. Fix: compare band K "
+        "with the distribution of many random subspaces (rank of band K's effect among S of them)"),
+    "H1a:at min_delta": "~0.53 with the dark rise exactly min_delta: " + POINT_ESTIMATE,
+    "H1b:drop at min_sink_drop": "~0.51 with the sink-mass drop exactly min_sink_drop: " + POINT_ESTIMATE,
+    "H2b:rise at tolerance, skewed windows": (
+        "~0.09 with the true mean rise exactly at the tolerance and right-skewed window rises (hardness cv 0.8): the "
+        "Wilcoxon of tolerance - rise tests a pseudo-median, which lies below the mean, and the percentile "
+        "bootstrap's upper end undercovers a skewed mean at 16 windows"),
+    "H4-A1:capture at rho": "~0.45 with the capture ratio exactly rho: " + POINT_ESTIMATE,
+    "H4-A2:control captures at rho": "~0.53 with the control's capture ratio exactly rho (it must stay below): " + POINT_ESTIMATE,
+    "H4-A3:share at min_recovered": "~0.50 with the recovered share exactly min_recovered: " + POINT_ESTIMATE,
+    "H5-1:share at min_share, skewed windows": (
+        "~0.46 with the mean share exactly min_share and a long lower tail (15% of windows far below): the claim is "
+        "about the mean share but the Wilcoxon of share - min_share tests a pseudo-median, which lies above the mean"),
+    "H5-2:effects at the minimums": "~0.16 with the drop and the NLL rise beyond the controls exactly at their minimums: " + POINT_ESTIMATE,
+}
+
+
+def null_cases():
+    for name, c in cal.CRITERIA.items():
+        for null in c.nulls:
+            case = f"{name}:{null}"
+            marks = [pytest.mark.xfail(strict=True, reason=MISCALIBRATED[case])] if case in MISCALIBRATED else []
+            yield pytest.param(case, id=case.replace(" ", "_"), marks=marks)
+
+
+@pytest.mark.parametrize("case", list(null_cases()))
+def test_false_pass_rate_is_at_most_alpha(case):
+    rate, se = cal.false_pass_rate(case, trials=TRIALS, seed=0)
+    assert rate <= BOUND, f"{case}: false-pass rate {rate:.3f} (MC SE {se:.3f}) > alpha + 3 SE = {BOUND:.4f}"
+
+
+def test_every_criterion_has_a_null_and_the_list_of_miscalibrations_is_current():
+    expected = {"H1a", "H1b", "H2a", "H2b", "H3-1", "H3-2", "H3-3", "H3-4", "H4-A1", "H4-A2", "H4-A3", "H4-B1", "H4-B2",
+                "H5-1", "H5-2"}
+    assert set(cal.CRITERIA) == expected
+    known = {f"{n}:{null}" for n, c in cal.CRITERIA.items() for null in c.nulls}
+    assert set(MISCALIBRATED) <= known
+    # every criterion has at least one null its verdict handles: the calibration of its own test
+    for name in cal.CRITERIA:
+        assert any(f"{name}:{null}" not in MISCALIBRATED for null in cal.CRITERIA[name].nulls), name
+
+
+def test_h1_family_wise_rate_on_a_three_layer_grid():
+    """H1(a)'s null at every layer of a 3-layer grid (Holm over 12 tests, (b) clear): the
+    share of trials where claim (a) passes at any layer stays within the bound."""
+    rate, se = cal.false_pass_rate("H1a:random-like", trials=TRIALS, seed=2, layers=3, family=True)
+    assert rate <= BOUND, f"H1(a) family-wise false-pass rate {rate:.3f} (SE {se:.3f}) > {BOUND:.4f}"
+
+
+def test_h2a_family_wise_rate_on_a_three_layer_grid():
+    """H2a's null at every (layer, k) of 3 layers x 3 k: any pass counts."""
+    passed = cal.simulate("H2a", 0.0, trials=TRIALS, seed=3, layers=3, other_gap=0.0)
+    rate = float(passed.any(1).mean())
+    assert rate <= BOUND, f"H2a family-wise false-pass rate {rate:.3f} > {BOUND:.4f}"
+
+
+@pytest.mark.parametrize("name", list(cal.CRITERIA))
+def test_each_criterion_has_power_at_a_clear_effect(name):
+    c = cal.CRITERIA[name]
+    rate, _ = cal.pass_rate(name, trials=150, seed=4, **c.clear)
+    assert rate >= 0.9, f"{name}: passes only {rate:.2f} of trials at a clear effect {c.clear}"
+
+
+def test_verdicts_do_not_depend_on_the_skipped_intervals():
+    """The fast path skips bootstrap intervals where no verdict reads one: the pass/fail of
+    every criterion is the same with the real 2000-resample intervals."""
+    for name, c in cal.CRITERIA.items():
+        if c.reads_intervals:
+            continue
+        for null, params in list(c.nulls.items())[:1] + [("clear", c.clear)]:
+            params = dict(params)
+            effect = params.pop("effect")
+            fast = cal.simulate(name, effect, trials=12, seed=5, **params)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(cal, "N_BOOT_CHEAP", cal.N_BOOT_FULL)
+                full = cal.simulate(name, effect, trials=12, seed=5, intervals=True, **params)
+            assert np.array_equal(fast, full), (name, null)
+
+
+def test_fast_statistics_return_scipys_numbers():
+    rng = np.random.default_rng(6)
+    cases = []
+    for i in range(600):
+        n = int(rng.integers(1, 70))
+        kind = i % 4
+        d = (rng.normal(0.2, 1, n) if kind == 0 else rng.integers(-3, 4, n) * 0.5 if kind == 1
+             else np.round(rng.normal(0, 1, n), 1) if kind == 2 else rng.choice([-0.2, 0.8, 0.0], n))
+        if n <= 13 and kind and i % 10:  # scipy's own exact enumeration is slow: a sample of those
+            continue
+        cases.append(np.asarray(d, float))
+    cases += [np.array([0.0, 1.0, -1.0]), np.array([np.nan, 1.0, 2.0]), np.zeros(4), np.array([]), np.ones(16)]
+    for d in cases:
+        assert cal.fast_wilcoxon_greater(d) == hstats.wilcoxon_greater(d), d
+    fast = cal._make_fast_spearmanr(scipy.stats.spearmanr)
+    for i in range(300):
+        n = int(rng.integers(3, 150))
+        a, b = rng.random(n), rng.random(n) + rng.random() * np.arange(n) / n
+        if i % 5 == 0:
+            b = np.round(b, 1)  # ties: scipy's own path
+        assert fast(a, b)[0] == scipy.stats.spearmanr(a, b)[0]
+    for k, n in [(0, 16), (8, 16), (12, 16), (16, 16), (3, 7)]:
+        assert cal.fast_binomial_greater(k, n) == hstats.binomial_greater(k, n)
+        assert cal.fast_proportion_ci(k, n) == hstats.proportion_ci(k, n)
+
+
+def test_fast_statistics_are_restored_after_use():
+    from harness import claims
+
+    before = (claims.wilcoxon_greater, claims.bootstrap_ci, scipy.stats.spearmanr)
+    with cal.exact_fast_stats(intervals=False):
+        assert claims.wilcoxon_greater is cal.fast_wilcoxon_greater
+    assert (claims.wilcoxon_greater, claims.bootstrap_ci, scipy.stats.spearmanr) == before
+
+
+def test_window_noise_has_unit_variance_and_token_skew():
+    x = cal.window_noise(np.random.default_rng(7), (20000,))
+    assert abs(x.mean()) < 0.03 and abs(x.std() - 1) < 0.03
+    assert 0.1 < scipy.stats.skew(x) < 0.6  # averaged over 127 correlated skewed tokens: mildly skewed
+
+
+def test_power_and_windows_needed():
+    """Power rises with windows, and windows_needed returns the first n reaching the target
+    (at a moderate H2a effect, same seeds)."""
+    kw = dict(trials=120, seed=8)
+    n = cal.windows_needed("H2a", 0.05, target_power=0.8, **kw)
+    assert n is not None and 8 <= n <= 64
+    assert cal.power("H2a", 0.05, n, **kw) >= 0.8 > cal.power("H2a", 0.05, n - 1, **kw)
+    assert cal.power("H2a", 0.05, 6, **kw) < cal.power("H2a", 0.05, 40, **kw)
