@@ -105,9 +105,54 @@ def h1_null(subject, s, windows, spectrum, layers, n_subspaces, out):
     return rows
 
 
+# --------------------------------------------------------------------------- H2b (shape only)
+def h2_shape(subject, s, windows, spectrum, layers, out):
+    """Not a null: the per-window distribution of H2b's NLL rise (Omega_k at the frontier),
+    whose skew decides how well a Wilcoxon and a percentile bootstrap of 16 windows
+    calibrate H2b at its tolerance."""
+    from scipy.stats import skew
+
+    from harness.claims import frontier_k
+    from harness.experiments import omega_deleted_share
+    from harness.sweep import FilterSweep
+
+    sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
+    base = sweep.base()
+    k_b = frontier_k({k: omega_deleted_share(spectrum, k) for k in range(1, s.n_bands - 1)}, s.h2_min_frontier)
+    shape = {}
+    for layer in layers:
+        rise = sweep.get(layer, f"omega{k_b}").nll - base.nll
+        shape[layer] = {"k": k_b, "mean": float(rise.mean()), "sd": float(rise.std(ddof=1)),
+                        "cv": float(rise.std(ddof=1) / rise.mean()) if rise.mean() > 0 else float("nan"),
+                        "skewness": float(skew(rise)), "per_window": np.round(rise, 4).tolist()}
+    out["h2"] = {"shape": shape}
+    return []
+
+
+# --------------------------------------------------------------------------- effect sizes
+def real_effects(subject, s, windows, spectrum, layers, out):
+    """Not a null: the model's own H2 (a and b), H4-B (a designated-sink zoo model) and H5
+    verdict metrics, through harness.experiments, for the power table's effect sizes."""
+    from harness.experiments import h2_grid, h4b_grid, h5_grid
+    from harness.sweep import FilterSweep, resolve_ks
+
+    sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
+    keep = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float, list, tuple, type(None))) and k != "per_window"}
+    eff = {"H2": {f"{k[0]}/{k[1]}": {"passed": p, **keep(m)}
+                  for k, (p, m) in h2_grid(sweep, layers, resolve_ks(s.h2_ks, s.n_bands), s, frontier=False).items()}}
+    if subject.meta.get("zoo", {}).get("evaluation", {}).get("designated_sink") is not None:
+        eff["H4B"] = {f"{k[0]}/{k[1]}": {"passed": p, **keep(m)} for k, (p, m) in h4b_grid(sweep, layers, s).items()}
+    eff["H5"] = {c: {"passed": p, **{k: v for k, v in keep(m).items()}, **({"p_values": m["p_values"]} if "p_values" in m else {})}
+                 for c, (p, m) in h5_grid(sweep, s, s.h5_min_share, 0).items()}
+    out["effects"] = eff
+    return []
+
+
 # --------------------------------------------------------------------------- H3
 def h3_null(subject, s, spectrum, perms, out, seed=0):
     from collections import Counter
+
+    from scipy.stats import skew
 
     from harness.data import text_tokens, windows_for
     from harness.distributed import choose_active_layers, measure_positions
@@ -151,6 +196,10 @@ def h3_null(subject, s, spectrum, perms, out, seed=0):
                    "sink_like_per_window": n_sink.tolist(), "position0_sink_like": float(t.position0_sink_like.mean()),
                    "share_windows_ge2": float((counts_ >= 2).mean()), "positions": int(t.sink_like.shape[1]),
                    "cos_mean": float(t.profile_cos.mean()), "cos_sd": float(t.profile_cos.std()),
+                   "cos_within_window_sd": float(t.profile_cos.std(1).mean()),
+                   "cos_within_window_skewness": float(np.mean(skew(t.profile_cos, axis=1))),
+                   "cos_quantiles": np.round(np.quantile(t.profile_cos - t.profile_cos.mean(1, keepdims=True),
+                                                         [0.01, 0.1, 0.5, 0.9, 0.99]), 4).tolist(),
                    "real_p": {k: float(v[0]) for k, v in real[c].items()},
                    "real_effect": {k: float(v[1]["effect"]) for k, v in real[c].items()}}
     out["h3"] = {"rows": rows, "tables": desc}
@@ -240,8 +289,9 @@ def h4_null(subject, s, windows, spectrum, layers, n_controls, out):
 
 
 # --------------------------------------------------------------------------- main
-def markdown(model, s, rows, seconds):
-    lines = [f"Model `{model}`, {s.n_seqs} windows x {s.seq_len} tokens, alpha {s.alpha}; {seconds:.0f} s on this machine.", "",
+def markdown(model, settings, rows, seconds, parts=""):
+    lines = [f"Model `{model}`{parts}, {settings['n_seqs']} windows x {settings['seq_len']} tokens, alpha {settings['alpha']}; "
+             f"{seconds:.0f} s on this machine (2 shared CPU cores).", "",
              "| part | null | counted | passes / trials | rate | MC SE |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['part']} | {r['null']} | {r['note']} | {r['passes']} / {r['trials']} | {r['rate']:.3f} | {r['se']:.3f} |")
@@ -260,7 +310,7 @@ def write_docs(blocks: list[str]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", help="zoo alias or model (repeatable; default tiny-bb-bos)")
-    ap.add_argument("--parts", default="h1,h3,h4")
+    ap.add_argument("--parts", default="h1,h2,h3,h4", help="h1,h2,h3,h4 (nulls and shapes); effects (verdict metrics for the power table)")
     ap.add_argument("--subspaces", type=int, default=80, help="random subspaces used as 'dark' (H1)")
     ap.add_argument("--perms", type=int, default=1000, help="within-window permutations (H3)")
     ap.add_argument("--controls", type=int, default=12, help="control writes per layer and target (H4)")
@@ -269,7 +319,24 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", default="0.25,0.5,0.75")
     ap.add_argument("--json", help="write every number here")
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--from-json", action="append", default=[],
+                    help="render saved --json output instead of running (repeatable; later files add rows)")
     args = ap.parse_args(argv)
+    if args.from_json:
+        merged = {}
+        for path in args.from_json:
+            for model, out in json.loads(Path(path).read_text()).items():
+                m = merged.setdefault(model, {"rows": [], "seconds": 0.0, "parts": []})
+                m["rows"] += out["rows"]
+                m["seconds"] += out["seconds"]
+                m["settings"] = out["settings"]
+                m["parts"] += [k.upper() for k in ("h1", "h2", "h3", "h4") if k in out]
+        blocks = [markdown(model, m["settings"], m["rows"], m["seconds"], f" ({', '.join(m['parts'])})")
+                  for model, m in merged.items()]
+        print("\n\n".join(blocks))
+        if not args.no_docs:
+            write_docs(blocks)
+        return 0
     from harness.access import load_subject
     from harness.data import windows_for
     from harness.experiments import parse_layers
@@ -290,6 +357,12 @@ def main(argv=None) -> int:
             if "h1" in parts:
                 rows += h1_null(subject, s, windows, spectrum, layers, args.subspaces, out)
                 print(f"[{model}] H1 done at {time.perf_counter() - t0:.0f}s", flush=True)
+            if "h2" in parts:
+                rows += h2_shape(subject, s, windows, spectrum, layers, out)
+                print(f"[{model}] H2 shape done at {time.perf_counter() - t0:.0f}s", flush=True)
+            if "effects" in parts:
+                rows += real_effects(subject, s, windows, spectrum, layers, out)
+                print(f"[{model}] effects done at {time.perf_counter() - t0:.0f}s", flush=True)
             if "h3" in parts:
                 rows += h3_null(subject, s, spectrum, args.perms, out)
                 print(f"[{model}] H3 done at {time.perf_counter() - t0:.0f}s", flush=True)
@@ -297,7 +370,8 @@ def main(argv=None) -> int:
                 rows += h4_null(subject, s, windows, spectrum, layers, args.controls, out)
                 print(f"[{model}] H4 done at {time.perf_counter() - t0:.0f}s", flush=True)
         seconds = time.perf_counter() - t0
-        md = markdown(model, s, rows, seconds)
+        out["settings"] = {"n_seqs": s.n_seqs, "seq_len": s.seq_len, "alpha": s.alpha}
+        md = markdown(model, out["settings"], rows, seconds)
         print(md, flush=True)
         blocks.append(md)
         out["rows"], out["seconds"] = rows, seconds
