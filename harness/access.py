@@ -318,6 +318,7 @@ def load_subject(spec: str, device: str = "cpu", dtype: str = "float32", trust_r
     model, tok = models.load_hf_model(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     subject = Subject(name=spec, model=model, tokenizer=tok, sha256=models.weights_sha256(source), dtype=dtype)
     subject.meta["source"] = {"kind": source.kind, "path": source.path}
+    subject.meta["quantization"] = models.quantization(source)
     manifest = models.converted_dir(source) / "sinkbench_zoo.json"
     if manifest.exists():  # a zoo model: it declares its own evaluation language and sink position
         import json

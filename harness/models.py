@@ -139,6 +139,15 @@ def known_aliases() -> list[str]:
     return sorted(ALIASES) + sorted(zoo_aliases())
 
 
+# Names that --models-file gives to local checkpoints (a series' `<name>@<dir>`): name -> directory.
+LOCAL_NAMES: dict[str, Path] = {}
+
+
+def register_local(name: str, path) -> None:
+    """Let `name` resolve to the checkpoint directory `path` (for this process)."""
+    LOCAL_NAMES[name] = Path(path)
+
+
 # --------------------------------------------------------------------------- sources
 @dataclass(frozen=True)
 class ModelSource:
@@ -156,6 +165,8 @@ def resolve(spec: str) -> ModelSource:
     zoo = zoo_aliases()
     if spec in zoo:
         return ModelSource(spec, "hf_dir", str(zoo[spec]))
+    if spec in LOCAL_NAMES:
+        return ModelSource(spec, "hf_dir", str(LOCAL_NAMES[spec]))
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -211,6 +222,38 @@ def converted_dir(source: ModelSource) -> Path:
     return target
 
 
+def quantization(source: ModelSource) -> dict:
+    """How the weights were stored before sinkbench dequantized them to float: a GGUF's file
+    type and each tensor type's share of the elements, a checkpoint's quantization_config
+    method, or 'none'. Quantization noise lands hardest on the smallest singular directions,
+    which is the dark tail, so every record says it."""
+    if source.kind == "gguf":
+        from collections import Counter
+
+        import gguf
+
+        reader = gguf.GGUFReader(source.path)
+        counts = Counter()
+        for t in reader.tensors:
+            counts[t.tensor_type.name] += int(t.n_elements)
+        total = sum(counts.values()) or 1
+        field = reader.fields.get("general.file_type")
+        try:
+            file_type = gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
+        except (AttributeError, IndexError, TypeError, ValueError):
+            file_type = max(counts, key=counts.get) if counts else "unknown"
+        return {"type": file_type, "format": "gguf", "tensor_types": {k: round(v / total, 4) for k, v in counts.most_common()}}
+    try:
+        cfg = load_config(source)
+    except Exception:  # the config's own loader reports real problems later, with context
+        return {"type": "unknown"}
+    method = getattr(cfg, "quantization_config", None)
+    if method is None:
+        return {"type": "none"}
+    method = method.get("quant_method") if isinstance(method, dict) else getattr(method, "quant_method", str(method))
+    return {"type": str(method), "format": "quantization_config"}
+
+
 def weights_sha256(source: ModelSource) -> str:
     """sha256 of the weights' source: the GGUF file, or the safetensors files in order."""
     if source.kind == "gguf":
@@ -226,13 +269,24 @@ def weights_sha256(source: ModelSource) -> str:
 
 
 def load_config(source: ModelSource, trust_remote_code: bool = False):
+    """The model's config; for a hub id only config.json is fetched (and custom code, if trusted)."""
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(str(converted_dir(source)), trust_remote_code=trust_remote_code)
+    where = source.path if source.kind == "hub" else str(converted_dir(source))
+    try:
+        return AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise SinkbenchError(f"--model {source.name}: its config needs the checkpoint's own code (auto_map); "
+                             "rerun with --trust-remote-code if you trust that code") from None
+    except OSError as exc:  # hub: network, auth, missing repo
+        raise SinkbenchError(f"--model {source.name}: cannot read its config.json ({type(exc).__name__}); "
+                             "check the path or repo id, the network, and HF_TOKEN for a gated model") from None
 
 
-def num_layers(spec: str) -> int:
-    cfg = load_config(resolve(spec))
+def num_layers(spec: str, trust_remote_code: bool = False) -> int:
+    cfg = load_config(resolve(spec), trust_remote_code)
     cfg = getattr(cfg, "text_config", None) or cfg
     return int(cfg.num_hidden_layers)
 

@@ -46,6 +46,7 @@ def make_record(hypothesis: str, subject, layer, params: dict, verdict: bool, me
         "model": subject.name,
         "family": subject.family,
         "model_sha256": subject.sha256,
+        "quantization": subject.meta.get("quantization", {}).get("type", "unknown"),
         "layer": layer,
         "params": params,
         "verdict": "pass" if verdict else "fail",
