@@ -105,7 +105,7 @@ def pytest_generate_tests(metafunc):
     rows, ids = [], []
     try:
         for name in model_names(metafunc.config):
-            layers = parse_layers(settings.layers, models.num_layers(name), name) if "layer" in names else [None]
+            layers = parse_layers(settings.layers, models.num_layers(name, settings.trust_remote_code), name) if "layer" in names else [None]
             if "k" in names:
                 ks = h2_ks(settings)
                 bad = [k for k in ks if k > settings.n_bands - 2]
@@ -126,8 +126,10 @@ def pytest_generate_tests(metafunc):
                 ids.append("-".join([name] + [f"L{layer}"] * (layer is not None) + [f"k{k}"] * (k is not None)
                                     + [str(v) for v in (cond, claim, target, case, b) if v is not None]
                                     + [f"claim{h5}"] * (h5 is not None)))
-    except SinkbenchError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    except SinkbenchError as exc:  # the message alone: a UsageError here would print pluggy's traceback
+        from fixtures.plugin import fail
+
+        fail(exc)
     argnames = [n for n in AXES if n in names]
     # xdist_group: with `pytest -n N --dist loadgroup` each model's cases go to one worker,
     # so every worker loads one model and its memoised sweep serves all its cases.

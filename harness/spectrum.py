@@ -46,7 +46,8 @@ def right_singular_basis(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def band_slices(d: int, n_bands: int) -> list[np.ndarray]:
     """Index arrays of K contiguous near-equal bands, as numpy.array_split does."""
     if not 1 <= n_bands <= d:
-        raise SinkbenchError(f"--n-bands: must be between 1 and the model width {d}, got {n_bands}")
+        raise SinkbenchError(f"--n-bands {n_bands}: expected 1..{d} (at most the model width d = {d}); "
+                             f"pass a smaller --n-bands, e.g. --n-bands {min(20, d)}")
     return np.array_split(np.arange(d), n_bands)
 
 
@@ -156,6 +157,7 @@ def spectrum_for(subject, n_bands: int, basis: str = "U") -> Spectrum:
 
     if basis not in ("U", "E"):
         raise SinkbenchError(f"--basis {basis!r}: expected U (unembedding) or E (embedding)")
+    band_slices(subject.d_model, n_bands)  # a bad --n-bands fails before the SVD, not after
     memo = subject.meta.setdefault("spectra", {})
     key = spectrum_key(subject, n_bands, basis)
     if key not in memo:
@@ -168,7 +170,12 @@ def spectrum_for(subject, n_bands: int, basis: str = "U") -> Spectrum:
                 fold = subject.norm_fold
                 w = folded_unembedding(subject.unembedding.detach(), fold.gain, fold.centred)
             else:
-                w = subject.embedding.detach().double()
+                w = subject.embedding
+                if w.is_meta:  # a remote subject reads its input embedding only when a basis needs it
+                    from .remote import materialise_embedding
+
+                    w = materialise_embedding(subject)
+                w = w.detach().double()
             b, s = right_singular_basis(w)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent workers never share a temp file

