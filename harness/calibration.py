@@ -237,6 +237,14 @@ def window_noise(rng, shape, tokens: int = TOKENS, phi: float = 0.5) -> np.ndarr
     return e @ w
 
 
+def skewed_unit(rng, shape, skewness: float) -> np.ndarray:
+    """Mean 0, sd 1, the given skewness (standardised gamma; normal at 0)."""
+    if skewness == 0:
+        return rng.standard_normal(shape)
+    k = 4.0 / skewness ** 2
+    return np.sign(skewness) * (rng.standard_gamma(k, shape) - k) / math.sqrt(k)
+
+
 def hardness(rng, shape, cv: float) -> np.ndarray:
     """Lognormal window hardness with mean 1 and coefficient of variation cv."""
     s2 = math.log1p(cv ** 2)
@@ -364,10 +372,10 @@ def _h2_sim(which):
 # Measured on SmolLM2-135M's H3 tables (16 x 128 windows, bos and nobos): 57% of positions
 # are frequent tokens (window sd 0.10), 0.8-1.9 sink-like positions per window besides
 # position 0, which is sink-like in 75-88% of windows; profile cosines to position 0 have
-# mean 0.92 and sd 0.035 (Beta(54, 4.7) here); real effects: claim 1 0.36-0.43, claim 2
+# mean 0.92, within-window sd 0.034-0.037 and skewness -0.11 to -0.25; real effects: claim 1 0.36-0.43, claim 2
 # 0.18-0.24, claim 3 0.07-0.08.
 H3_PROFILE = dict(positions=POSITIONS, frequent_rate=0.57, rate_sd=0.10, extra_sinks=0.8, position0=0.8,
-                  on_frequent=0.4, rho=0.3, cos_a=54.0, cos_b=4.7, cos_gap=0.08, many=0.4)
+                  on_frequent=0.4, rho=0.3, cos_mean=0.92, cos_sd=0.035, cos_skew=-0.2, cos_gap=0.08, many=0.4)
 
 
 @dataclass
@@ -414,8 +422,9 @@ def h3_table(rng, n, claim_null: str | None, p) -> _Table:
     z = (np.log(bar) - np.log(bar).mean(1, keepdims=True)) / np.log(bar).std(1, keepdims=True)
     rho = 0.0 if claim_null == "2" else p["rho"]
     dark = np.exp(0.3 + 0.4 * (rho * z + math.sqrt(1 - rho ** 2) * rng.standard_normal((n, P))))
-    # profile cosine to position 0: Beta(cos_a, cos_b) (left-skewed), sink-like ones shifted up
-    cos = rng.beta(p["cos_a"], p["cos_b"], (n, P))
+    # profile cosine to position 0: mean cos_mean, sd cos_sd, skewness cos_skew (a standardised
+    # gamma, mirrored for a left skew), at most 1; sink-like ones shifted up by cos_gap
+    cos = np.minimum(p["cos_mean"] + p["cos_sd"] * skewed_unit(rng, (n, P), p["cos_skew"]), 1.0)
     if claim_null != "3":
         cos = np.where(sink, np.minimum(cos + p["cos_gap"], 1.0), cos)
     return _Table(sink, frequent, cos, bar, dark, pos0)
