@@ -79,6 +79,10 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
             metrics["dark_ratio_ordinary"] = float(ratio[:, 1:].mean())
         metrics["middle_band"] = middle_band(s.n_bands)
         metrics["removed_dims"] = sweep.spectrum.band_dim([s.n_bands])
+        # per test window, in the order of params.windows.test_starts: for audits that rebuild the windows
+        metrics["per_window"] = {"base_nll": np.round(base.nll, 6).tolist(),
+                                 "dark_all_nll": np.round(grid[layer].dark_all, 6).tolist(),
+                                 "sink_mass_base": np.round(grid[layer].sink_mass_base, 6).tolist()}
     return results
 
 
