@@ -186,7 +186,7 @@ def remote_subject(spec: str, trust_remote_code: bool = False, revision: str | N
     subject.__dict__["nn"] = lm  # the TransformersModel, not a local NNsight wrapper
     tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
     subject.meta.update(hub={"repo": repo, "revision": revision, "commit": sha, "tied": tied},
-                        source={"kind": "hub", "path": repo})
+                        source={"kind": "hub", "path": repo}, quantization=models.quantization(models.resolve(repo)))
     return subject
 
 

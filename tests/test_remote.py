@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -135,7 +136,7 @@ def test_a_remote_subject_reads_only_the_shards_it_needs(hub):
     subject = remote.remote_subject("org/tiny")
     assert not any(f.endswith(".safetensors") for f in hub.asked)  # building it reads config and tokenizer only
     assert all(p.is_meta for p in subject.model.parameters())
-    assert subject.sha256 == f"hub:org/tiny@{SHA}" and subject.dtype == "float32"
+    assert subject.sha256 == f"hub:org/tiny@{SHA}" and subject.dtype == "float32" and subject.meta["quantization"] == {"type": "none"}
 
     size = request_size(subject)
     remote.materialise_for_spectrum(subject)
@@ -235,6 +236,7 @@ def test_the_remote_path_against_a_simulated_server(hub, monkeypatch, windows):
     """load_remote_subject and a pass of harness.interventions, each request pickled as for
     NDIF and run from its unpickled copy with this repository's modules hidden."""
     from nnsight.intervention.backends.local import LocalSimulationBackend
+    from nnsight.modeling import huggingface
     from nnsight.modeling.mixins.remotable import Remotable
 
     model = tiny()
@@ -245,7 +247,7 @@ def test_the_remote_path_against_a_simulated_server(hub, monkeypatch, windows):
         sent.append(self.to_model_key())
         return LocalSimulationBackend(self, verbose=True)
 
-    monkeypatch.setitem(__import__("nnsight.modeling.huggingface").modeling.huggingface._ID_CACHE, "org/tiny", "org/tiny")
+    monkeypatch.setitem(huggingface._ID_CACHE, "org/tiny", "org/tiny")  # the hub's canonical id, not asked offline
     monkeypatch.setattr(Remotable, "_remote_backend", simulate)
     build = remote.remote_subject
 
@@ -264,3 +266,11 @@ def test_the_remote_path_against_a_simulated_server(hub, monkeypatch, windows):
     assert torch.allclose(got.token_nll, want.token_nll, atol=1e-5)
     assert torch.allclose(got.sink_mass[:, 2], want.sink_mass[:, 2], atol=1e-6)
     assert torch.allclose(got.hidden[1], want.hidden[1], atol=1e-5)
+    # a filter sweep: the base run's saved prefix goes up with each edited pass (skip path)
+    from harness.sweep import FilterSweep
+
+    sweeps = [FilterSweep(s, ids, spectrum_for(s, 8), batch_size=6, random_seeds=1) for s in (subject, local)]
+    for name in ("dark_sink", "dark_all"):
+        a, b = (sweep.get(1, name) for sweep in sweeps)
+        assert np.allclose(a.nll, b.nll, atol=1e-5) and np.allclose(a.sink_mass, b.sink_mass, atol=1e-6, equal_nan=True)
+    assert len(sent) == 2 + 1 + 3  # the load, run_pass above, the base run and two edited passes
