@@ -61,7 +61,9 @@ def pytest_addoption(parser):
     group.addoption("--expect-strict", dest="sinkbench_expect_strict", action="store_true", default=False,
                     help="with --expect: a case without an expectation fails, and so does the run when an expected case is missing")
     group.addoption("--models-file", dest="sb_models_file", default=None,
-                    help="TOML file with [[model]] name = '...' (alias, path, .gguf or hub id) and optional family = '...'")
+                    help="TOML file with [[model]] name = '...' (alias, path, .gguf or hub id) and optional family, step, "
+                         "tokens_seen, series; and [[series]] name = '...', path = '...' (a folder of checkpoints, one "
+                         "model each, in step order) and optional family")
     group.addoption("--remote", dest="sb_remote", action="store_true", default=None,
                     help="run the interventions on NDIF through nnsight (hub ids NDIF hosts; needs NDIF_API_KEY; see README)")
     group.addoption("--trust-remote-code", dest="sb_trust_remote_code", action="store_true", default=None,
@@ -72,23 +74,29 @@ AXES = ("model_name", "layer", "k", "condition", "claim", "target", "h4_case", "
 
 
 def model_names(config) -> list[str]:
-    """--model values, then the --models-file entries; the defaults if neither is given."""
+    """--model values, then the --models-file entries ([[model]] tables, then each [[series]]
+    expanded to one model per checkpoint, named <series>@<checkpoint dir>); the defaults if
+    neither is given. A series checkpoint's name resolves to its directory, and its step,
+    tokens seen and series name go into every record (config.sinkbench_steps)."""
     names = list(config.getoption("sb_models") or [])
     path = config.getoption("sb_models_file")
     if path:
-        import tomllib
+        from harness import models
+        from harness.series import STEP_FIELDS, read_models_file
 
         try:
-            with open(path, "rb") as fh:
-                entries = tomllib.load(fh).get("model", [])
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise pytest.UsageError(f"--models-file {path}: cannot read it ({exc})") from None
+            entries = read_models_file(path)
+        except SinkbenchError as exc:
+            raise pytest.UsageError(str(exc)) from None
         for e in entries:
-            if not isinstance(e, dict) or "name" not in e:
-                raise pytest.UsageError(f"--models-file {path}: every [[model]] needs name = '...'; got {e!r}")
             names.append(e["name"])
+            if "path" in e:
+                models.register_local(e["name"], e["path"])
             if "family" in e:
                 config.sinkbench_families[e["name"]] = e["family"]
+            declared = {k: e[k] for k in STEP_FIELDS if k in e}
+            if declared:
+                config.sinkbench_steps[e["name"]] = declared
     return names or default_models()
 
 

@@ -1,5 +1,5 @@
-"""The `sinkbench` console script: compare two results directories, report one, or write
-the expectations of one. Exit codes: 0 fine, 1 differences (compare), 2 bad input (a
+"""The `sinkbench` console script: compare two results directories, report one (or several
+nightly runs: the latest, with each model's history), or write the expectations of one. Exit codes: 0 fine, 1 differences (compare), 2 bad input (a
 missing, empty or unreadable folder or file: one line on stderr, never a clean result)."""
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("compare", help="list verdict changes, metrics outside the old CI and unmatched cases; exit 1 if any")
     c.add_argument("old")
     c.add_argument("new")
-    r = sub.add_parser("report", help="write DIR/report.md and a self-contained DIR/report.html")
-    r.add_argument("dir")
+    r = sub.add_parser("report", help="write DIR/report.md and a self-contained DIR/report.html; with several run "
+                                      "folders (or a quoted glob), each model's key metrics over the runs too")
+    r.add_argument("dir", nargs="+", help="a results folder; several (nightly runs, oldest to newest by their records' "
+                                          "time) add the history; the report describes the latest")
+    r.add_argument("--out", metavar="DIR", default=None, help="where to write the report (default: the latest run's folder)")
     r.add_argument("--expect", metavar="OLD", help="expected.toml or results folder: add the as-expected/flipped/drifted/new/missing block")
     r.add_argument("--expect-tolerance", metavar="R", type=float, default=0.0,
                    help="widen each expected interval by R x |expected value| on each side (default 0)")
@@ -50,9 +53,12 @@ def run(args: argparse.Namespace) -> int:
         from .compare import load_results
         from .expect import load, summarize
 
+        from .report import load_runs
+
         expected = load(args.expect)  # before the figures: a bad --expect fails fast
-        summary = summarize(expected, load_results(args.dir), args.expect_tolerance, args.expect)
-    md, html = write_report(args.dir, summary)
+        newest = load_runs(args.dir)[-1][1]  # the expectations are checked against the latest run
+        summary = summarize(expected, load_results(newest), args.expect_tolerance, args.expect)
+    md, html = write_report(args.dir, summary, out_dir=args.out)
     if summary is not None:
         print("\n".join(summary.lines()))
     print(f"wrote {md} and {html}")

@@ -6,7 +6,13 @@
 Each variant differs from its neighbour in one respect (see VARIANTS). Models are
 saved with save_pretrained (safetensors) plus a tokenizer, so the harness loads
 them like any other checkpoint; a manifest (sinkbench_zoo.json) records the
-training config, seed, steps, losses, wall time and the measured sink behaviour."""
+training config, seed, steps, losses, wall time and the measured sink behaviour.
+
+The variants in SERIES also save checkpoints during training (CHECKPOINTS: log-spaced
+steps, the last one the final model) into fixtures/zoo/series/<variant>/step-NNNNNN/,
+each a loadable checkpoint whose manifest adds `step` and `tokens_seen`. Saving them
+reads the model only (no update, no random draw), so the trajectory and the final
+model are the same with or without them (tests/test_zoo.py checks the final one)."""
 from __future__ import annotations
 
 import json
@@ -25,11 +31,12 @@ import torch.nn.functional as F
 from .language import BigramBackcopy, make_tokenizer
 
 ZOO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "zoo"
+SERIES_DIR = ZOO_DIR / "series"
 
 
 @dataclass(frozen=True)
 class Variant:
-    arch: str = "llama"  # llama | mistral (sliding window) | gpt_oss (learned sink logits)
+    arch: str = "llama"  # llama | mistral (sliding window) | gpt_oss (learned sink logits) | gpt2 | gpt_neox
     bos: bool = True  # BOS at position 0 of every sequence
     sliding_window: int | None = None
     designated: int | None = None  # position k of a dedicated <sink> token (no BOS then)
@@ -48,7 +55,21 @@ VARIANTS = {
                                   note="no BOS; a <sink> token at position 1 of every sequence"),
     "tiny-bb-sinklogit": Variant("gpt_oss", bos=True,
                                  note="BOS present, every head has a learned sink logit (gpt-oss attention)"),
+    # LayerNorm families, same language, sizes and training as tiny-bb-bos.
+    "tiny-bb-gpt2-bos": Variant("gpt2", bos=True,
+                                note="GPT-2: LayerNorm, learned absolute positions, GELU MLP; BOS at position 0"),
+    "tiny-bb-neox-bos": Variant("gpt_neox", bos=True,
+                                note="GPT-NeoX (Pythia): LayerNorm, rotary on a quarter of each head, parallel "
+                                     "attention and MLP; BOS at position 0"),
 }
+# Variants whose training also saves a checkpoint series (SERIES_DIR/<variant>/step-NNNNNN).
+SERIES = ("tiny-bb-bos", "tiny-bb-gpt2-bos", "tiny-bb-neox-bos")
+
+
+def checkpoint_steps(total: int, n: int = 8, first: int = 10) -> list[int]:
+    """n optimizer-step counts, log-spaced from `first` to `total` (the last is the final model)."""
+    steps = sorted({int(round(x)) for x in np.geomspace(first, total, n)})
+    return [s for s in steps if 1 <= s <= total]
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,19 @@ def build_model(variant: Variant, cfg: TrainConfig, vocab_size: int):
         config = tf.GptOssConfig(**common, head_dim=cfg.d_model // cfg.n_heads, num_local_experts=1,
                                  num_experts_per_tok=1, layer_types=["full_attention"] * cfg.n_layers,
                                  sliding_window=cfg.seq_len, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    elif variant.arch == "gpt2":
+        # no dropout anywhere (the Llama variants have none); untied unembedding like the others
+        config = tf.GPT2Config(vocab_size=vocab_size, n_embd=cfg.d_model, n_layer=cfg.n_layers, n_head=cfg.n_heads,
+                               n_inner=cfg.d_mlp, n_positions=cfg.seq_len, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                               bos_token_id=0, pad_token_id=2, eos_token_id=None, tie_word_embeddings=False,
+                               attn_implementation="eager")
+    elif variant.arch == "gpt_neox":
+        # Pythia's defaults: rotary on 25% of each head's dimensions, parallel residual
+        config = tf.GPTNeoXConfig(vocab_size=vocab_size, hidden_size=cfg.d_model, num_hidden_layers=cfg.n_layers,
+                                  num_attention_heads=cfg.n_heads, intermediate_size=cfg.d_mlp,
+                                  max_position_embeddings=cfg.seq_len, rotary_pct=0.25, use_parallel_residual=True,
+                                  hidden_dropout=0.0, attention_dropout=0.0, bos_token_id=0, pad_token_id=2,
+                                  eos_token_id=None, tie_word_embeddings=False, attn_implementation="eager")
     else:
         raise ValueError(f"unknown arch {variant.arch!r}")
     torch.manual_seed(cfg.seed)
@@ -116,7 +150,11 @@ def heldout(lang: BigramBackcopy, variant: Variant, seq_len: int, n: int = 64, s
     return make_batch(stream, np.arange(n) * body, variant, seq_len)
 
 
-def train(name: str, cfg: TrainConfig = TrainConfig(), out_dir: Path = ZOO_DIR, log=print) -> dict:
+def train(name: str, cfg: TrainConfig = TrainConfig(), out_dir: Path = ZOO_DIR, log=print,
+          series_dir: Path | None = None, checkpoints: list[int] | None = None) -> dict:
+    """Train one variant and save it into out_dir/name. With series_dir, also save a checkpoint
+    after each step count in `checkpoints` (default checkpoint_steps(cfg.steps)) into
+    series_dir/name/step-NNNNNN; the directory is replaced as a whole."""
     variant = VARIANTS[name]
     # One thread: tiny matmuls gain nothing from more, and the run is then
     # bit-reproducible whatever the machine's core count.
@@ -128,7 +166,14 @@ def train(name: str, cfg: TrainConfig = TrainConfig(), out_dir: Path = ZOO_DIR, 
     model = build_model(variant, cfg, len(lang.vocab)).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     body = cfg.seq_len - int(variant.bos) - int(variant.designated is not None)
-    t0, losses = time.time(), []
+    tokenizer = make_tokenizer(lang, add_bos=variant.bos)
+    held_ids, held_mask = heldout(lang, variant, cfg.seq_len)
+    saves = sorted(set(checkpoints or checkpoint_steps(cfg.steps))) if series_dir is not None else []
+    series_tmp = None
+    if saves:
+        Path(series_dir).mkdir(parents=True, exist_ok=True)
+        series_tmp = Path(tempfile.mkdtemp(dir=series_dir, prefix=f".tmp-{name}-"))
+    t0, losses, saved = time.time(), [], []
     for step in range(cfg.steps):
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
         for group in opt.param_groups:
@@ -143,13 +188,19 @@ def train(name: str, cfg: TrainConfig = TrainConfig(), out_dir: Path = ZOO_DIR, 
         losses.append(loss.item())
         if step % 250 == 0 or step == cfg.steps - 1:
             log(f"[zoo] {name} step {step:5d} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
+        if step + 1 in saves:  # after step + 1 optimizer updates
+            m = checkpoint(model, name, variant, cfg, lang, step + 1, losses, held_ids, held_mask)
+            m["wall_time_s"] = round(time.time() - t0, 1)
+            save(model, tokenizer, m, series_tmp / f"step-{step + 1:06d}")
+            saved.append(step + 1)
+            log(f"[zoo] {name} checkpoint step {step + 1}: copy head sink attn "
+                f"{m['sink_behaviour']['copy_head_sink_attn_nontrigger']:.2f}, loss {m['train_loss']:.3f}")
     wall = time.time() - t0
     model.eval()
 
     from .measure import measure_sink_behaviour
 
-    ids, mask = heldout(lang, variant, cfg.seq_len)
-    behaviour = measure_sink_behaviour(model, ids, mask, lang, variant)
+    behaviour = measure_sink_behaviour(model, held_ids, held_mask, lang, variant)
     manifest = {
         "name": name, "variant": asdict(variant), "train_config": asdict(cfg), "seed": cfg.seed,
         "steps": cfg.steps, "final_train_loss": float(np.mean(losses[-50:])), "wall_time_s": round(wall, 1),
@@ -157,8 +208,39 @@ def train(name: str, cfg: TrainConfig = TrainConfig(), out_dir: Path = ZOO_DIR, 
         "evaluation": {"language": lang.to_dict(), "heldout_sample_seed": 12345, "designated_sink": variant.designated},
         "sink_behaviour": behaviour,
     }
-    save(model, make_tokenizer(lang, add_bos=variant.bos), manifest, Path(out_dir) / name)
+    save(model, tokenizer, manifest, Path(out_dir) / name)
+    if series_tmp is not None:
+        target = Path(series_dir) / name
+        if target.exists():
+            shutil.rmtree(target)
+        os.chmod(series_tmp, 0o755)
+        os.replace(series_tmp, target)
+        manifest["series"] = {"dir": str(target), "steps": saved}
     return manifest
+
+
+def tokens_seen(cfg: TrainConfig, step: int) -> int:
+    """Tokens in the training batches of the first `step` optimizer updates (BOS and <sink> included)."""
+    return step * cfg.batch_size * cfg.seq_len
+
+
+def checkpoint(model, name: str, variant: Variant, cfg: TrainConfig, lang, step: int, losses: list, ids, mask) -> dict:
+    """The manifest of a checkpoint after `step` updates, its sink behaviour measured on the held-out
+    windows. Leaves the model in training mode and the torch random state as it found them."""
+    from .measure import measure_sink_behaviour
+
+    state, was_training = torch.get_rng_state(), model.training
+    model.eval()
+    behaviour = measure_sink_behaviour(model, ids, mask, lang, variant)
+    model.train(was_training)
+    torch.set_rng_state(state)
+    return {
+        "name": f"{name}@step-{step:06d}", "series": name, "step": step, "tokens_seen": tokens_seen(cfg, step),
+        "variant": asdict(variant), "train_config": asdict(cfg), "seed": cfg.seed, "steps": cfg.steps,
+        "train_loss": float(np.mean(losses[-50:])), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "evaluation": {"language": lang.to_dict(), "heldout_sample_seed": 12345, "designated_sink": variant.designated},
+        "sink_behaviour": behaviour,
+    }
 
 
 def save(model, tokenizer, manifest: dict, target: Path) -> None:
