@@ -149,12 +149,14 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
 
 
 # --------------------------------------------------------------------------- case tables
-THRESHOLDS = ("min_delta", "min_sink_drop", "rho", "min_frontier", "frontier_tolerance", "tolerance", "min_recovered",
+THRESHOLDS = ("min_delta", "min_sink_drop", "rho", "min_frontier", "frontier_tolerance", "min_recovered",
               "min_share", "min_nll_rise", "min_sinks", "alpha")
 P_VALUES = ("p_value", "p_values", "p_vs_random", "p_vs_middle", "p_sink_mass_drop", "p_dark_sink")
 
 
 def num(v) -> str:
+    if v is None:  # NaN in the record (e.g. a ratio over a zero denominator)
+        return "–"
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
     if isinstance(v, float) and not math.isfinite(v):
@@ -188,6 +190,8 @@ def key_numbers(r: dict) -> str:
         v = m.get(n)
         if isinstance(v, list):
             out.append(f"{n} " + "/".join(num(x) for x in v))
+        elif isinstance(v, dict):
+            out.append(f"{n} " + ", ".join(f"{k} {num(x)}" for k, x in v.items()))
         elif isinstance(v, (int, float)):
             out.append(f"{n} {num(v)}")
     return "; ".join(out)
@@ -521,11 +525,27 @@ def history_figure(model: str, runs: list[tuple[str, Path, list[dict]]]) -> tupl
         ax.axis("off")
     title = f"{model}: key effects over {len(runs)} runs (one line per case; filled = pass, open = fail)"
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (2.5 * rows + 0.6)))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return title, buf.getvalue()
+
+
+def history_matrix(runs: list[tuple[str, Path, list[dict]]], models: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Claims x models of the latest run's models, each cell its passed/total in every run,
+    oldest first ('–' where a run has no such case)."""
+    counts = defaultdict(lambda: [[0, 0] for _ in runs])
+    for i, (_, _, recs) in enumerate(runs):
+        for r in recs:
+            if r["model"] in models:
+                c = counts[claim_key(r), r["model"]][i]
+                c[0] += r["verdict"] == "pass"
+                c[1] += 1
+    claims = sorted({k for k, _ in counts})
+    rows = [[k] + [" → ".join(f"{p}/{t}" if t else "–" for p, t in counts[k, m]) if (k, m) in counts else "–" for m in models]
+            for k in claims]
+    return ["claim"] + list(models), rows
 
 
 # --------------------------------------------------------------------------- the report
@@ -579,6 +599,12 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
     if groups:
         md += ["", "Checkpoint series (their matrices are in their sections): "
                + ", ".join(f"{n} ({len({r['step'] for r in rs})} checkpoints)" for n, rs in groups.items()) + "."]
+    history_block = ""
+    if multi and models:
+        header, rows = history_matrix(runs, [m for m, _ in models])
+        md += ["", f"Passed/total over the {len(runs)} runs, oldest first:", ""] + md_table(header, rows)
+        history_block = (f"<h2>Over the {len(runs)} runs</h2><p>passed/total per run, oldest first</p>"
+                         + html_table(header, rows, cls="history"))
     expect_lines = expectations.lines() if expectations is not None else []
     if expect_lines:
         md += ["", "## Expectations", "", "```", *expect_lines, "```"]
@@ -647,7 +673,7 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sinkbench report</title><style>
 {STYLE}
 </style></head><body><h1>sinkbench report</h1><p>{html.escape(intro.replace('`', ''))}</p>
-{matrix}{expect_block}{''.join(sections)}</body></html>"""
+{matrix}{history_block}{expect_block}{''.join(sections)}</body></html>"""
     html_path = d / "report.html"
     html_path.write_text(page)
     return md_path, html_path

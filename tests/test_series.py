@@ -192,6 +192,7 @@ def test_report_over_several_runs_draws_history_and_ends_with_every_case(tmp_pat
     text = md.read_text()
     assert "the latest of 3 runs (2026-01-01, 2026-01-02, 2026-01-03, oldest first)" in text
     assert "| H1 | PASS 1/1 · ΔNLL dark 0.9 |" in text  # the matrix is the latest run's
+    assert "| H1 | 0/1 → 1/1 → 1/1 |" in text and "| H2/b | 0/1 → 1/1 → 1/1 |" in text  # and beside it, every run's
     # every case: claim, layer, verdict, key numbers with intervals, criterion, verdicts over runs
     assert ("| H1 | – | 0 | PASS | dark_all_delta 0.9 [0.72, 1.08]; p_vs_random 0.01 | min_delta 0.5, min_sink_drop 0.2, "
             "alpha 0.05 | F P P |") in text
@@ -232,7 +233,7 @@ def test_series_and_history_report_render_in_headless_chromium(tmp_path):
                           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
                           "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
     dom = re.sub(r"<script>.*?</script>", "", out.stdout, flags=re.S)
-    # images: m1's history, sink mass, dark ratio; the series trajectory. tables: matrix, m1's cases,
-    # the series' per-checkpoint table, claims x steps and cases
-    assert 'data-check="images 4/4 tables 5"' in dom, out.stderr[-2000:]
+    # images: m1's history, sink mass, dark ratio; the series trajectory. tables: matrix, history,
+    # m1's cases, the series' per-checkpoint table, claims x steps and cases
+    assert 'data-check="images 4/4 tables 6"' in dom, out.stderr[-2000:]
     assert "ERROR" not in re.search(r"<title>(.*?)</title>", dom).group(1)
