@@ -781,12 +781,16 @@ def never_passes(criterion: str, effect: float, profile: dict) -> str | None:
     return "effect on the failing side of the criterion's threshold" if rules[criterion] else None
 
 
-def effect_specs(records: list[dict], real: dict) -> list[dict]:
+def effect_specs(records: list[dict], real) -> list[dict]:
     """Effect sizes seen on real models as simulator inputs. records: result records
-    (results.jsonl lines; older metric names tolerated); real: model -> the JSON of
-    benchmarks/calibrate_zoo.py. Each spec: criterion, model, case, effect, profile,
-    grid (layers of the default grid: the family the run uses), source."""
+    (results.jsonl lines, each with its '_source'; older metric names tolerated); real:
+    (model, output) pairs of benchmarks/calibrate_zoo.py --json files (each output with its
+    '_source'; a dict model -> output is accepted). A later source replaces an earlier one
+    for the same criterion, model and case. Each spec: criterion, model, case, effect,
+    profile, grid (layers or conditions of the default grid: the family the run uses), source."""
     specs = []
+    if isinstance(real, dict):
+        real = list(real.items())
 
     def add(criterion, model, case, effect, profile, grid, source):
         if effect is None or not np.isfinite(effect):
@@ -829,7 +833,7 @@ def effect_specs(records: list[dict], real: dict) -> list[dict]:
             sd = _ci_sd(m.get("nll_rise_beyond_control_ci"), n)
             add("H5-2", model, "", m["sink_drop_beyond_control"],
                 {"nll_rise": m.get("nll_rise_beyond_control"), "nll_sd": sd / math.sqrt(2) if sd else None}, 1, src)
-    for model, out in real.items():
+    for model, out in real:
         src = out.get("_source", "benchmarks/calibrate_zoo.py")
         for cond, t in out.get("h3", {}).get("tables", {}).items():
             e = t.get("real_effect", {})
@@ -866,8 +870,13 @@ def effect_specs(records: list[dict], real: dict) -> list[dict]:
                 add("H4-B1", model, f"layer {layer}", m["att_k"] - m["att_0"],
                     {"att": m["att_0"], "att_sd": _ci_sd(m.get("att_k_minus_0_ci"), 16),
                      "nll_gap": m["nll_dark_k"] - m["nll_dark_0"], "nll_sd": nsd / math.sqrt(2) if nsd else None}, 1, src)
-            else:
-                add("H4-B2", model, f"layer {layer}", m["dark_ratio_k"] - m["dark_ratio_ordinary"], {}, 1, src)
+            else:  # the dark ratio's scale and spread as measured: lognormal with the ordinary
+                # positions' mean and the spread that gives the measured window sd of the gap
+                sd = _ci_sd(m.get("difference_ci"), 16) or 0.1
+                mean = max(m["dark_ratio_ordinary"], 1e-6)
+                sigma = math.sqrt(math.log1p((sd / mean) ** 2))
+                add("H4-B2", model, f"layer {layer}", m["dark_ratio_k"] - m["dark_ratio_ordinary"],
+                    {"dark_mu": math.log(mean) - sigma ** 2 / 2, "dark_sigma": sigma}, 1, src)
         h5 = eff.get("H5", {})
         if "1" in h5:
             add("H5-1", model, "", h5["1"]["dark_share"] - DEFAULTS["h5_min_share"],
@@ -958,7 +967,7 @@ def main(argv=None) -> int:
         print(blocks["sim"], flush=True)
         print(f"[{time.perf_counter() - t0:.0f}s]", flush=True)
     if args.results or args.real:
-        records, real = [], {}
+        records, real = [], []
         for path in args.results:
             for line in Path(path).read_text().splitlines():
                 if line.strip():
@@ -968,7 +977,7 @@ def main(argv=None) -> int:
         for path in args.real:
             for model, out in json.loads(Path(path).read_text()).items():
                 out["_source"] = path
-                real.setdefault(model, {}).update(out)
+                real.append((model, out))
         rows = power_rows(effect_specs(records, real), args.power_trials)
         blocks["power"] = power_markdown(rows, args.power_trials)
         print(blocks["power"], flush=True)
