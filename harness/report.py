@@ -204,8 +204,9 @@ def criterion_text(r: dict) -> str:
 
 
 def case_sort_key(r: dict):
+    k = r.get("params", {}).get("k")
     return (r["hypothesis"], str(r.get("claim") or ""), r.get("step") if r.get("step") is not None else -1,
-            r.get("layer") if r.get("layer") is not None else -1, case_text(r))
+            r.get("layer") if r.get("layer") is not None else -1, k if isinstance(k, int) else -1, case_text(r))
 
 
 def case_rows(recs: list[dict], history: dict | None = None, with_step: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -352,6 +353,9 @@ def series_figure(name: str, recs: list[dict]) -> tuple[str, bytes]:
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colors[layer], ls="--", lw=1, alpha=0.7)
     ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_title("dark ratio: sink (solid, markers: H1) vs ordinary (dashed)", fontsize=9)
 
     ax = axes[1, 0]
