@@ -65,6 +65,7 @@ def h1_null(subject, s, windows, spectrum, layers, n_subspaces, out):
     for layer in layers:
         dark_sink = sweep.get(layer, "dark_sink")
         common = dict(base=base.nll, random=sweep.random_mean_nll(layer), middle=sweep.get(layer, "middle").nll,
+                      random_each=np.stack([sweep.get(layer, f"random{q}").nll for q in sweep.seeds]),
                       base_rest=base.nll_rest, dark_sink=dark_sink.nll, dark_sink_rest=dark_sink.nll_rest,
                       sink_mass_base=base.post_filter_sink_mass(layer),
                       sink_mass_dark_sink=dark_sink.post_filter_sink_mass(layer))
@@ -83,7 +84,7 @@ def h1_null(subject, s, windows, spectrum, layers, n_subspaces, out):
         for g in range(0, n_subspaces - 3, 4):  # design 2: disjoint groups of four
             dark, ctrl = subs[g], subs[g + 1:g + 4]
             x = H1Inputs(**dict(common, dark_all=dark.nll, dark_all_rest=dark.nll_rest,
-                                random=np.mean([c.nll for c in ctrl], 0)))
+                                random=np.mean([c.nll for c in ctrl], 0), random_each=np.stack([c.nll for c in ctrl])))
             v = h1_verdicts({layer: x}, **kw)[layer][1]
             a2 += v["claim_a"]
             sig2 += v["p_vs_random"] < s.alpha
@@ -260,8 +261,7 @@ def h4_null(subject, s, windows, spectrum, layers, n_controls, out):
             targets = choose_targets(windows, kind, freq)
             w = {m: run_write(subject, windows, spectrum, layer, targets, m, batch, prefix=prefix)
                  for m in ("base", "add", "transplant", "control", "broken")}
-            real[layer, kind] = h4a_verdicts({(layer, kind): h4a_raw(w, s.h4_rho, 200)}, alpha=s.alpha,
-                                             min_recovered=s.h4_min_recovered)
+            real[layer, kind] = h4a_verdicts({(layer, kind): h4a_raw(w, s.h4_rho, 200, s.h4_min_recovered)}, alpha=s.alpha)
             ctrl = [run_write(subject, windows, spectrum, layer, targets, "control", batch, seed=100 + i, prefix=prefix)
                     for i in range(n_controls)]
             ctrl_tp = [run_control_transplant(subject, windows, spectrum, layer, targets, batch, 100 + i, prefix)
@@ -269,8 +269,7 @@ def h4_null(subject, s, windows, spectrum, layers, n_controls, out):
             for i in range(n_controls):
                 j = (i + 1) % n_controls
                 fake = dict(w, add=ctrl[i], control=ctrl[j], transplant=ctrl_tp[i])
-                res = h4a_verdicts({(layer, kind): h4a_raw(fake, s.h4_rho, 200)}, alpha=s.alpha,
-                                   min_recovered=s.h4_min_recovered)
+                res = h4a_verdicts({(layer, kind): h4a_raw(fake, s.h4_rho, 200, s.h4_min_recovered)}, alpha=s.alpha)
                 for claim, variant in (("A1", "add"), ("A2", "add"), ("A3", "transplant")):
                     passed, m = res[layer, kind, claim, variant]
                     hits[claim] += passed

@@ -306,7 +306,8 @@ def _h1_arrays(rng, trials, n, layers, excess, p):
     mass0 = np.clip(p["mass"] + p["mass_sd"] * rng.standard_normal(shape), 0.05, 0.95)
     drop = p["sink_drop"] + p["drop_sd"] * rng.standard_normal(shape)
     mass1 = np.clip(mass0 * (1 - drop) + 0.005 * rng.standard_normal(shape), 0.0, 1.0)
-    return dict(base=base * np.ones(shape), dark_all=dark_all, random=random, middle=middle, base_rest=base_rest * np.ones(shape),
+    return dict(base=base * np.ones(shape), dark_all=dark_all, random=random, random_each=rand, middle=middle,
+                base_rest=base_rest * np.ones(shape),
                 dark_all_rest=dark_all - 0.01, dark_sink=dark_sink_rest + 0.01, dark_sink_rest=dark_sink_rest,
                 sink_mass_base=mass0, sink_mass_dark_sink=mass1)
 
@@ -497,8 +498,8 @@ def _h4a_sim(case):
             raws = {}
             for c in range(cells):
                 w = {m: WriteResult(a[t, c], b[t, c], x[t, c]) for m, (a, b, x) in modes.items()}
-                raws[c // p["targets"], c % p["targets"]] = h4a_raw(w, s["h4_rho"], N_BOOT_CHEAP)
-            res = h4a_verdicts(raws, alpha=s["alpha"], min_recovered=s["h4_min_recovered"])
+                raws[c // p["targets"], c % p["targets"]] = h4a_raw(w, s["h4_rho"], N_BOOT_CHEAP, s["h4_min_recovered"])
+            res = h4a_verdicts(raws, alpha=s["alpha"])
             out[t] = [res[(l, 0) + target][0] for l in range(layers)]
         return out
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import binomial_greater, bootstrap_ci, holm, proportion_ci, ratio_ci, wilcoxon_greater
+from .stats import binomial_greater, bootstrap_ci, holm, prediction_greater, proportion_ci, ratio_ci, wilcoxon_greater
 
 
 def holm_by_key(raw: dict) -> dict:
@@ -43,28 +43,42 @@ class H1Inputs:
     dark_sink_rest: np.ndarray
     sink_mass_base: np.ndarray  # post-filter layers of the unfiltered run
     sink_mass_dark_sink: np.ndarray  # post-filter layers, dark tail removed at the sink
+    random_each: np.ndarray | None = None  # [S, N]: each random subspace's NLL (S >= 2 for the subspace test)
 
 
 def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: float, n_boot: int) -> dict:
-    """grid: layer -> H1Inputs. Holm over layers x 4 tests. Returns layer -> (passed, metrics).
-    (a) dark-tail removal at all positions: mean NLL rise >= min_delta, and more than a
-        random subspace and the middle band (paired Wilcoxon);
-    (b) dark-tail removal at the sink only: relative sink-mass drop >= min_sink_drop with
-        the drop significant, and the NLL of the other predictions rises significantly."""
-    raw = {layer: [wilcoxon_greater(x.dark_all - x.random), wilcoxon_greater(x.dark_all - x.middle),
-                   wilcoxon_greater(x.sink_mass_base - x.sink_mass_dark_sink),
-                   wilcoxon_greater(x.dark_sink_rest - x.base_rest)] for layer, x in grid.items()}
+    """grid: layer -> H1Inputs. Holm over layers x 6 tests. Returns layer -> (passed, metrics).
+    (a) dark-tail removal at all positions raises NLL by more than min_delta (Wilcoxon of
+        rise - min_delta), more than the middle band (paired Wilcoxon), and more than random
+        subspaces of its dimension do: paired over windows against their mean (Wilcoxon),
+        and as a subspace, against the spread of the random subspaces' mean costs
+        (one-sided prediction-interval t-test, S - 1 degrees of freedom), so that band K
+        must stand out from random subspaces, not only from the few that were drawn;
+    (b) dark-tail removal at the sink only drops post-filter sink mass by more than
+        min_sink_drop of it (Wilcoxon of (1 - min_sink_drop) * base - edited, which is the
+        ratio-of-means drop tested against its minimum), and the NLL of the other
+        predictions rises (Wilcoxon)."""
+    raw = {}
+    for layer, x in grid.items():
+        delta = x.dark_all - x.base
+        each = None if x.random_each is None else np.asarray(x.random_each, float) - x.base
+        raw[layer] = [wilcoxon_greater(x.dark_all - x.random), wilcoxon_greater(x.dark_all - x.middle),
+                      wilcoxon_greater(delta - min_delta),
+                      prediction_greater(float(delta.mean()), each.mean(1)) if each is not None else 1.0,
+                      wilcoxon_greater((1 - min_sink_drop) * x.sink_mass_base - x.sink_mass_dark_sink),
+                      wilcoxon_greater(x.dark_sink_rest - x.base_rest)]
     adjusted = holm_by_key(raw)
     out = {}
     for layer, x in grid.items():
-        p_rand, p_mid, p_mass, p_sink = adjusted[layer]
+        p_rand, p_mid, p_min, p_subspaces, p_mass, p_sink = adjusted[layer]
         delta = x.dark_all - x.base
         sink_delta, all_rest_delta = x.dark_sink_rest - x.base_rest, x.dark_all_rest - x.base_rest
         mass_base, mass_dark = float(np.mean(x.sink_mass_base)), float(np.mean(x.sink_mass_dark_sink))
         mass_lost = x.sink_mass_base - x.sink_mass_dark_sink
         sink_drop = float(mass_lost.mean() / mass_base) if mass_base > 0 else float("nan")
-        a = bool(delta.mean() >= min_delta and p_rand < alpha and p_mid < alpha)
+        a = bool(delta.mean() >= min_delta and max(p_rand, p_mid, p_min, p_subspaces) < alpha)
         b = bool(sink_drop >= min_sink_drop and p_mass < alpha and p_sink < alpha)
+        random_costs = [] if x.random_each is None else (np.asarray(x.random_each, float) - x.base).mean(1)
         out[layer] = (a and b, {
             "base_nll": float(x.base.mean()),
             "dark_all_nll": float(x.dark_all.mean()),
@@ -72,20 +86,23 @@ def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: fl
             "dark_all_delta_ci": bootstrap_ci(delta, n_boot),
             "random_delta": float((x.random - x.base).mean()),
             "random_delta_ci": bootstrap_ci(x.random - x.base, n_boot),
+            "random_delta_per_subspace": [round(float(c), 6) for c in random_costs],
             "middle_delta": float((x.middle - x.base).mean()),
             "middle_delta_ci": bootstrap_ci(x.middle - x.base, n_boot),
-            "p_vs_random": p_rand, "p_vs_middle": p_mid,
-            "p_vs_random_raw": raw[layer][0], "p_vs_middle_raw": raw[layer][1],
+            "p_vs_random": p_rand, "p_vs_middle": p_mid, "p_above_min_delta": p_min,
+            "p_vs_random_subspaces": p_subspaces,
+            "p_vs_random_raw": raw[layer][0], "p_vs_middle_raw": raw[layer][1], "p_above_min_delta_raw": raw[layer][2],
+            "p_vs_random_subspaces_raw": raw[layer][3],
             # (b): NLL of the predictions made at positions >= 1; the all-prediction mean beside it
             "dark_sink_delta": float(sink_delta.mean()),
             "dark_sink_delta_ci": bootstrap_ci(sink_delta, n_boot),
             "dark_sink_delta_all_predictions": float((x.dark_sink - x.base).mean()),
-            "p_dark_sink": p_sink, "p_dark_sink_raw": raw[layer][3],
+            "p_dark_sink": p_sink, "p_dark_sink_raw": raw[layer][5],
             "sink_mass_base": mass_base,
             "sink_mass_dark_sink": mass_dark,
             "sink_mass_drop": sink_drop,
             "sink_mass_drop_ci": ratio_ci(mass_lost, x.sink_mass_base, n_boot),
-            "p_sink_mass_drop": p_mass, "p_sink_mass_drop_raw": raw[layer][2],
+            "p_sink_mass_drop": p_mass, "p_sink_mass_drop_raw": raw[layer][4],
             # how much of the all-position damage removing the tail at the sink alone reproduces
             "sink_share_of_damage": float(sink_delta.mean() / all_rest_delta.mean()) if all_rest_delta.mean() > 0 else float("nan"),
             "sink_share_of_damage_ci": ratio_ci(sink_delta, all_rest_delta, n_boot),
@@ -255,21 +272,24 @@ def h3_verdicts(raws: dict, *, alpha: float, n_boot: int) -> dict:
 
 
 # --------------------------------------------------------------------------- H4
-def h4a_raw(w: dict, rho: float, n_boot: int) -> dict:
+def h4a_raw(w: dict, rho: float, n_boot: int, min_recovered: float = 0.5) -> dict:
     """w: write mode -> WriteResult for one (layer, target). Raw p-values per claim case."""
     base = w["base"]
     out = {}
     for variant in ("add", "transplant"):
         x = w[variant]
         ratio = float(x.att_t.mean() / max(base.att_t.mean(), 1e-12))
-        out["A1", variant] = ([wilcoxon_greater(x.att_t - base.att_t), wilcoxon_greater(base.att_0 - x.att_0)], {
+        # capture >= rho as a ratio of means, tested per window: att_t(edit) - rho * att_t(base) > 0
+        out["A1", variant] = ([wilcoxon_greater(x.att_t - rho * base.att_t), wilcoxon_greater(base.att_0 - x.att_0)], {
             "att_t_base": float(base.att_t.mean()), "att_t_edit": float(x.att_t.mean()), "capture_ratio": ratio,
             "capture_ratio_ci": ratio_ci(x.att_t, base.att_t, n_boot),
             "att_0_base": float(base.att_0.mean()), "att_0_edit": float(x.att_0.mean()), "rho": rho,
         })
     ctrl, add = w["control"], w["add"]
     ctrl_ratio = float(ctrl.att_t.mean() / max(base.att_t.mean(), 1e-12))
-    out["A2", "add"] = ([wilcoxon_greater(add.att_t - ctrl.att_t)], {
+    # the dark write beats the control, the dark write captures >= rho, the control stays below rho
+    out["A2", "add"] = ([wilcoxon_greater(add.att_t - ctrl.att_t), wilcoxon_greater(add.att_t - rho * base.att_t),
+                         wilcoxon_greater(rho * base.att_t - ctrl.att_t)], {
         "att_t_dark": float(add.att_t.mean()), "att_t_control": float(ctrl.att_t.mean()),
         "control_capture_ratio": ctrl_ratio, "dark_capture_ratio": float(add.att_t.mean() / max(base.att_t.mean(), 1e-12)),
         "dark_minus_control_ci": bootstrap_ci(add.att_t - ctrl.att_t, n_boot), "rho": rho,
@@ -277,19 +297,22 @@ def h4a_raw(w: dict, rho: float, n_boot: int) -> dict:
     broken, rescued = w["broken"].nll_after - base.nll_after, w["transplant"].nll_after - base.nll_after
     # below 1e-3 nats there is nothing to recover and the share is meaningless
     share = float((broken.mean() - rescued.mean()) / broken.mean()) if broken.mean() > 1e-3 else float("nan")
-    out["A3", "transplant"] = ([wilcoxon_greater(broken - rescued)], {
+    # recovered share >= min_recovered as a ratio of means, tested per window
+    out["A3", "transplant"] = ([wilcoxon_greater((broken - rescued) - min_recovered * broken)], {
         "delta_broken": float(broken.mean()), "delta_broken_ci": bootstrap_ci(broken, n_boot),
         "delta_rescued": float(rescued.mean()),
         "recovered_share": share, "recovered_share_ci": ratio_ci(broken - rescued, broken, n_boot),
-        "nll_after_base": float(base.nll_after.mean()),
+        "nll_after_base": float(base.nll_after.mean()), "min_recovered": min_recovered,
     })
     return out
 
 
-def h4a_verdicts(raws: dict, *, alpha: float, min_recovered: float = 0.5) -> dict:
+def h4a_verdicts(raws: dict, *, alpha: float) -> dict:
     """raws: (layer, target) -> h4a_raw(...). Holm over every p-value of the model's grid.
-    A1: both tests and capture ratio >= rho; A2: dark beats control, control below rho, dark
-    at or above rho; A3: the rescue is significant and recovers >= min_recovered of the damage.
+    Every minimum is tested, not only compared with a point estimate:
+    A1: capture ratio >= rho (tested) and attention to 0 falls; A2: the dark write beats the
+    control, captures >= rho, and the control stays below rho (each tested); A3: the
+    transplant recovers >= min_recovered of the broken sink's NLL damage (tested).
     Returns (layer, target, claim, variant) -> (passed, metrics)."""
     raw = {(lt, case): ps for lt, r in raws.items() for case, (ps, _) in r.items()}
     adjusted = holm_by_key(raw)
@@ -301,10 +324,9 @@ def h4a_verdicts(raws: dict, *, alpha: float, min_recovered: float = 0.5) -> dic
         if claim == "A1":
             passed = all(p < alpha for p in p_adj) and m["capture_ratio"] >= m["rho"]
         elif claim == "A2":
-            passed = p_adj[0] < alpha and m["control_capture_ratio"] < m["rho"] and m["dark_capture_ratio"] >= m["rho"]
+            passed = all(p < alpha for p in p_adj) and m["control_capture_ratio"] < m["rho"] <= m["dark_capture_ratio"]
         else:
-            m["min_recovered"] = min_recovered
-            passed = p_adj[0] < alpha and m["delta_broken"] > 0 and m["recovered_share"] >= min_recovered
+            passed = p_adj[0] < alpha and m["delta_broken"] > 0 and m["recovered_share"] >= m["min_recovered"]
         out[lt + case] = (bool(passed), m)
     return out
 
@@ -354,13 +376,16 @@ def h5_verdicts(x: H5Inputs, *, alpha: float, min_share: float, min_sink_drop: f
                 n_boot: int) -> dict:
     """Claim 1: the writer wrote >= min_share of the dark norm present after it (mean share
     at or above it, and the share significantly above it). Claim 2: removing its dark write
-    at the sink lowers the later sink mass and raises NLL, significantly against the base run
-    and against the controls, by at least min_sink_drop (relative to the base sink mass) and
-    min_nll_rise nats beyond the controls. Holm over the five p-values."""
+    at the sink lowers the later sink mass and raises NLL, significantly against the base run,
+    and beyond the controls by more than min_sink_drop (relative to the base sink mass) and
+    min_nll_rise nats (both tested against these minimums). Holm over the five p-values."""
     mass_vs_ctrl = x.control_mass - x.removed_mass
     nll_vs_ctrl = x.removed_nll - x.control_nll
+    # the minimums beyond the controls are tested: (control - removed) - min_sink_drop * base
+    # mass > 0 is the relative drop against its minimum, per window
     raw = [wilcoxon_greater(x.share - min_share), wilcoxon_greater(x.base_mass - x.removed_mass),
-           wilcoxon_greater(x.removed_nll - x.base_nll), wilcoxon_greater(mass_vs_ctrl), wilcoxon_greater(nll_vs_ctrl)]
+           wilcoxon_greater(x.removed_nll - x.base_nll), wilcoxon_greater(mass_vs_ctrl - min_sink_drop * x.base_mass),
+           wilcoxon_greater(nll_vs_ctrl - min_nll_rise)]
     p = holm(raw)
     mass_base = float(np.mean(x.base_mass))
     drop = float(mass_vs_ctrl.mean() / mass_base) if mass_base > 0 else float("nan")

@@ -68,6 +68,7 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
             dark_sink=dark_sink.nll, dark_sink_rest=dark_sink.nll_rest,
             sink_mass_base=base.post_filter_sink_mass(layer),
             sink_mass_dark_sink=dark_sink.post_filter_sink_mass(layer),
+            random_each=np.stack([sweep.get(layer, f"random{q}").nll for q in sweep.seeds]),
         )
     results = h1_verdicts(grid, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop, n_boot=s.bootstrap)
     for layer, (_, metrics) in results.items():
@@ -217,8 +218,8 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
             targets_used[layer, kind] = targets
             writes = {mode: run_write(subj, sweep.windows, sweep.spectrum, layer, targets, mode, s.windows_per_pass(subj),
                                       prefix=sweep.base_hidden.get(layer)) for mode in WRITES}
-            raws[layer, kind] = h4a_raw(writes, rho, s.bootstrap)
-    out = h4a_verdicts(raws, alpha=s.alpha, min_recovered=s.h4_min_recovered)
+            raws[layer, kind] = h4a_raw(writes, rho, s.bootstrap, s.h4_min_recovered)
+    out = h4a_verdicts(raws, alpha=s.alpha)
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
         m["target_positions"] = t.tolist()

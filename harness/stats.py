@@ -19,6 +19,23 @@ def wilcoxon_greater(diff) -> float:
     return float(stats.wilcoxon(d, alternative="greater", zero_method="wilcox").pvalue)
 
 
+def prediction_greater(value: float, reference) -> float:
+    """p-value of H0 'value is one more draw from the distribution of reference' against
+    'value is larger': the one-sided prediction-interval t-test, t = (value - mean) /
+    (sd * sqrt(1 + 1/S)) with S - 1 degrees of freedom (S = len(reference) >= 2; fewer, or
+    a reference with no spread, cannot say and gives 1 unless value exceeds every reference
+    value with zero spread, which gives 0)."""
+    r = np.asarray(reference, dtype=float)
+    r = r[np.isfinite(r)]
+    if r.size < 2 or not np.isfinite(value):
+        return 1.0
+    sd = float(r.std(ddof=1))
+    if sd == 0.0:
+        return 0.0 if value > r[0] else 1.0
+    t = (value - float(r.mean())) / (sd * np.sqrt(1 + 1 / r.size))
+    return float(stats.t.sf(t, r.size - 1))
+
+
 def binomial_greater(successes: int, n: int, p0: float = 0.5) -> float:
     """Exact one-sided p-value of H0 'success probability <= p0' (n = 0 gives 1)."""
     if n == 0:

@@ -11,15 +11,17 @@ from harness.stats import min_windows, ratio_ci
 KW = dict(alpha=0.05, min_delta=0.5, min_sink_drop=0.2, n_boot=200)
 
 
-def h1_case(rng, n=16, dark=2.0, rand=0.1, sink_nll=0.3, mass_after=0.3):
+def h1_case(rng, n=16, dark=2.0, rand=0.1, sink_nll=0.3, mass_after=0.3, subspace_sd=0.05):
     base = rng.normal(3.0, 0.3, n)
     dark_sink = base + sink_nll + rng.normal(0, 0.05, n)
     dark_all = base + dark + rng.normal(0, 0.1, n)
+    each = base + rand + rng.normal(0, subspace_sd, (3, 1)) + rng.normal(0, 0.1, (3, n))  # three random subspaces
     return H1Inputs(
-        base=base, dark_all=dark_all, random=base + rand + rng.normal(0, 0.1, n),
+        base=base, dark_all=dark_all, random=each.mean(0),
         middle=base + rand + rng.normal(0, 0.1, n), base_rest=base, dark_all_rest=dark_all,
         dark_sink=dark_sink, dark_sink_rest=dark_sink,
         sink_mass_base=np.full(n, 0.8) + rng.normal(0, 0.01, n), sink_mass_dark_sink=np.full(n, mass_after) + rng.normal(0, 0.01, n),
+        random_each=each,
     )
 
 
@@ -39,21 +41,44 @@ def test_h1_null_fails_through_its_tests_not_its_threshold():
     base = rng.normal(3, 0.3, 16)
     r1, r2 = base + 2 + rng.normal(0, 0.1, 16), base + 2 + rng.normal(0, 0.1, 16)
     x = h1_case(rng)
-    x.base, x.dark_all, x.random, x.middle = base, r1, r2, r2
+    x.base, x.dark_all, x.random, x.middle, x.random_each = base, r1, r2, r2, np.stack([r2, r2 + 0.01, r2 - 0.01])
     passed, m = h1_verdicts({3: x}, **KW)[3]
     assert m["dark_all_delta"] >= KW["min_delta"]
     assert m["p_vs_random"] >= 0.05 and not m["claim_a"] and not passed
 
 
+def test_h1_band_k_must_stand_out_from_random_subspaces_not_only_the_drawn_ones():
+    """Random subspaces differ in cost (0.5, 1.0, 1.5 nats); band K costs 1.6: above their
+    mean, significantly over windows, but well inside their spread."""
+    rng = np.random.default_rng(9)
+    x = h1_case(rng, dark=1.6)
+    x.random_each = x.base + np.array([[0.5], [1.0], [1.5]]) + rng.normal(0, 0.05, (3, 16))
+    x.random = x.random_each.mean(0)
+    m = h1_verdicts({1: x}, **KW)[1][1]
+    assert m["p_vs_random"] < 0.05 and m["p_vs_random_subspaces"] >= 0.05 and not m["claim_a"]
+    x = h1_case(rng, dark=3.0)  # far beyond the spread of the same three
+    x.random_each = x.base + np.array([[0.5], [1.0], [1.5]]) + rng.normal(0, 0.05, (3, 16))
+    x.random = x.random_each.mean(0)
+    assert h1_verdicts({1: x}, **KW)[1][1]["claim_a"]
+
+
+def test_h1_minimums_are_tested_not_read_off_the_point_estimate():
+    rng = np.random.default_rng(10)
+    near = h1_verdicts({1: h1_case(rng, dark=0.52)}, **KW)[1][1]  # mean just above min_delta, not significantly
+    assert near["dark_all_delta"] >= 0.5 and near["p_above_min_delta"] >= 0.05 and not near["claim_a"]
+    drop = h1_verdicts({1: h1_case(rng, mass_after=0.635)}, **KW)[1][1]  # drop ~ 0.206, just above 0.2
+    assert drop["sink_mass_drop"] >= 0.2 and not drop["claim_b"]
+
+
 def test_h1_holm_counts_the_whole_grid():
-    """7 windows, every difference positive: raw p = 2^-7. One layer (4 tests) passes,
-    three layers (12 tests) cannot: 12 * 2^-7 > 0.05."""
+    """7 windows, every difference positive: raw p = 2^-7. One layer (6 tests) passes,
+    three layers (18 tests) cannot: 18 * 2^-7 > 0.05."""
     rng = np.random.default_rng(5)
     one = h1_verdicts({1: h1_case(rng, n=7)}, **KW)[1][1]
     assert one["claim_a"] and one["p_vs_random_raw"] == pytest.approx(2 ** -7)
     three = h1_verdicts({l: h1_case(np.random.default_rng(5), n=7) for l in (1, 2, 3)}, **KW)
     assert not any(m["claim_a"] for _, m in three.values())
-    assert min_windows(0.05, 4) == 7 and min_windows(0.05, 12) == 8 and min_windows(0.05, 9) == 8
+    assert min_windows(0.05, 6) == 7 and min_windows(0.05, 18) == 9 and min_windows(0.05, 9) == 8
 
 
 def test_h1_fails_on_each_criterion_alone():
@@ -110,13 +135,13 @@ def test_h4a3_needs_a_minimum_recovered_share():
         broken = write(base.att_t, base.att_0 * 0.5, base.nll_after + 1.0 + rng.normal(0, 0.05, n))
         transplant = write(base.att_t * 6, base.att_0 * 0.5, base.nll_after + (1 - rescued_share) + rng.normal(0, 0.05, n))
         raws = {(1, "middle"): h4a_raw({"base": base, "add": edit, "transplant": transplant, "control": base,
-                                        "broken": broken}, 3.0, 200)}
-        return h4a_verdicts(raws, alpha=0.05, min_recovered=0.5)[1, "middle", "A3", "transplant"]
+                                        "broken": broken}, 3.0, 200, 0.5)}
+        return h4a_verdicts(raws, alpha=0.05)[1, "middle", "A3", "transplant"]
 
     ok, m = run(0.8)
     assert ok and 0.7 < m["recovered_share"] < 0.9
-    weak, m = run(0.2)  # significant, but recovers only a fifth
-    assert not weak and m["p_values"][0] < 0.05
+    weak, m = run(0.2)  # recovers a fifth: far from the minimum of a half
+    assert not weak and m["p_values"][0] >= 0.05 and m["recovered_share"] < 0.5
 
 
 def h5_case(rng, n=16, share=0.8, mass_drop=0.3, nll_rise=0.5, ctrl_mass_drop=0.0, ctrl_nll=0.0):
