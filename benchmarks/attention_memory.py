@@ -9,11 +9,11 @@ import sys
 
 import torch
 
-from harness.access import load_subject
-from harness.data import windows_for
-from harness.interventions import Edit, run_batched
-from harness.spectrum import spectrum_for
-from harness.sweep import FilterSweep
+from sinkbench.access import load_subject
+from sinkbench.data import windows_for
+from sinkbench.interventions import Edit, run_batched
+from sinkbench.spectrum import spectrum_for
+from sinkbench.sweep import FilterSweep
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from test_sweep_speed import PeakRSS  # noqa: E402

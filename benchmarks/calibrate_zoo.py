@@ -41,9 +41,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.calibration import exact_fast_stats  # noqa: E402
-from harness.claims import H1Inputs, h1_verdicts, h3_raw, h3_verdicts, h4a_raw, h4a_verdicts  # noqa: E402
-from harness.config import make_settings  # noqa: E402
+from sinkbench.calibration import exact_fast_stats  # noqa: E402
+from sinkbench.claims import H1Inputs, h1_verdicts, h3_raw, h3_verdicts, h4a_raw, h4a_verdicts  # noqa: E402
+from sinkbench.config import make_settings  # noqa: E402
 
 DOC = ROOT / "docs" / "calibration.md"
 BEGIN, END = "<!-- real-calibration:begin -->", "<!-- real-calibration:end -->"
@@ -57,7 +57,7 @@ def rate_row(part, null, passes, trials, note=""):
 
 # --------------------------------------------------------------------------- H1
 def h1_null(subject, s, windows, spectrum, layers, n_subspaces, out):
-    from harness.sweep import FilterSweep
+    from sinkbench.sweep import FilterSweep
 
     sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
     base = sweep.base()
@@ -113,9 +113,9 @@ def h2_shape(subject, s, windows, spectrum, layers, out):
     calibrate H2b at its tolerance."""
     from scipy.stats import skew
 
-    from harness.claims import frontier_k
-    from harness.experiments import omega_deleted_share
-    from harness.sweep import FilterSweep
+    from sinkbench.claims import frontier_k
+    from sinkbench.experiments import omega_deleted_share
+    from sinkbench.sweep import FilterSweep
 
     sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
     base = sweep.base()
@@ -133,9 +133,9 @@ def h2_shape(subject, s, windows, spectrum, layers, out):
 # --------------------------------------------------------------------------- effect sizes
 def real_effects(subject, s, windows, spectrum, layers, out):
     """Not a null: the model's own H2 (a and b), H4-B (a designated-sink zoo model) and H5
-    verdict metrics, through harness.experiments, for the power table's effect sizes."""
-    from harness.experiments import h2_grid, h4b_grid, h5_grid
-    from harness.sweep import FilterSweep, resolve_ks
+    verdict metrics, through sinkbench.experiments, for the power table's effect sizes."""
+    from sinkbench.experiments import h2_grid, h4b_grid, h5_grid
+    from sinkbench.sweep import FilterSweep, resolve_ks
 
     sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
     keep = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float, list, tuple, type(None))) and k != "per_window"}
@@ -155,9 +155,9 @@ def h3_null(subject, s, spectrum, perms, out, seed=0):
 
     from scipy.stats import skew
 
-    from harness.data import text_tokens, windows_for
-    from harness.distributed import choose_active_layers, measure_positions
-    from harness.experiments import h3_conditions, selection_windows
+    from sinkbench.data import text_tokens, windows_for
+    from sinkbench.distributed import choose_active_layers, measure_positions
+    from sinkbench.experiments import h3_conditions, selection_windows
 
     counts = Counter(text_tokens(subject, s.dataset))
     batch = s.windows_per_pass(subject)
@@ -210,7 +210,7 @@ def h3_null(subject, s, spectrum, perms, out, seed=0):
 # --------------------------------------------------------------------------- H4
 def control_transplant(h, rows, *, targets, dark, control_dirs):
     """The dark tail removed at 0 and a same-norm control write (non-dark bands) added at t."""
-    from harness.designate import write_dark
+    from sinkbench.designate import write_dark
 
     out = write_dark(h, rows, targets=targets, dark=dark, mode="control", control_dirs=control_dirs)
     v = (h[:, 0].float() @ dark).to(h.dtype)
@@ -219,9 +219,9 @@ def control_transplant(h, rows, *, targets, dark, control_dirs):
 
 
 def run_control_transplant(subject, windows, spectrum, layer, targets, batch, seed, prefix):
-    from harness.designate import WriteResult, target_readout
-    from harness.interventions import Edit, run_batched
-    from harness.tensors import to_numpy
+    from sinkbench.designate import WriteResult, target_readout
+    from sinkbench.interventions import Edit, run_batched
+    from sinkbench.tensors import to_numpy
 
     dark = spectrum.keep([spectrum.n_bands])
     g = torch.Generator().manual_seed(seed)
@@ -241,11 +241,11 @@ def run_control_transplant(subject, windows, spectrum, layer, targets, batch, se
 def h4_null(subject, s, windows, spectrum, layers, n_controls, out):
     from collections import Counter
 
-    from harness.data import text_tokens
-    from harness.designate import TARGET_KINDS, choose_targets, run_write
-    from harness.distributed import frequent_mask
-    from harness.sweep import FilterSweep
-    from harness.tensors import to_numpy
+    from sinkbench.data import text_tokens
+    from sinkbench.designate import TARGET_KINDS, choose_targets, run_write
+    from sinkbench.distributed import frequent_mask
+    from sinkbench.sweep import FilterSweep
+    from sinkbench.tensors import to_numpy
 
     batch = s.windows_per_pass(subject)
     sweep = FilterSweep(subject, windows, spectrum, batch, s.random_seeds, layers=layers)
@@ -336,10 +336,10 @@ def main(argv=None) -> int:
         if not args.no_docs:
             write_docs(blocks)
         return 0
-    from harness.access import load_subject
-    from harness.data import windows_for
-    from harness.experiments import parse_layers
-    from harness.spectrum import spectrum_for
+    from sinkbench.access import load_subject
+    from sinkbench.data import windows_for
+    from sinkbench.experiments import parse_layers
+    from sinkbench.spectrum import spectrum_for
 
     torch.set_grad_enabled(False)
     parts = set(args.parts.split(","))

@@ -21,8 +21,8 @@ import torch
 
 import sys
 
-from harness.access import load_subject
-from harness.experiments import parse_layers
+from sinkbench.access import load_subject
+from sinkbench.experiments import parse_layers
 
 
 def flops_per_token(subject, seq_len: int) -> tuple[float, float]:

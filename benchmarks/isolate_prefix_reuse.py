@@ -8,11 +8,11 @@ import time
 
 import torch
 
-from harness.access import load_subject
-from harness.data import windows_for
-from harness.experiments import parse_layers
-from harness.spectrum import spectrum_for
-from harness.sweep import FilterSweep
+from sinkbench.access import load_subject
+from sinkbench.data import windows_for
+from sinkbench.experiments import parse_layers
+from sinkbench.spectrum import spectrum_for
+from sinkbench.sweep import FilterSweep
 
 FILTERS = ["dark_all", "dark_sink", "middle", "random1000", "random1001", "random1002",
            "omega5", "omega10", "omega15", "head6", "head11", "head16"]

@@ -20,12 +20,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.access import Subject, load_subject  # noqa: E402
-from harness.config import make_settings  # noqa: E402
-from harness.data import windows_for  # noqa: E402
-from harness.experiments import h1_grid, h2_grid  # noqa: E402
-from harness.spectrum import spectrum_for  # noqa: E402
-from harness.sweep import FilterSweep  # noqa: E402
+from sinkbench.access import Subject, load_subject  # noqa: E402
+from sinkbench.config import make_settings  # noqa: E402
+from sinkbench.data import windows_for  # noqa: E402
+from sinkbench.experiments import h1_grid, h2_grid  # noqa: E402
+from sinkbench.spectrum import spectrum_for  # noqa: E402
+from sinkbench.sweep import FilterSweep  # noqa: E402
 
 QTYPES = ("Q8_0", "Q5_0", "Q4_0")
 

@@ -13,12 +13,12 @@ import time
 
 import torch
 
-from harness.access import load_subject
-from harness.data import windows_for
-from harness.interventions import Edit, run_batched
-from harness.metrics import chunked_nll
-from harness.spectrum import spectrum_for
-from harness.sweep import FilterSweep
+from sinkbench.access import load_subject
+from sinkbench.data import windows_for
+from sinkbench.interventions import Edit, run_batched
+from sinkbench.metrics import chunked_nll
+from sinkbench.spectrum import spectrum_for
+from sinkbench.sweep import FilterSweep
 
 
 def best_of(fn, n: int = 2) -> float:

@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.access import load_subject
-from harness.data import windows_for
-from harness.experiments import parse_layers
-from harness.spectrum import spectrum_for
-from harness.sweep import SINK_MASS_FILTERS, FilterSweep, resolve_ks
+from sinkbench.access import load_subject
+from sinkbench.data import windows_for
+from sinkbench.experiments import parse_layers
+from sinkbench.spectrum import spectrum_for
+from sinkbench.sweep import SINK_MASS_FILTERS, FilterSweep, resolve_ks
 
 N_SEQS = int(os.environ.get("SINKBENCH_BENCH_NSEQS", 16))
 SEQ_LEN = int(os.environ.get("SINKBENCH_BENCH_SEQLEN", 128))

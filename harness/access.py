@@ -110,7 +110,7 @@ def verify_norm(norm: torch.nn.Module, fold: NormFold, model_name: str) -> None:
     """The fold must reproduce the module on a random input, else the basis would be wrong."""
     params = [t for t in (getattr(norm, "weight", None), getattr(norm, "bias", None)) if isinstance(t, torch.Tensor)]
     if any(t.is_meta for t in params):
-        return  # a remote subject: only the weight was materialised (harness.remote)
+        return  # a remote subject: only the weight was materialised (sinkbench.remote)
     device, dtype = (params[0].device, params[0].dtype) if params else (fold.gain.device, torch.float32)
     x = 3 * torch.randn(2, 3, fold.gain.shape[-1], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -122,7 +122,7 @@ def verify_norm(norm: torch.nn.Module, fold: NormFold, model_name: str) -> None:
         raise SinkbenchError(
             f"{model_name}: cannot fold its final norm {type(norm).__name__}: it does not compute a {kind} with "
             f"{'(1 + weight)' if type(norm).__name__ in UNIT_OFFSET_NORMS else 'weight'} as gain (max error "
-            f"{(got - want).abs().max().item():.3g}); add its class to harness.access"
+            f"{(got - want).abs().max().item():.3g}); add its class to sinkbench.access"
         )
 
 
@@ -142,7 +142,7 @@ class Subject:
     project_out_path: str | None = None
     family: str = ""
     meta: dict = field(default_factory=dict)
-    remote: bool = False  # traces run on NDIF (harness.remote)
+    remote: bool = False  # traces run on NDIF (sinkbench.remote)
     _trace_shape: tuple = field(default=(), init=False, repr=False)  # [B, T] of the trace now running
 
     def __post_init__(self):
@@ -157,7 +157,7 @@ class Subject:
         self.mlp_name = _first_name(layer0, MLP_NAMES, "MLP", self.model)
         self.family = getattr(self.model.config, "model_type", "unknown")
         if not self.remote and getattr(self.model.config, "_attn_implementation", None) == "eager":
-            # Same eager numbers, but a pass may ask for less (harness.attention).
+            # Same eager numbers, but a pass may ask for less (sinkbench.attention).
             attention.install(self.model, [self.attention(self.model, i) for i in range(self.n_layers)])
 
     # --- handles -----------------------------------------------------------
@@ -298,7 +298,7 @@ class Subject:
         gap = (start.float() + write_attn.float() + write_mlp.float() - hidden.float()).abs().max().item()
         if gap > (1e-3 if hidden.dtype == torch.float32 else 3e-2) * max(1.0, hidden.float().abs().max().item()):
             raise SinkbenchError(f"{self.name}: layer 0's output is not its input plus its attention and MLP writes "
-                                 f"(off by {gap:.3g}); its branch accessors (harness.access) do not fit this architecture")
+                                 f"(off by {gap:.3g}); its branch accessors (sinkbench.access) do not fit this architecture")
         if probs is None or probs.dim() != 4:
             raise SinkbenchError(
                 f"{self.name}: attention probabilities are not available (got {type(probs).__name__}); "

@@ -7,10 +7,10 @@ activation memory one window needs, leaving half of the free memory as headroom
 (allocator fragmentation, the NLL chunk, the saved prefixes)."""
 from __future__ import annotations
 
-import torch
-
 from .errors import SinkbenchError
-from .metrics import NLL_CHUNK_ELEMENTS
+
+# torch and .metrics are imported where used: settings (sinkbench.config, hence the pytest
+# plugin every pytest run in the environment loads) must not pull in torch.
 
 CPU_WINDOWS_PER_PASS = 16
 MAX_FILTERS_PER_PASS = 32
@@ -44,6 +44,8 @@ def window_bytes(subject, seq_len: int) -> int:
 
 def fit(free_bytes: int, per_window: int, n_windows: int) -> int:
     """Windows that fit in HEADROOM of free_bytes after two NLL chunks, within 1..n_windows."""
+    from .metrics import NLL_CHUNK_ELEMENTS
+
     usable = int(free_bytes * HEADROOM) - 2 * 4 * NLL_CHUNK_ELEMENTS
     return max(1, min(n_windows, usable // max(1, per_window)))
 
@@ -51,6 +53,8 @@ def fit(free_bytes: int, per_window: int, n_windows: int) -> int:
 def free_device_bytes(device: torch.device) -> int | None:
     if device.type != "cuda":
         return None
+    import torch
+
     free, _total = torch.cuda.mem_get_info(device)
     return free
 

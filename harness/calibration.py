@@ -2,7 +2,7 @@
 realistic within-window structure, and power (windows needed) at given effects.
 
 Every simulated trial builds the per-window arrays one real run would hand to the verdict
-functions of harness.claims (H1Inputs, H2Inputs/H2bInputs, a PositionTable, WriteResults,
+functions of sinkbench.claims (H1Inputs, H2Inputs/H2bInputs, a PositionTable, WriteResults,
 the H4-B dict, H5Inputs) and calls those functions unchanged; a criterion "passes" in a
 trial when the verdict function says so for the case under test. Nothing here re-implements
 a verdict.
@@ -46,7 +46,7 @@ from . import stats as _stats
 from .claims import (H1Inputs, H2bInputs, H2Inputs, H5Inputs, h1_verdicts, h2_verdicts, h3_raw, h3_verdicts, h4a_raw,
                      h4a_verdicts, h4b_verdicts, h5_verdicts)
 
-# Documented defaults ([tool.sinkbench] in pyproject.toml; harness.config.Settings).
+# Documented defaults ([tool.sinkbench] in pyproject.toml; sinkbench.config.Settings).
 DEFAULTS = dict(alpha=0.05, h1_min_delta=0.5, h1_min_sink_drop=0.2, frontier_tolerance=0.25, h2_min_frontier=0.25,
                 h4_rho=3.0, h4_min_recovered=0.5, h5_min_share=0.5, h5_min_sink_drop=0.1, h5_min_nll_rise=0.05)
 N_BOOT_FULL = 2000  # the default `bootstrap` setting
@@ -102,7 +102,7 @@ def _midranks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fast_wilcoxon_greater(diff) -> float:
-    """harness.stats.wilcoxon_greater with the same result, faster. scipy's p-value is a
+    """sinkbench.stats.wilcoxon_greater with the same result, faster. scipy's p-value is a
     function of n, the zeros and the signed ranks of the non-zero differences: exact
     (n <= 50, no ties, no zeros) it depends on (n, W+) only and is memoised; for n <= 13 with
     ties or zeros (where scipy enumerates every sign pattern through permutation_test,
@@ -192,7 +192,7 @@ def _no_interval(*args, **kwargs) -> tuple[float, float]:
 
 @contextlib.contextmanager
 def exact_fast_stats(intervals: bool = True):
-    """Inside the block, harness.claims uses the fast exact versions above (same numbers).
+    """Inside the block, sinkbench.claims uses the fast exact versions above (same numbers).
     intervals=False also skips the bootstrap intervals (bootstrap_ci and ratio_ci return
     NaN): only for criteria whose verdict reads no interval (every one but H2b; the
     equality of the verdicts with and without them is tested)."""
@@ -946,13 +946,13 @@ def power_markdown(rows: list[dict], trials: int) -> str:
 
 
 def main(argv=None) -> int:
-    """python -m harness.calibration [--results R.jsonl ...] [--real J.json ...] [--docs docs/calibration.md]"""
+    """python -m sinkbench.calibration [--results R.jsonl ...] [--real J.json ...] [--docs docs/calibration.md]"""
     import argparse
     import json
     import time
     from pathlib import Path
 
-    ap = argparse.ArgumentParser(prog="python -m harness.calibration")
+    ap = argparse.ArgumentParser(prog="python -m sinkbench.calibration")
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--power-trials", type=int, default=300)
     ap.add_argument("--results", action="append", default=[], help="results.jsonl with real effect sizes (repeatable)")

@@ -1,17 +1,53 @@
-"""The `sinkbench` console script: compare two results directories, report one (or several
-nightly runs: the latest, with each model's history), or write the expectations of one. Exit codes: 0 fine, 1 differences (compare), 2 bad input (a
-missing, empty or unreadable folder or file: one line on stderr, never a clean result)."""
+"""The `sinkbench` console script (also `python -m sinkbench`): run the bundled hypotheses
+(`sinkbench run [pytest args]`, from any folder), compare two results directories, report one
+(or several nightly runs: the latest, with each model's history), or write the expectations
+of one. Exit codes: 0 fine, 1 differences (compare), 2 bad input (a missing, empty or
+unreadable folder or file: one line on stderr, never a clean result); `run` exits with
+pytest's codes (0 all passed, 1 some failed, 2 interrupted or bad input, 4 usage error,
+5 nothing collected)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from .errors import SinkbenchError
 
 
+def hypotheses_dir() -> Path:
+    """The folder of the bundled hypothesis tests (sinkbench.hypotheses; hypotheses/ in the repository)."""
+    import sinkbench.hypotheses
+
+    return Path(sinkbench.hypotheses.__file__).resolve().parent
+
+
+def run_hypotheses(args: list[str]) -> int:
+    """pytest over the bundled hypotheses with ARGS, any option of a repository run included.
+    The rootdir is the current folder: its pyproject.toml's [tool.sinkbench] (if any) sets the
+    defaults, and pytest's cache goes there, not into the installed package. The plugin is
+    already loaded through its pytest11 entry point (unless PYTEST_DISABLE_PLUGIN_AUTOLOAD)."""
+    import pytest
+
+    plugins = []
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        from . import plugin
+
+        plugins.append(plugin)
+    # What the repository's [tool.pytest.ini_options] sets; the user's ARGS come after and win.
+    quiet = ["-W", "ignore::DeprecationWarning", "-W", "ignore::FutureWarning"]
+    return int(pytest.main([str(hypotheses_dir()), f"--rootdir={os.getcwd()}", *quiet, *args], plugins=plugins))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:  # everything after `run` goes to pytest untouched (argparse would parse -k, --model)
+        return run_hypotheses(argv[1:])
     ap = argparse.ArgumentParser(prog="sinkbench")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("run", help="run the bundled hypothesis tests through pytest: `sinkbench run [pytest args]` takes "
+                               "every option of a repository run (--model, --models-file, --results, --expect, -k, ...; "
+                               "see `sinkbench run --help`); pytest's exit codes")
     c = sub.add_parser("compare", help="list verdict changes, metrics outside the old CI and unmatched cases; exit 1 if any")
     c.add_argument("old")
     c.add_argument("new")

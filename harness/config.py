@@ -42,7 +42,7 @@ class Settings:
     bands: str = ""  # optional restriction of H2 k values, in band-spec syntax
     results: str = "results"
     trust_remote_code: bool = False
-    remote: bool = False  # run the interventions on NDIF (harness.remote); needs NDIF_API_KEY and a hub id
+    remote: bool = False  # run the interventions on NDIF (sinkbench.remote); needs NDIF_API_KEY and a hub id
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def resolved_dtype(self) -> str:
@@ -51,11 +51,11 @@ class Settings:
         return "float32"
 
     def windows_per_pass(self, subject) -> int:
-        """--batch-size resolved for this subject's device (harness.budget)."""
+        """--batch-size resolved for this subject's device (sinkbench.budget)."""
         return budget.windows_per_pass(self.batch_size, subject, self.n_seqs, self.seq_len)
 
     def filters_per_pass_for(self, subject) -> int:
-        """--filters-per-pass resolved for this subject's device (harness.budget)."""
+        """--filters-per-pass resolved for this subject's device (sinkbench.budget)."""
         return budget.filters_per_pass(self.filters_per_pass, subject, self.windows_per_pass(subject), self.seq_len)
 
     def replace(self, **changes) -> "Settings":

@@ -1,7 +1,7 @@
 """The H1-H5 grids of one model: pull the conditions each claim needs from a
 FilterSweep (test windows) and, where a claim chooses something from data, from
 selection windows that never overlap the test windows; hand the per-window arrays
-to the pure verdict functions in harness.claims."""
+to the pure verdict functions in sinkbench.claims."""
 from __future__ import annotations
 
 from collections import Counter

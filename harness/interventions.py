@@ -85,7 +85,7 @@ def run_pass(
 
     attn_layers: layers whose attention probabilities are reduced to sink mass
     (and, if attn_readout is given, to attn_readout(probs, rows) as well). Other
-    layers run the fused attention kernel (see harness.attention).
+    layers run the fused attention kernel (see sinkbench.attention).
     hidden_layers: layers whose (possibly edited) output is returned.
     prefix: the unedited output of layer edit.layer for these windows, saved from
     an earlier pass. Layers 0..edit.layer are then skipped (nnsight's skip) and the

@@ -20,7 +20,15 @@ import torch
 
 from .errors import SinkbenchError
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "zoo"
+def _zoo_dir() -> Path:
+    """The zoo's checkpoints: sinkbench/fixtures/zoo in an installed wheel; in the repository
+    (and its editable install, where sinkbench is the harness/ folder) fixtures/zoo/."""
+    here = Path(__file__).resolve().parent
+    installed = here / "fixtures" / "zoo"
+    return installed if installed.is_dir() else here.parent / "fixtures" / "zoo"
+
+
+ZOO_DIR = _zoo_dir()
 
 
 def cache_root() -> Path:

@@ -15,7 +15,7 @@ all of it against a local stand-in for the hub, the server simulated in-process)
   the server computes in: one two-token pass reads it off the server's output, the
   subject records that dtype (and the materialised tensors take it), and a different
   --dtype gets a warning;
-* every trace of harness.interventions runs with remote=True, and the harness package is
+* every trace of sinkbench.interventions runs with remote=True, and the harness package is
   registered with nnsight so that its helpers (edits, chunked NLL, sink mass) travel with
   each request by value. The NLL reads the server's own output embedding inside the
   trace, so nothing of size V x d is uploaded, and a subject pickles without its
@@ -110,9 +110,9 @@ def _register_harness() -> None:
 
     import nnsight
 
-    import harness
+    import sinkbench
 
-    nnsight.register(harness)
+    nnsight.register(sinkbench)
     copyreg.pickle(functools.cached_property, lambda p: (_cached_property, (p.func, p.attrname)))
 
 

@@ -9,7 +9,7 @@ After decoder layer l:
      predictions (those made at positions >= 1) significantly.
 Paired one-sided Wilcoxon tests over windows, Holm-corrected over the model's
 layers x 4 tests. Also recorded: the share of (a)'s damage that (b) reproduces."""
-from harness.experiments import h1_grid
+from sinkbench.experiments import h1_grid
 
 
 def test_dark_tail_necessary(sinkbench, model_name, layer):

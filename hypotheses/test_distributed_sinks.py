@@ -16,7 +16,7 @@ statistic per test window, tested over windows:
 p-values Holm-corrected over the model's conditions x claims."""
 import pytest
 
-from harness.distributed import MIN_QUERIES
+from sinkbench.distributed import MIN_QUERIES
 
 
 def test_distributed_sinks(sinkbench, model_name, condition, claim):

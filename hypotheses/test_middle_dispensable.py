@@ -10,7 +10,7 @@ After decoder layer l:
      within it, and the rise is significantly below it.
 One-sided paired Wilcoxon tests over windows, Holm-corrected over the model's
 layers x (k + 1). Also recorded: the descriptive compression frontier."""
-from harness.experiments import h2_grid
+from sinkbench.experiments import h2_grid
 
 
 def h2(sinkbench, model_name):

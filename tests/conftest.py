@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.access import Subject
+from sinkbench.access import Subject
 
 
 class ByteTokenizer:

@@ -1,9 +1,9 @@
-"""harness.budget: pass sizes from settings and (on CUDA) free memory."""
+"""sinkbench.budget: pass sizes from settings and (on CUDA) free memory."""
 import pytest
 
-from harness import budget
-from harness.config import make_settings
-from harness.errors import SinkbenchError
+from sinkbench import budget
+from sinkbench.config import make_settings
+from sinkbench.errors import SinkbenchError
 
 
 def test_counts_are_auto_or_positive_integers():

@@ -1,5 +1,5 @@
 """Calibration, measured: for every criterion of H1-H5, the rate at which the verdict
-functions of harness.claims pass when the claim is false (a null with realistic
+functions of sinkbench.claims pass when the claim is false (a null with realistic
 within-window structure, placed at the criterion's boundary, the rest of its Holm family
 at clear effects), over 1000 simulated trials, must be at most alpha + 3 Monte-Carlo
 standard errors (of a rate equal to alpha: 0.05 + 3 * 0.0069 = 0.0707). And each
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from harness import calibration as cal
-from harness import stats as hstats
+from sinkbench import calibration as cal
+from sinkbench import stats as hstats
 
 TRIALS = 1000
 ALPHA = cal.DEFAULTS["alpha"]
@@ -140,7 +140,7 @@ def test_fast_statistics_return_scipys_numbers():
 
 
 def test_fast_statistics_are_restored_after_use():
-    from harness import claims
+    from sinkbench import claims
 
     before = (claims.wilcoxon_greater, claims.bootstrap_ci, scipy.stats.spearmanr)
     with cal.exact_fast_stats(intervals=False):

@@ -3,10 +3,10 @@ null cases that fail through their tests (not only through a threshold)."""
 import numpy as np
 import pytest
 
-from harness.claims import (H1Inputs, H2bInputs, H2Inputs, H5Inputs, compression_frontier, frontier_k, h1_verdicts,
+from sinkbench.claims import (H1Inputs, H2bInputs, H2Inputs, H5Inputs, compression_frontier, frontier_k, h1_verdicts,
                             h2_verdicts, h4a_raw, h4a_verdicts, h5_verdicts)
-from harness.designate import WriteResult
-from harness.stats import min_windows, ratio_ci
+from sinkbench.designate import WriteResult
+from sinkbench.stats import min_windows, ratio_ci
 
 KW = dict(alpha=0.05, min_delta=0.5, min_sink_drop=0.2, n_boot=200)
 

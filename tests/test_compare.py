@@ -1,6 +1,6 @@
-from harness.cli import main
-from harness.compare import compare_records
-from harness.results import append_jsonl
+from sinkbench.cli import main
+from sinkbench.compare import compare_records
+from sinkbench.results import append_jsonl
 
 
 def rec(layer, verdict, delta, ci, model="m"):

@@ -5,8 +5,8 @@ from functools import partial
 import numpy as np
 import torch
 
-from harness.claims import h4a_raw, h4a_verdicts, h4b_verdicts
-from harness.designate import WriteResult, choose_targets, target_readout, write_dark
+from sinkbench.claims import h4a_raw, h4a_verdicts, h4b_verdicts
+from sinkbench.designate import WriteResult, choose_targets, target_readout, write_dark
 from tests.test_spectrum import random_spectrum
 
 

@@ -1,13 +1,13 @@
-"""Every H1-H5 readout leaves the device through harness.tensors.to_numpy. Here the
+"""Every H1-H5 readout leaves the device through sinkbench.tensors.to_numpy. Here the
 attention readouts and saved layer outputs of every pass are a tensor subclass that,
 like a CUDA tensor, refuses .numpy() (and numpy conversion) until moved to the CPU."""
 import numpy as np
 import pytest
 import torch
 
-from harness import interventions
-from harness.config import make_settings
-from harness.tensors import to_numpy
+from sinkbench import interventions
+from sinkbench.config import make_settings
+from sinkbench.tensors import to_numpy
 
 
 class OnDevice(torch.Tensor):
@@ -50,10 +50,10 @@ def test_the_subclass_refuses_numpy_like_a_gpu_tensor():
 
 
 def test_h1_to_h5_readouts_are_device_safe(llama_subject, device_readouts, tmp_path, monkeypatch):
-    from harness.data import windows_for
-    from harness.experiments import h1_grid, h2_grid, h3_grid, h4a_grid, h5_grid
-    from harness.spectrum import spectrum_for
-    from harness.sweep import FilterSweep
+    from sinkbench.data import windows_for
+    from sinkbench.experiments import h1_grid, h2_grid, h3_grid, h4a_grid, h5_grid
+    from sinkbench.spectrum import spectrum_for
+    from sinkbench.sweep import FilterSweep
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     s = make_settings(n_seqs=4, seq_len=32, n_bands=8, dataset="pydoc", bootstrap=50, n_select=2, h2_ks="0.5",
@@ -69,11 +69,11 @@ def test_h1_to_h5_readouts_are_device_safe(llama_subject, device_readouts, tmp_p
 
 
 def test_h4b_readouts_are_device_safe(device_readouts):
-    from harness.access import load_subject
-    from harness.data import windows_for
-    from harness.experiments import h4b_grid
-    from harness.spectrum import spectrum_for
-    from harness.sweep import FilterSweep
+    from sinkbench.access import load_subject
+    from sinkbench.data import windows_for
+    from sinkbench.experiments import h4b_grid
+    from sinkbench.spectrum import spectrum_for
+    from sinkbench.sweep import FilterSweep
 
     subject = load_subject("tiny-bb-designated")
     s = make_settings(n_seqs=4, seq_len=32, bootstrap=50)

@@ -4,9 +4,9 @@ from collections import Counter
 import numpy as np
 import torch
 
-from harness.claims import h3_raw, h3_verdicts
-from harness.distributed import PositionTable, frequent_token_ids, is_punct_or_space, uniform_received
-from harness.metrics import received_moments
+from sinkbench.claims import h3_raw, h3_verdicts
+from sinkbench.distributed import PositionTable, frequent_token_ids, is_punct_or_space, uniform_received
+from sinkbench.metrics import received_moments
 
 
 def test_received_moments_and_uniform_expectation():
@@ -99,8 +99,8 @@ def test_frequency_and_punctuation():
 
 
 def test_measure_positions_runs_on_a_model(llama_subject, tmp_path, monkeypatch):
-    from harness.distributed import choose_active_layers, measure_positions
-    from harness.spectrum import spectrum_for
+    from sinkbench.distributed import choose_active_layers, measure_positions
+    from sinkbench.spectrum import spectrum_for
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     windows = torch.randint(3, 259, (4, 24), generator=torch.Generator().manual_seed(0))

@@ -5,11 +5,11 @@ import tomllib
 
 import pytest
 
-from harness import expect
-from harness.cli import main
-from harness.compare import case_id
-from harness.errors import SinkbenchError
-from harness.results import append_jsonl
+from sinkbench import expect
+from sinkbench.cli import main
+from sinkbench.compare import case_id
+from sinkbench.errors import SinkbenchError
+from sinkbench.results import append_jsonl
 
 PARAMS = {"alpha": 0.05, "n_seqs": 8, "seq_len": 64, "dataset": "pydoc", "n_bands": 20, "dtype": "float32", "device": "cpu",
           "windows": {"layout": "spread", "test_starts": [0, 100]}}

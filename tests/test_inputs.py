@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-from harness import models
-from harness.access import Subject
-from harness.config import make_settings
-from harness.data import load_text, make_windows, select_starts, window_starts
-from harness.errors import SinkbenchError
-from harness.experiments import parse_layers
+from sinkbench import models
+from sinkbench.access import Subject
+from sinkbench.config import make_settings
+from sinkbench.data import load_text, make_windows, select_starts, window_starts
+from sinkbench.errors import SinkbenchError
+from sinkbench.experiments import parse_layers
 
 
 def test_unknown_alias_lists_known_ones_and_install_commands():
@@ -167,7 +167,7 @@ def test_qwen_parts_with_a_wrong_hash_name_the_packages_to_reinstall(tmp_path, m
 
 
 def test_n_bands_wider_than_the_model_fails_before_the_svd(llama_subject, tmp_path, monkeypatch):
-    from harness.spectrum import spectrum_for
+    from sinkbench.spectrum import spectrum_for
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     with pytest.raises(SinkbenchError, match=r"--n-bands 65: expected 1..64 .*pass a smaller --n-bands, e.g. --n-bands 20") as e:

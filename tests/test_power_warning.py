@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.stats import min_windows, smallest_wilcoxon_p
+from sinkbench.stats import min_windows, smallest_wilcoxon_p
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +22,6 @@ def test_min_windows_is_where_the_best_p_value_survives_holm():
 
 def test_too_few_windows_are_named_before_the_run():
     out = collect(3)
-    assert "with --n-seqs 3 no H1 verdict on tiny-bb-bos can pass: its Holm family of 4 tests needs >= 7 windows" in out
+    assert "with --n-seqs 3 no H1 verdict on tiny-bb-bos can pass: its Holm family of 6 tests needs >= 7 windows" in out
     assert "no H5 verdict" in out
     assert "[sinkbench] warning" not in collect(16)

@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import progress
+from sinkbench import progress
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import importlib.util
 import pytest
 import torch
 
-from harness.errors import SinkbenchError
+from sinkbench.errors import SinkbenchError
 from tests.test_interventions import hooked_reference
 
 LOADED = {}
@@ -20,10 +20,10 @@ def test_filter_matches_plain_torch_on_real_model(alias, package, layer, edit):
     The reference runs plain eager attention; the harness's NLL-only pass runs the fused kernel."""
     if importlib.util.find_spec(package) is None:
         pytest.skip(f"{package} not installed")
-    from harness.access import load_subject
-    from harness.data import windows_for
-    from harness.interventions import Edit, run_pass
-    from harness.spectrum import spectrum_for
+    from sinkbench.access import load_subject
+    from sinkbench.data import windows_for
+    from sinkbench.interventions import Edit, run_pass
+    from sinkbench.spectrum import spectrum_for
 
     if alias not in LOADED:
         LOADED[alias] = load_subject(alias)
@@ -48,7 +48,7 @@ def test_layer_counts_come_from_the_cached_config():
     for alias, package, _ in REAL:
         if importlib.util.find_spec(package) is None:
             pytest.skip(f"{package} not installed")
-    from harness import models
+    from sinkbench import models
 
     try:
         assert models.num_layers("smollm2-135m") == 30 and models.num_layers("gemma3-270m") == 18

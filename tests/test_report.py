@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from harness.report import write_report
-from harness.results import append_jsonl
+from sinkbench.report import write_report
+from sinkbench.results import append_jsonl
 
 PARAMS = {"dataset": "pydoc", "n_seqs": 16, "seq_len": 128, "n_bands": 20, "dtype": "float32", "device": "cpu"}
 

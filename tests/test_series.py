@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import models
-from harness.cli import main
-from harness.errors import SinkbenchError
-from harness.report import expand_runs, load_runs, write_report
-from harness.results import append_jsonl
-from harness.series import checkpoint_info, read_models_file, step_fields
+from sinkbench import models
+from sinkbench.cli import main
+from sinkbench.errors import SinkbenchError
+from sinkbench.report import expand_runs, load_runs, write_report
+from sinkbench.results import append_jsonl
+from sinkbench.series import checkpoint_info, read_models_file, step_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES = ROOT / "fixtures" / "zoo" / "series"
@@ -164,7 +164,7 @@ def test_report_draws_a_series_against_the_step(tmp_path):
 
 
 def test_from_step_says_when_a_claim_flickers():
-    from harness.report import from_step
+    from sinkbench.report import from_step
 
     assert from_step([1, 2, 3], [False, True, True]) == "from step 2 on"
     assert from_step([1, 2, 3], [True, False, True]) == "from step 3 on (first at 1, then lost)"

@@ -3,8 +3,8 @@ from output_attentions=True, and sink_rate counts (window, layer, head) triples.
 import pytest
 import torch
 
-from harness.interventions import run_batched
-from harness.metrics import key_scores, sink_rate
+from sinkbench.interventions import run_batched
+from sinkbench.metrics import key_scores, sink_rate
 from tests.conftest import as_subject
 from tests.test_families import tiny_family
 
@@ -63,11 +63,11 @@ def test_sink_rate_in_one_pass_equals_direct_computation(rate_subject, windows):
 
 
 def test_sink_rates_of_a_run_equal_the_direct_computation(llama_subject, windows, tmp_path, monkeypatch):
-    """What H1 records (harness.experiments.sink_rates) on the sweep's test windows."""
-    from harness.config import make_settings
-    from harness.experiments import sink_rates
-    from harness.spectrum import spectrum_for
-    from harness.sweep import FilterSweep
+    """What H1 records (sinkbench.experiments.sink_rates) on the sweep's test windows."""
+    from sinkbench.config import make_settings
+    from sinkbench.experiments import sink_rates
+    from sinkbench.spectrum import spectrum_for
+    from sinkbench.sweep import FilterSweep
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), 4, 1)

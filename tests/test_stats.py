@@ -1,6 +1,6 @@
 import numpy as np
 
-from harness.stats import bootstrap_ci, holm, wilcoxon_greater
+from sinkbench.stats import bootstrap_ci, holm, wilcoxon_greater
 
 
 def test_wilcoxon_detects_a_shift_and_not_a_null():

@@ -2,10 +2,10 @@
 import numpy as np
 import torch
 
-from harness.claims import H1Inputs, h1_verdicts
-from harness.spectrum import spectrum_for
-from harness.stats import holm, wilcoxon_greater
-from harness.sweep import FilterSweep, middle_band, resolve_ks
+from sinkbench.claims import H1Inputs, h1_verdicts
+from sinkbench.spectrum import spectrum_for
+from sinkbench.stats import holm, wilcoxon_greater
+from sinkbench.sweep import FilterSweep, middle_band, resolve_ks
 
 
 def test_random_subspace_vs_random_subspace_does_not_pass(llama_subject, tmp_path, monkeypatch):
@@ -56,8 +56,8 @@ def test_prefix_reuse_gives_the_numbers_of_a_full_pass(llama_subject, windows, t
 def test_filters_stacked_in_one_pass_give_the_numbers_of_separate_passes(llama_subject, windows):
     """Edit.stack: one pass of windows x filters equals one pass per filter, and
     stacked sink-mass filters still measure their sink mass."""
-    from harness.spectrum import spectrum_for
-    from harness.sweep import FilterSweep
+    from sinkbench.spectrum import spectrum_for
+    from sinkbench.sweep import FilterSweep
 
     sp = spectrum_for(llama_subject, 4)
     names = ["dark_all", "middle", "random1000", "dark_sink", "omega1", "head2"]

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.spectrum import spectrum_for
-from harness.writer import attribute, run_removal
+from sinkbench.spectrum import spectrum_for
+from sinkbench.writer import attribute, run_removal
 
 
 @pytest.mark.parametrize("which", ["llama_subject", "gemma_subject"])

@@ -1,4 +1,4 @@
-"""python -m harness.zoo [VARIANT ...] [--steps N] [--no-series]: regenerate the zoo into
+"""python -m sinkbench.zoo [VARIANT ...] [--steps N] [--no-series]: regenerate the zoo into
 fixtures/zoo/ (and the checkpoint series of the variants in SERIES into fixtures/zoo/series/)."""
 import argparse
 from pathlib import Path
@@ -7,7 +7,7 @@ from .train import SERIES, SERIES_DIR, VARIANTS, TrainConfig, train
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m harness.zoo", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m sinkbench.zoo", description=__doc__)
     ap.add_argument("variants", nargs="*", choices=[[], *VARIANTS], help="default: all")
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)
     ap.add_argument("--out", default=None, help="folder for the final models (default fixtures/zoo)")

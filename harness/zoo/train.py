@@ -1,7 +1,7 @@
 """Train the zoo: tiny Hugging Face models on Bigram-Backcopy, plain torch.
 
-    python -m harness.zoo            # regenerate every variant into fixtures/zoo/
-    python -m harness.zoo tiny-bb-bos
+    python -m sinkbench.zoo            # regenerate every variant into fixtures/zoo/
+    python -m sinkbench.zoo tiny-bb-bos
 
 Each variant differs from its neighbour in one respect (see VARIANTS). Models are
 saved with save_pretrained (safetensors) plus a tokenizer, so the harness loads
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models import ZOO_DIR  # fixtures/zoo/ in the repository
 from .language import BigramBackcopy, make_tokenizer
 
-ZOO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "zoo"
 SERIES_DIR = ZOO_DIR / "series"
 
 
