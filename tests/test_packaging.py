@@ -34,6 +34,16 @@ def test_plugin_options_load_outside_the_repository(tmp_path):
     assert p.returncode == 0 and "--models-file" in p.stdout and "--expect" in p.stdout, p.stdout[-2000:] + p.stderr
 
 
+def test_the_plugin_leaves_other_test_suites_alone(tmp_path):
+    """Loaded by every pytest run in the environment, it parametrizes only sinkbench's own
+    tests: another suite's `model_name` fixture is its own."""
+    (tmp_path / "conftest.py").write_text("import pytest\n@pytest.fixture\ndef model_name():\n    return 'mine'\n")
+    (tmp_path / "test_other.py").write_text("def test_it(model_name):\n    assert model_name == 'mine'\n")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "1 passed" in p.stdout, p.stdout[-2000:] + p.stderr
+
+
 def test_the_fixtures_folder_shadows_no_fixtures_package_from_the_repository_root():
     """fixtures/ holds only the zoo (package data, no __init__.py): from the repository root
     `import fixtures` finds the PyPI testing package when it is installed, never this folder."""
