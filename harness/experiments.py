@@ -112,6 +112,13 @@ def omega_deleted_share(sp, k: int) -> float:
     return 1.0 - sp.band_dim(list(range(1, k + 1)) + [sp.n_bands]) / sp.d
 
 
+def h2_filters(sweep: FilterSweep, ks: list[int], s: Settings, frontier: bool = True) -> list[str]:
+    """The filters H2 reads at a layer: H2a's Omega_k and head_{k+1}, H2b's Omega_k*, and the
+    frontier's Omega_1..Omega_{K-2} (which already hold Omega_k*)."""
+    k_b = frontier_k({k: omega_deleted_share(sweep.spectrum, k) for k in range(1, s.n_bands - 1)}, s.h2_min_frontier)
+    return list(dict.fromkeys(sweep.filters_for("h2", ks, frontier) + ([f"omega{k_b}"] if k_b else [])))
+
+
 def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, frontier: bool = True) -> dict:
     """H2a per (layer, k), H2b per layer (Omega_k fixed by h2_min_frontier), one Holm family.
     Keys: (layer, k) and (layer, 'b')."""
@@ -121,7 +128,7 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
     k_b = frontier_k(shares, s.h2_min_frontier)
     grid, grid_b = {}, {}
     for layer in layers:
-        sweep.prefetch(layer, sweep.filters_for("h2", ks + ([k_b] if k_b else []), frontier))
+        sweep.prefetch(layer, h2_filters(sweep, ks, s, frontier))
         for k in ks:
             grid[layer, k] = H2Inputs(
                 base=base.nll,

@@ -71,3 +71,16 @@ def test_filters_stacked_in_one_pass_give_the_numbers_of_separate_passes(llama_s
         if n.startswith("dark"):
             np.testing.assert_allclose(a.post_filter_sink_mass(1), b.post_filter_sink_mass(1), atol=1e-6)
     assert len({tuple(many.get(1, n).nll.round(4)) for n in names}) == len(names)  # really different filters
+
+
+def test_h2_reads_no_filter_it_does_not_use(llama_subject, windows, tmp_path, monkeypatch):
+    """H2a's Omega_k and head_{k+1}, H2b's Omega_k* and the frontier's Omega_k: nothing else
+    (a head_{k*+1} for H2b would be a wasted pass per layer)."""
+    from sinkbench.config import make_settings
+    from sinkbench.experiments import h2_filters
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), 4, 1)
+    s = make_settings(n_bands=8)
+    names = h2_filters(sweep, [2, 4], s)
+    assert sorted(names) == sorted([f"omega{k}" for k in range(1, 7)] + ["head3", "head5"])
