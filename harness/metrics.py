@@ -1,4 +1,4 @@
-"""Measurements reduced to per-sequence numbers (SCIENCE.md §3).
+"""Measurements reduced to per-sequence numbers (docs/methods.md §4).
 
 Everything here takes plain tensors, so it can run inside an nnsight trace
 (on real values) or be unit-tested on hand-made inputs."""

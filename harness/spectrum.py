@@ -1,5 +1,5 @@
 """Logit spectroscopy: the SVD basis of the (norm-folded) unembedding, K bands,
-band specs, spectral-filter projectors, dark ratio and band profile (SCIENCE.md §2).
+band specs, spectral-filter projectors, dark ratio and band profile (docs/methods.md §2).
 """
 from __future__ import annotations
 
