@@ -72,3 +72,29 @@ def windows():
     ids = torch.randint(3, 259, (6, 24), generator=g)
     ids[:, 0] = 1  # BOS
     return ids
+
+
+def rendered_check(page, tmp_path, counts_js: str) -> tuple[str, str]:
+    """Render a report page in headless Chromium (skip if absent) and return (data-check, title):
+    data-check is 'images OK/ALL ' + counts_js evaluated after load, title says 'ERROR ...'
+    on a script error. Debian's chromium: apt-get install chromium."""
+    import re
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    probe = tmp_path / "probe.html"
+    check = ("<script>window.onerror=function(m){document.title='ERROR '+m};window.onload=function(){"
+             "var i=[].slice.call(document.images);var ok=i.filter(function(x){return x.complete&&x.naturalWidth>0}).length;"
+             "document.body.setAttribute('data-check','images '+ok+'/'+i.length+' '+" + counts_js + ")}</script>")
+    probe.write_text(page.read_text().replace("</body>", check + "</body>"))
+    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = re.sub(r"<script>.*?</script>", "", out.stdout, flags=re.S)
+    found = re.search(r'data-check="([^"]*)"', dom)
+    title = re.search(r"<title>(.*?)</title>", dom)
+    assert found, out.stderr[-2000:]
+    return found.group(1), title.group(1) if title else ""

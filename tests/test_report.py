@@ -1,8 +1,6 @@
 """sinkbench report on a synthetic results file; a slow check renders it in headless Chromium."""
 import base64
 import re
-import shutil
-import subprocess
 
 import pytest
 
@@ -45,19 +43,10 @@ def test_report_writes_markdown_and_self_contained_html(tmp_path):
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path):
     """Needs Debian's chromium (apt-get install chromium). Run: pytest tests -m slow -k chromium"""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium not installed (apt-get install chromium)")
+    from tests.conftest import rendered_check
+
     make_results(tmp_path)
     _, page = write_report(tmp_path)
-    probe = tmp_path / "probe.html"
-    check = ("<script>window.onerror=function(m){document.title='ERROR '+m};window.onload=function(){"
-             "var i=[].slice.call(document.images);var ok=i.filter(function(x){return x.complete&&x.naturalWidth>0}).length;"
-             "document.body.setAttribute('data-check','images '+ok+'/'+i.length+' rows '+document.querySelectorAll('#matrix tr').length)}</script>")
-    probe.write_text(page.read_text().replace("</body>", check + "</body>"))
-    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    check, title = rendered_check(page, tmp_path, "'rows '+document.querySelectorAll('#matrix tr').length")
     # rows: the header, H1, H2, H3/2 and the sink-rate row
-    assert 'data-check="images 4/4 rows 5"' in re.sub(r"<script>.*?</script>", "", out.stdout, flags=re.S), out.stderr[-2000:]
-    assert "ERROR" not in re.search(r"<title>(.*?)</title>", out.stdout).group(1)
+    assert check == "images 4/4 rows 5" and "ERROR" not in title

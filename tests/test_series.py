@@ -215,25 +215,13 @@ def test_cli_report_several_runs_glob_and_out(tmp_path, capsys):
 @pytest.mark.slow
 def test_series_and_history_report_render_in_headless_chromium(tmp_path):
     """Needs Debian's chromium (apt-get install chromium). Run: pytest tests -m slow -k chromium"""
-    import shutil
+    from tests.conftest import rendered_check
 
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium not installed (apt-get install chromium)")
     for day, delta in (("a", 0.2), ("b", 0.9)):
         make_run(tmp_path / day, f"2026-01-0{1 + (day == 'b')}T00:00:00Z", delta, True)
     make_series(tmp_path / "b", time="2026-01-02T00:00:00Z")
     _, page = write_report([tmp_path / "a", tmp_path / "b"])
-    probe = tmp_path / "probe.html"
-    check = ("<script>window.onerror=function(m){document.title='ERROR '+m};window.onload=function(){"
-             "var i=[].slice.call(document.images);var ok=i.filter(function(x){return x.complete&&x.naturalWidth>0}).length;"
-             "document.body.setAttribute('data-check','images '+ok+'/'+i.length+' tables '+document.querySelectorAll('table').length)}</script>")
-    probe.write_text(page.read_text().replace("</body>", check + "</body>"))
-    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
-    dom = re.sub(r"<script>.*?</script>", "", out.stdout, flags=re.S)
+    check, title = rendered_check(page, tmp_path, "'tables '+document.querySelectorAll('table').length")
     # images: m1's history, sink mass, dark ratio; the series trajectory. tables: matrix, history,
     # m1's cases, the series' per-checkpoint table, claims x steps and cases
-    assert 'data-check="images 4/4 tables 6"' in dom, out.stderr[-2000:]
-    assert "ERROR" not in re.search(r"<title>(.*?)</title>", dom).group(1)
+    assert check == "images 4/4 tables 6" and "ERROR" not in title
