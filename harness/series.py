@@ -27,10 +27,7 @@ def checkpoint_info(path, from_name: bool = True) -> dict:
     out: dict = {}
     zoo = d / "sinkbench_zoo.json"
     if zoo.is_file():
-        try:
-            m = json.loads(zoo.read_text())
-        except (OSError, json.JSONDecodeError):
-            m = {}
+        m = _json_or_empty(zoo)
         if isinstance(m.get("step"), int):
             out["step"] = m["step"]
         elif isinstance(m.get("steps"), int):  # a final zoo model: trained for `steps` updates
@@ -44,10 +41,7 @@ def checkpoint_info(path, from_name: bool = True) -> dict:
             out["series"] = m["series"]
     state = d / "trainer_state.json"
     if "step" not in out and state.is_file():
-        try:
-            s = json.loads(state.read_text())
-        except (OSError, json.JSONDecodeError):
-            s = {}
+        s = _json_or_empty(state)
         if isinstance(s.get("global_step"), int):
             out["step"] = s["global_step"]
         if isinstance(s.get("num_input_tokens_seen"), int) and s["num_input_tokens_seen"] > 0:
@@ -157,3 +151,12 @@ def step_fields(subject, declared: dict | None = None) -> dict:
         out = {k: v for k, v in out.items() if k == "series"}  # the checkpoint's tokens_seen is another step's
     out.update(declared)
     return {k: out[k] for k in STEP_FIELDS if k in out}
+
+
+def _json_or_empty(path: Path) -> dict:
+    """A metadata file's object, or {} when it is unreadable or not JSON (step info is optional)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}

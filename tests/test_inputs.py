@@ -221,3 +221,11 @@ def test_a_run_says_what_is_wrong_in_one_line(tmp_path):
     assert f"--model {ckpt}: its config needs the checkpoint's own code (auto_map); rerun with --trust-remote-code" in run("--model", str(ckpt))
     out = run("--model", "tiny-bb-bos", "--layers", "0", "--n-bands", "100")
     assert "\n--n-bands 100: expected 1..64 (at most the model width d = 64); pass a smaller --n-bands, e.g. --n-bands 20\n" in out
+
+
+def test_settings_named_as_options_are_the_plugins_options():
+    """config.setting_name spells a setting as --option exactly when the plugin registers one."""
+    from sinkbench.config import COMMAND_LINE
+    from sinkbench.plugin import OPTIONS
+
+    assert COMMAND_LINE == {dest for _, dest, _ in OPTIONS} - {"models"}
