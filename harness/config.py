@@ -34,6 +34,12 @@ class Settings:
     h5_min_sink_drop: float = 0.1
     h5_min_nll_rise: float = 0.05
     h5_controls: int = 3
+    h3_min_ratio: float = 5.0  # H3 sink-like: attention received / the layer's own at those (query, key) cells
+    h3_max_cv: float = 1.0  # H3 sink-like: coefficient of variation over the key's queries (a steady bar)
+    h3_min_queries: int = 8  # H3: positions measured need at least this many later queries
+    h3_frequent_share: float = 0.01  # H3: the text's most frequent share of token types counts as frequent
+    h3_position_bins: int = 10  # H3 claim 2: position bins the correlation is taken within; the record's histogram
+    h3_permutations: int = 2000  # H3 claim 2: within-bin permutations of its test
     random_seeds: int = 3
     bootstrap: int = 2000
     batch_size: str = "auto"  # windows per pass: 'auto' (16 on CPU, what fits on CUDA) or an integer
@@ -77,6 +83,12 @@ RANGES = {
     "h5_min_share": (0.0, 1.0, False, False),
     "h5_min_sink_drop": (0.0, 1.0, False, False),
     "h5_min_nll_rise": (0.0, None, False, False),
+    "h3_min_ratio": (1.0, None, True, False),
+    "h3_max_cv": (0.0, None, True, False),
+    "h3_min_queries": (1, None, False, False),
+    "h3_frequent_share": (0.0, 1.0, True, False),
+    "h3_position_bins": (1, None, False, False),
+    "h3_permutations": (100, None, False, False),
 }
 
 
