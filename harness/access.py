@@ -1,12 +1,14 @@
-"""The only place that knows architecture names (nnterp-style accessors).
+"""The only place that reads a model through architecture names (nnterp-style accessors).
 
 A Subject bundles a loaded model, its nnsight wrapper, tokenizer and the few
 handles the rest of the harness needs: decoder layers, each layer's attention and
 MLP branches, the final norm (read as a fold: gain, centring, bias), the
-unembedding and the embedding. Llama/Qwen/Mistral/Gemma/GPT-OSS, GPT-2, GPT-NeoX
-(Pythia) and OPT are covered. Everything is checked once at load time: the norm
-fold against the norm module on a random input, and the branches and attention
-probabilities with a tiny traced pass.
+unembedding, the logit post-processing and the embedding. Which names and
+post-processing a family has is one row of sinkbench.architectures.FAMILIES; a
+family without a row is refused in one line (architectures.unsupported_reason).
+Everything is checked once at load time: the norm fold against the norm module on
+a random input, the branches and attention probabilities with a tiny traced pass,
+and the logits sinkbench forms against one full forward of the model.
 """
 from __future__ import annotations
 
@@ -15,22 +17,17 @@ from functools import cached_property
 
 import torch
 
-from . import attention
+from . import architectures, attention
 from .errors import SinkbenchError
+from .metrics import LogitMap
 
-LAYER_PATHS = ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers")
-NORM_PATHS = ("model.norm", "model.language_model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm")
-ATTN_NAMES = ("self_attn", "attn", "attention")
-# The module whose output is the MLP's residual write. OPT has no MLP module: fc2's output
-# (flattened to [B * T, d]; branch_tensor restores [B, T, d]) is what the layer adds.
-MLP_NAMES = ("mlp", "feed_forward", "fc2")
 # A linear map between the final norm and the unembedding (OPT with word_embed_proj_dim != d).
 PROJECT_OUT_PATHS = ("model.decoder.project_out",)
 # RMSNorm classes that scale by (1 + weight) instead of weight.
 UNIT_OFFSET_NORMS = frozenset({
     "GemmaRMSNorm", "Gemma2RMSNorm", "Gemma3RMSNorm", "RecurrentGemmaRMSNorm", "T5GemmaRMSNorm", "T5Gemma2RMSNorm",
     "VaultGemmaRMSNorm", "Qwen3NextRMSNorm", "Qwen3_5RMSNorm", "Qwen3_5MoeRMSNorm", "Qwen4ExpTextRMSNorm",
-    "MiniMaxM3VLRMSNorm", "Step3p7RMSNorm",
+    "MiniMaxM3VLRMSNorm", "Step3p7RMSNorm", "NemotronLayerNorm1P",
 })
 
 
@@ -141,23 +138,28 @@ class Subject:
     mlp_name: str = ""
     project_out_path: str | None = None
     family: str = ""
+    arch: architectures.Family | None = None  # this family's row of sinkbench.architectures
     meta: dict = field(default_factory=dict)
     remote: bool = False  # traces run on NDIF (sinkbench.remote)
     _trace_shape: tuple = field(default=(), init=False, repr=False)  # [B, T] of the trace now running
 
     def __post_init__(self):
-        if getattr(self.model.config, "do_layer_norm_before", True) is False:  # OPT-350m
-            raise SinkbenchError(f"{self.name}: post-LN {type(self.model).__name__} (do_layer_norm_before=False) renormalises "
-                                 "the residual in every layer and has no final norm to fold; sinkbench needs a pre-LN model")
-        self.layers_path = _first_path(self.model, LAYER_PATHS, "decoder layers")
-        self.norm_path = _first_path(self.model, NORM_PATHS, "final norm")
+        config = self.model.config
+        reason = architectures.unsupported_reason(config)
+        if reason is not None:
+            raise SinkbenchError(f"{self.name}: {reason}")
+        fam = architectures.family_of(config)
+        self.arch = fam
+        self.layers_path = _first_path(self.model, fam.layers, "decoder layers")
+        self.norm_path = _first_path(self.model, fam.final_norm, "final norm")
         self.project_out_path = _find_path(self.model, PROJECT_OUT_PATHS)
         layer0 = get_path(self.model, self.layers_path)[0]
-        self.attn_name = _first_name(layer0, ATTN_NAMES, "attention", self.model)
-        self.mlp_name = _first_name(layer0, MLP_NAMES, "MLP", self.model)
-        self.family = getattr(self.model.config, "model_type", "unknown")
-        if not self.remote and getattr(self.model.config, "_attn_implementation", None) == "eager":
-            # Same eager numbers, but a pass may ask for less (sinkbench.attention).
+        self.attn_name = _first_name(layer0, (fam.attention,), "attention", self.model)
+        self.mlp_name = _first_name(layer0, (fam.mlp,), "MLP", self.model)
+        self.family = getattr(config, "model_type", "unknown")
+        if fam.attention_interface and not self.remote and getattr(config, "_attn_implementation", None) == "eager":
+            # Same eager numbers, but a pass may ask for less (sinkbench.attention). Families
+            # with their own attention code (Falcon, Bloom) stay eager: every mode reads full maps.
             attention.install(self.model, [self.attention(self.model, i) for i in range(self.n_layers)])
 
     # --- handles -----------------------------------------------------------
@@ -179,14 +181,45 @@ class Subject:
 
     def branches(self, envoy_or_model, i: int) -> tuple:
         """(attention branch, MLP branch) modules of layer i: what each adds to the residual,
-        so that layer output = layer input + both writes (checked at load).
-        Gemma-style layers norm each branch before the residual add (post_*_layernorm);
-        Llama/Qwen/Mistral/GPT-OSS/GPT-2/OPT add the attention's output[0] and the MLP's
-        output (OPT: fc2's); GPT-NeoX's parallel residual adds both to the same input."""
+        so that layer output = layer input + branch_scale * both writes (checked at load).
+        Post-norm layers (Gemma-2/3, OLMo-2) norm each branch before the residual add, and
+        Bloom adds the residual inside its modules: their writes are the modules named by the
+        family's `writes`; elsewhere the attention's output[0] and the MLP's output (OPT:
+        fc2's). Parallel blocks (GPT-NeoX, GPT-J, Phi, Cohere, Falcon) add both to the same input."""
         layer = self.layer(envoy_or_model, i)
-        if hasattr(layer, "post_feedforward_layernorm"):
-            return layer.post_attention_layernorm, layer.post_feedforward_layernorm
+        if self.arch is not None and self.arch.writes is not None:
+            return tuple(get_path(layer, p) for p in self.arch.writes)
         return getattr(layer, self.attn_name), getattr(layer, self.mlp_name)
+
+    @property
+    def branch_scale(self) -> float:
+        """What each branch output is multiplied by before the residual add (Granite's
+        residual_multiplier; 1 elsewhere)."""
+        attr = self.arch.residual_multiplier if self.arch is not None else None
+        return float(getattr(self.model.config, attr)) if attr else 1.0
+
+    @property
+    def block_kind(self) -> str:
+        return architectures.block_kind(self.arch, self.model.config)
+
+    def layer_output(self, envoy, i: int):
+        """The hidden states decoder layer i returns, inside a trace (Falcon's and Bloom's
+        layers return a tuple (hidden, attention))."""
+        out = self.layer(envoy, i).output
+        return out[0] if isinstance(out, tuple) else out
+
+    def set_layer_output(self, envoy, i: int, value) -> None:
+        layer = self.layer(envoy, i)
+        out = layer.output
+        layer.output = (value, *out[1:]) if isinstance(out, tuple) else value
+
+    def skip_layer(self, envoy, i: int, value) -> None:
+        """nnsight's skip of layer i, returning `value` in the layer's own output structure."""
+        self.layer(envoy, i).skip((value, None) if self._layer_tuple else value)
+
+    @property
+    def _layer_tuple(self) -> bool:
+        return self.arch is not None and self.arch.layer_returns_tuple
 
     def branch_tensor(self, output):
         """The residual write inside a branch module's output, as [B, T, d]: attention returns
@@ -248,7 +281,24 @@ class Subject:
 
     @property
     def logit_softcap(self) -> float | None:
-        return getattr(self.model.config, "final_logit_softcapping", None)
+        return self.logit_map.softcap
+
+    @cached_property
+    def logit_map(self) -> LogitMap:
+        """What the model does to W_U h to make its logits (bias, scale, soft cap), from the
+        family's row (sinkbench.architectures) and the output embedding's bias; check()
+        compares it with the model's own forward."""
+        scale, cap = architectures.logit_post(self.arch, self.model.config)
+        bias = getattr(self.model.get_output_embeddings(), "bias", None)
+        if bias is not None and bias.is_meta:
+            raise SinkbenchError(f"{self.name}: its output embedding has a bias that is not loaded here (remote subject)")
+        return LogitMap(scale=scale, softcap=cap, bias=None if bias is None else bias.detach())
+
+    @cached_property
+    def learned_sinks(self) -> bool:
+        """Do attention rows end in a learned sink logit (GPT-OSS's `sinks`)? Then the eager
+        probabilities over keys sum to less than 1; the rest went to the learned sink."""
+        return isinstance(getattr(self.attention(self.model, 0), "sinks", None), torch.Tensor)
 
     @cached_property
     def norm_fold(self) -> NormFold:
@@ -280,22 +330,38 @@ class Subject:
     def check(self) -> None:
         """The final norm folds (norm_fold), and one tiny traced pass: layer outputs are
         [B, T, d] tensors, the layer's output is its input plus its two branch writes, and
-        attention probabilities are available and sum to one. Fails loudly at load time."""
+        attention probabilities are available and sum to one; then the logits formed from
+        the final norm's output (unembedding and logit_map) are the model's own. Fails loudly
+        at load time, in one line."""
+        import nnsight
+
         _ = self.norm_fold  # reads the fold and verifies it against the module
         ids = torch.tensor([[self.bos_id or 0, 1, 2, 3, 4]], device=self.device) % self.model.config.vocab_size
         nn = self.nn
-        attn_is_branch = self.branches(self.model, 0)[0] is self.attention(self.model, 0)
+        attn_mod = self.attention(self.model, 0)
+        write_mod = self.branches(self.model, 0)[0]
+        attn_is_branch = write_mod is attn_mod
+        # Bloom's write (dense) runs inside the attention module: nnsight needs it touched first.
+        inside = not attn_is_branch and any(m is write_mod for m in attn_mod.modules())
         with torch.no_grad(), self.trace(ids):
             start = self.layer(nn, 0).input.save()
+            branch_attn, branch_mlp = self.branches(nn, 0)
+            if inside:
+                write_attn = self.branch_tensor(branch_attn.output).clone().save()
             attn_out = self.attention(nn, 0).output
             probs = attn_out[1].save()
-            branch_attn, branch_mlp = self.branches(nn, 0)
-            write_attn = self.branch_tensor(attn_out if attn_is_branch else branch_attn.output).save()
-            write_mlp = self.branch_tensor(branch_mlp.output).save()
-            hidden = self.layer(nn, 0).output.save()
-        if not isinstance(hidden, torch.Tensor) or hidden.shape[-1] != self.d_model:
-            raise SinkbenchError(f"{self.name}: decoder layer output is {type(hidden).__name__}, expected a [B, T, d] tensor")
-        gap = (start.float() + write_attn.float() + write_mlp.float() - hidden.float()).abs().max().item()
+            if not inside:
+                write_attn = self.branch_tensor(attn_out if attn_is_branch else branch_attn.output).clone().save()
+            # a clone: Falcon adds the attention write into the MLP's output tensor in place
+            write_mlp = self.branch_tensor(branch_mlp.output).clone().save()
+            raw = self.layer(nn, 0).output
+            hidden = (raw[0] if isinstance(raw, tuple) else raw).save()
+            returns_tuple = nnsight.save(isinstance(raw, tuple))
+        if returns_tuple != self._layer_tuple or not isinstance(hidden, torch.Tensor) or hidden.shape[-1] != self.d_model:
+            raise SinkbenchError(f"{self.name}: decoder layer output is {type(raw).__name__}, not what sinkbench.architectures "
+                                 f"says of {self.family} (layer_returns_tuple={self._layer_tuple})")
+        m = self.branch_scale
+        gap = (start.float() + m * (write_attn.float() + write_mlp.float()) - hidden.float()).abs().max().item()
         if gap > (1e-3 if hidden.dtype == torch.float32 else 3e-2) * max(1.0, hidden.float().abs().max().item()):
             raise SinkbenchError(f"{self.name}: layer 0's output is not its input plus its attention and MLP writes "
                                  f"(off by {gap:.3g}); its branch accessors (sinkbench.access) do not fit this architecture")
@@ -308,6 +374,30 @@ class Subject:
         sums = probs.float().sum(-1)
         if (probs < 0).any() or (sums > 1 + 1e-2).any() or (sums <= 0).any():
             raise SinkbenchError(f"{self.name}: attention output[1] is not a probability distribution over keys")
+        if not self.remote:
+            self.check_logits(ids)
+
+    def check_logits(self, ids: torch.Tensor) -> None:
+        """One full forward: the model's logits must equal logit_map(unembedding @ final norm
+        output), so that the chunked NLL is the model's own (a scale, bias or cap the family
+        table does not know is refused here, not computed wrongly)."""
+        seen = []
+        handle = self.final_norm(self.model).register_forward_hook(lambda mod, a, out: seen.append(out))
+        try:
+            with torch.no_grad():
+                logits = self.model(ids).logits.float()
+        finally:
+            handle.remove()
+        with torch.no_grad():
+            ours = self.logit_map.apply(seen[-1].float() @ self.unembedding.float().T)
+        gap = (ours - logits).abs().max().item()
+        tol = (1e-4 if self.unembedding.dtype == torch.float32 else 3e-2) * max(1.0, logits.abs().max().item())
+        if not gap <= tol:
+            raise SinkbenchError(
+                f"{self.name}: {architectures.architecture_name(self.model.config)} post-processes its logits in a way "
+                f"sinkbench.architectures does not know (logits off by {gap:.3g} from scale {self.logit_map.scale:g}, "
+                f"soft cap {self.logit_map.softcap}); add it to the family's row"
+            )
 
 
 def load_subject(spec: str, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False) -> Subject:

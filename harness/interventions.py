@@ -100,7 +100,7 @@ def run_pass(
     n = subject.n_layers
     attn_set, hidden_set = set(attn_layers), set(hidden_layers)
     saved_mass, saved_hidden, saved_readout = {}, {}, {}
-    softcap = subject.logit_softcap
+    post = subject.logit_map  # bias, scale and soft cap of the model's own logits
     plan = dict.fromkeys(attn_set, "probs" if attn_readout is not None else "sink")
     with torch.no_grad(), attention_plan(plan), subject.trace(ids, logits_to_keep=1):
         unembedding = subject.unembedding_in(nn)  # inside the trace: on NDIF, the server's
@@ -108,7 +108,7 @@ def run_pass(
         if prefix is not None:
             edited = edit.transform(prefix.to(subject.device), rows)
             for i in range(edit.layer + 1):
-                subject.layer(nn, i).skip(edited)
+                subject.skip_layer(nn, i, edited)
         for i in range(n):
             if prefix is not None and i <= edit.layer:
                 continue
@@ -118,12 +118,11 @@ def run_pass(
                 if attn_readout is not None:
                     saved_readout[i] = attn_readout(probs, rows).save()
             if edit is not None and i == edit.layer:
-                layer = subject.layer(nn, i)
-                layer.output = edit.transform(layer.output, rows)
+                subject.set_layer_output(nn, i, edit.transform(subject.layer_output(nn, i), rows))
             if i in hidden_set:
-                saved_hidden[i] = subject.layer(nn, i).output.detach().clone().save()
+                saved_hidden[i] = subject.layer_output(nn, i).detach().clone().save()
         final = subject.final_norm(nn).output
-        token_nll = chunked_nll(final, unembedding, ids, softcap, reduce=False).save()
+        token_nll = chunked_nll(final, unembedding, ids, post, reduce=False).save()
     mass = torch.full((ids.shape[0], n), float("nan"))
     for i, m in saved_mass.items():
         mass[:, i] = m.float().cpu()

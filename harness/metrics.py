@@ -4,6 +4,7 @@ Everything here takes plain tensors, so it can run inside an nnsight trace
 (on real values) or be unit-tested on hand-made inputs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -16,11 +17,33 @@ NLL_CHUNK_ELEMENTS = 1 << 25
 NLL_TOKEN_BLOCK = 2048
 
 
+@dataclass(frozen=True)
+class LogitMap:
+    """What a model does to W_U h before it returns logits: add the output embedding's bias
+    (Phi, GPT-J), multiply by a scale (Cohere's logit_scale, 1 / Granite's logits_scaling),
+    then soft-cap (Gemma-2/3: cap * tanh(z / cap)). Read by sinkbench.access from the
+    family table (sinkbench.architectures) and checked at load against the model's forward."""
+
+    scale: float = 1.0
+    softcap: float | None = None
+    bias: torch.Tensor | None = None  # [V]
+
+    def apply(self, logits: torch.Tensor, lo: int = 0) -> torch.Tensor:
+        """Post-process a float32 slice of logits whose vocabulary starts at entry lo."""
+        if self.bias is not None:
+            logits = logits + self.bias[lo:lo + logits.shape[-1]].to(logits)
+        if self.scale != 1.0:
+            logits = logits * self.scale
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
 def chunked_nll(
     hidden: torch.Tensor,
     unembedding: torch.Tensor,
     ids: torch.Tensor,
-    softcap: float | None = None,
+    softcap: float | LogitMap | None = None,
     chunk_elements: int = NLL_CHUNK_ELEMENTS,
     reduce: bool = True,
 ) -> torch.Tensor:
@@ -28,7 +51,8 @@ def chunked_nll(
 
     hidden [B, T, d] (after the final norm), unembedding [V, d], ids [B, T].
     Position t predicts ids[:, t + 1]; each sequence's NLL is the mean over its
-    T - 1 predictions (reduce=False: the [B, T-1] per-token losses).
+    T - 1 predictions (reduce=False: the [B, T-1] per-token losses). softcap: a soft cap, or
+    the model's whole LogitMap (bias, scale, soft cap).
 
     Logits are formed in float32 for a block of tokens against one slice of the
     vocabulary at a time (at most chunk_elements of them), and the log-partition is
@@ -39,6 +63,7 @@ def chunked_nll(
     b, t, d = hidden.shape
     h = hidden[:, :-1].reshape(-1, d)
     targets = ids[:, 1:].reshape(-1).to(h.device)
+    post = softcap if isinstance(softcap, LogitMap) else LogitMap(softcap=softcap)
     w, n = unembedding, h.shape[0]
     block = max(1, min(n, NLL_TOKEN_BLOCK, chunk_elements))
     width = max(1, chunk_elements // block)  # vocabulary entries per slice
@@ -49,9 +74,7 @@ def chunked_nll(
         total = torch.zeros(hb.shape[0], device=h.device)
         target_logit = torch.empty(hb.shape[0], device=h.device)
         for lo in range(0, w.shape[0], width):
-            logits = (hb @ w[lo:lo + width].T).float()
-            if softcap:
-                logits = torch.tanh(logits / softcap) * softcap
+            logits = post.apply((hb @ w[lo:lo + width].T).float(), lo)
             hit = ((tb >= lo) & (tb < lo + width)).nonzero().squeeze(1)
             target_logit[hit] = logits[hit, tb[hit] - lo]
             new_top = torch.maximum(top, logits.amax(1))

@@ -35,13 +35,15 @@ def attribute(subject, windows: torch.Tensor, spectrum) -> Attribution:
     nn, n = subject.nn, subject.n_layers
     pk = spectrum.keep([spectrum.n_bands])
     writes = []
+    m = subject.branch_scale  # Granite multiplies each branch output before the residual add
     with torch.no_grad(), subject.trace(windows.to(subject.device), logits_to_keep=1):
         embed = subject.layer(nn, 0).input[:, 0].float().save()
         for i in range(n):
             attn, mlp = subject.branches(nn, i)
-            writes.append(subject.branch_tensor(attn.output)[:, 0].float().save())
-            writes.append(subject.branch_tensor(mlp.output)[:, 0].float().save())
-        final = subject.layer(nn, n - 1).output[:, 0].float().save()
+            # clones: Falcon adds the attention write into the MLP's output in place
+            writes.append((subject.branch_tensor(attn.output)[:, 0].float() * m).clone().save())
+            writes.append((subject.branch_tensor(mlp.output)[:, 0].float() * m).clone().save())
+        final = subject.layer_output(nn, n - 1)[:, 0].float().save()
     progress.tick()
     w = torch.stack(writes, 1)  # [N, C, d]
     cum = embed[:, None] + torch.cumsum(w, 1)  # residual after each component
@@ -82,7 +84,7 @@ def run_removal(subject, windows, spectrum, component: int, mode: str, scale: np
                     else:
                         delta = sink * torch.as_tensor(scale[start:start + len(ids)], device=sink.device, dtype=sink.dtype)[:, None]
                     t[:, 0] = (sink - delta).to(t.dtype)
-            nll = chunked_nll(subject.final_norm(nn).output, subject.unembedding_in(nn), ids, subject.logit_softcap,
+            nll = chunked_nll(subject.final_norm(nn).output, subject.unembedding_in(nn), ids, subject.logit_map,
                               reduce=False).save()
         # the prediction made at the edited sink changes directly, not through attention: left out
         nll_out.append(nll[:, 1:].float().mean(1).cpu())

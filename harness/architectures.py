@@ -1,0 +1,137 @@
+"""Per-family names and logit post-processing: the one table sinkbench reads an architecture from.
+
+A family is supported when it has a row here. The row says where the decoder layers, the
+final norm, each layer's attention and MLP are; which modules carry the residual writes
+when they are not the attention and MLP modules themselves (post-norm blocks, Bloom's
+in-module residual add); what the model does to W_U h before it returns logits (a scale,
+a divisor, a soft cap); and whether its attention modules go through transformers'
+AttentionInterface (else sinkbench keeps their own eager code). Adding a family is one row
+here plus one tiny config in tests/test_conformance.py, which checks the row against the
+model's own forward.
+
+`unsupported_reason(config)` decides from the config alone, before any weight is loaded."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Family:
+    """Where a family keeps what sinkbench reads. Paths are tried in order (multimodal wrappers
+    nest the text model one level deeper)."""
+
+    layers: tuple[str, ...]
+    final_norm: tuple[str, ...]
+    attention: str  # attribute of a decoder layer
+    mlp: str  # attribute of a decoder layer whose output is the MLP (OPT: fc2)
+    block: str  # "sequential", "parallel", "post-norm" or "config" (read by block_kind)
+    # Sub-paths of a decoder layer whose outputs are the residual writes, when those are not
+    # the attention's output[0] and the MLP's output (None: the attention and MLP modules).
+    writes: tuple[str, str] | None = None
+    logit_scale: str | None = None  # config attribute the logits are multiplied by
+    logit_divisor: str | None = None  # config attribute the logits are divided by
+    logit_softcap: str | None = None  # config attribute of tanh soft-capping of the logits
+    residual_multiplier: str | None = None  # config attribute each branch write is multiplied by
+    attention_interface: bool = True  # attention computed by transformers' AttentionInterface
+    layer_returns_tuple: bool = False  # a decoder layer returns (hidden, attention), not hidden
+
+
+_LLAMA_LIKE = Family(("model.layers", "model.language_model.layers"), ("model.norm", "model.language_model.norm"),
+                     "self_attn", "mlp", "sequential")
+_POST_NORM = Family(_LLAMA_LIKE.layers, _LLAMA_LIKE.final_norm, "self_attn", "mlp", "post-norm",
+                    writes=("post_attention_layernorm", "post_feedforward_layernorm"))
+_GPT2_LIKE = Family(("transformer.h",), ("transformer.ln_f",), "attn", "mlp", "sequential")
+
+
+def _like(base: Family, **changes) -> Family:
+    from dataclasses import replace
+
+    return replace(base, **changes)
+
+
+FAMILIES: dict[str, Family] = {
+    # pre-norm, sequential, RMSNorm (Gemma: 1 + weight), logits = W_U h
+    **dict.fromkeys(("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "phi3",
+                     "olmo", "starcoder2", "gpt_oss", "deepseek_v3", "smollm3", "helium"), _LLAMA_LIKE),
+    "stablelm": _like(_LLAMA_LIKE, block="config"),  # use_parallel_residual
+    "nemotron": _LLAMA_LIKE,  # LayerNorm1P: centred, 1 + weight
+    # branches normed before the residual add
+    **dict.fromkeys(("gemma2", "gemma3", "gemma3_text"), _like(_POST_NORM, logit_softcap="final_logit_softcapping")),
+    **dict.fromkeys(("olmo2", "olmo3"), _POST_NORM),
+    # logit post-processing
+    "cohere": _like(_LLAMA_LIKE, block="parallel", logit_scale="logit_scale"),
+    "granite": _like(_LLAMA_LIKE, logit_divisor="logits_scaling", residual_multiplier="residual_multiplier"),
+    "phi": _like(_LLAMA_LIKE, final_norm=("model.final_layernorm",), block="parallel"),
+    # GPT-2 naming
+    "gpt2": _GPT2_LIKE,
+    "gpt_bigcode": _GPT2_LIKE,
+    "gptj": _like(_GPT2_LIKE, block="parallel"),
+    "gpt_neox": Family(("gpt_neox.layers",), ("gpt_neox.final_layer_norm",), "attention", "mlp", "config"),
+    "opt": Family(("model.decoder.layers",), ("model.decoder.final_layer_norm",), "self_attn", "fc2", "sequential"),
+    # own attention code (not the AttentionInterface); ALiBi or rotary
+    "falcon": _like(_GPT2_LIKE, attention="self_attention", block="config", attention_interface=False,
+                    layer_returns_tuple=True),
+    # Bloom adds the residual inside its attention and MLP modules: the writes are their dense outputs
+    "bloom": _like(_GPT2_LIKE, attention="self_attention", writes=("self_attention.dense", "mlp.dense_4h_to_h"),
+                   attention_interface=False, layer_returns_tuple=True),
+}
+
+
+def architecture_name(config) -> str:
+    archs = getattr(config, "architectures", None) or []
+    return archs[0] if archs else f"model_type {getattr(config, 'model_type', '?')!r}"
+
+
+def family_of(config) -> Family | None:
+    return FAMILIES.get(getattr(config, "model_type", None))
+
+
+def _config_reason(model_type: str, config) -> str | None:
+    """Settings of a supported family that leave the model outside what sinkbench computes."""
+    get = lambda name, default=None: getattr(config, name, default)
+    if model_type == "opt" and get("do_layer_norm_before", True) is False:  # OPT-350m
+        return ("post-LN (do_layer_norm_before=False) renormalises the residual in every layer and has no final norm "
+                "to fold; sinkbench needs a pre-LN model")
+    if model_type == "bloom":
+        if get("apply_residual_connection_post_layernorm", False):
+            return "apply_residual_connection_post_layernorm=True: the residual is the normed input, not the layer's input"
+        if (get("pretraining_tp", 1) or 1) > 1 and get("slow_but_exact", False):
+            return "pretraining_tp > 1 with slow_but_exact: the writes are not the dense modules' outputs"
+    return None
+
+
+def unsupported_reason(config) -> str | None:
+    """None if sinkbench supports this architecture with this config; else one line naming the
+    architecture and what is missing. Reads the config only (no weights)."""
+    model_type = getattr(config, "model_type", None)
+    name = architecture_name(config)
+    if model_type not in FAMILIES:
+        return (f"unsupported architecture {name} (model_type {model_type!r}): not in sinkbench's architecture table "
+                f"(sinkbench.architectures.FAMILIES), so its layers, final norm and logit post-processing are unknown")
+    reason = _config_reason(model_type, config)
+    return None if reason is None else f"unsupported architecture {name}: {reason}"
+
+
+def block_kind(family: Family, config) -> str:
+    """sequential / parallel / post-norm, reading the config where the family has both kinds."""
+    if family.block != "config":
+        return family.block
+    mt = getattr(config, "model_type", "")
+    if mt == "gpt_neox":
+        return "parallel" if getattr(config, "use_parallel_residual", True) else "sequential"
+    if mt == "stablelm":
+        return "parallel" if getattr(config, "use_parallel_residual", False) else "sequential"
+    if mt == "falcon":
+        return "parallel" if getattr(config, "parallel_attn", True) or getattr(config, "new_decoder_architecture", False) else "sequential"
+    return "sequential"
+
+
+def logit_post(family: Family, config) -> tuple[float, float | None]:
+    """(scale, softcap) the family applies to W_U h + b, in that order."""
+    scale = 1.0
+    if family.logit_scale:
+        scale *= float(getattr(config, family.logit_scale))
+    if family.logit_divisor:
+        scale /= float(getattr(config, family.logit_divisor))
+    cap = getattr(config, family.logit_softcap, None) if family.logit_softcap else None
+    return scale, (float(cap) if cap else None)
