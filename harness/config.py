@@ -140,33 +140,76 @@ def make_settings(root: Path | None = None, **overrides) -> Settings:
     """Defaults < pyproject.toml < explicit overrides (None means 'not given')."""
     values = load_pyproject_defaults(root) if root is not None else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key, value in list(values.items()):
-        kind = FIELDS[key].type
-        try:
-            if kind in ("int", int):
-                values[key] = int(value)
-            elif kind in ("float", float):
-                values[key] = float(value)
-        except (TypeError, ValueError):
-            raise SinkbenchError(f"setting {key!r}: expected a number, got {value!r}") from None
+    values = coerce(values)
     for key in ("batch_size", "filters_per_pass"):
         values[key] = str(budget.parse_count(values.get(key, "auto"), f"--{key.replace('_', '-')}"))
     s = Settings(**values)
+    check_settings(s)
+    return s
+
+
+def coerce(values: dict, where: str = "") -> dict:
+    """Settings values as their fields' types; a value that is not a number of the right
+    kind is a one-line error naming the setting (and `where` it was set, if not an option)."""
+    out = dict(values)
+    for key, value in values.items():
+        kind = FIELDS[key].type
+        try:
+            if kind in ("int", int):
+                if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                out[key] = int(str(value).strip()) if isinstance(value, str) else int(value)
+            elif kind in ("float", float):
+                if isinstance(value, bool):
+                    raise ValueError
+                out[key] = float(value)
+            elif kind in ("str", str):
+                if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                    raise ValueError
+                out[key] = str(value)  # layers = 3 in pyproject.toml means '3'
+        except (TypeError, ValueError):
+            what = {"int": "a whole number", "float": "a number", "str": "a string"}.get(str(kind), "a value")
+            name = f"{where}{key}" if where else setting_name(key)
+            raise SinkbenchError(f"{name}: expected {what}, got {value!r}") from None
+    return out
+
+
+def check_settings(s: "Settings", where: str = "") -> None:
+    """Every range and choice of the settings; `where` prefixes the message when the values
+    come from somewhere other than the command line (a --models-file entry)."""
+    def name(key: str) -> str:
+        return f"{where}{key}" if where else setting_name(key)
     for key in ("n_bands", "n_seqs", "seq_len", "random_seeds", "bootstrap", "h5_controls"):
         if getattr(s, key) < 1:
-            raise SinkbenchError(f"{setting_name(key)}: must be a positive integer, got {getattr(s, key)}")
+            raise SinkbenchError(f"{name(key)}: must be a positive integer, got {getattr(s, key)}")
     check_statistics(s)
     if s.n_bands < 3:
         raise SinkbenchError(f"--n-bands: need at least 3 bands (head, middle, dark tail), got {s.n_bands}")
     if s.seq_len < MIN_SEQ_LEN:
-        raise SinkbenchError(f"--seq-len: need at least {MIN_SEQ_LEN} tokens per window (H3 measures positions with "
+        raise SinkbenchError(f"{name('seq_len')}: need at least {MIN_SEQ_LEN} tokens per window (H3 measures positions with "
                              f"8 later queries), got {s.seq_len}")
     if s.windows not in ("spread", "consecutive"):
-        raise SinkbenchError(f"--windows {s.windows!r}: expected 'spread' (default) or 'consecutive'")
+        raise SinkbenchError(f"{name('windows')} {s.windows!r}: expected 'spread' (default) or 'consecutive'")
     if s.n_select < 1:
-        raise SinkbenchError(f"--n-select: need at least 1 selection window, got {s.n_select}")
+        raise SinkbenchError(f"{name('n_select')}: need at least 1 selection window, got {s.n_select}")
     if s.basis not in ("U", "E"):
         raise SinkbenchError(f"--basis {s.basis!r}: expected U (unembedding) or E (embedding)")
     if s.dtype not in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"):
         raise SinkbenchError(f"--dtype: expected float32, bfloat16 or float16 (or auto), got {s.dtype!r}")
-    return s
+
+
+# Settings a --models-file [[model]] or [[series]] table may set for its model(s) alone: the
+# windows (a small model's context may be shorter than the others'). Records carry the values used.
+PER_MODEL = ("seq_len", "n_seqs", "n_select", "windows")
+
+
+def for_model(s: "Settings", overrides: dict, where: str) -> "Settings":
+    """The settings of one model: s with its --models-file overrides, checked like options."""
+    unknown = sorted(set(overrides) - set(PER_MODEL))
+    if unknown:
+        raise SinkbenchError(f"{where}: {unknown} cannot be set per model; per-model settings are {', '.join(PER_MODEL)}")
+    if not overrides:
+        return s
+    out = s.replace(**coerce(overrides, where))
+    check_settings(out, where)
+    return out

@@ -35,21 +35,28 @@ def load_text(dataset: str) -> str:
     if dataset in ("pydoc", "auto", "", None):
         return pydoc_text()
     path = Path(dataset).expanduser()
-    if path.suffix == ".txt":
+    if path.suffix in (".txt", ".jsonl"):
         if not path.is_file():
             raise SinkbenchError(f"--dataset {dataset}: file not found")
-        return path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        if not path.is_file():
-            raise SinkbenchError(f"--dataset {dataset}: file not found")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SinkbenchError(f"--dataset {dataset}: not UTF-8 text; convert it to UTF-8") from None
+        except OSError as exc:
+            raise SinkbenchError(f"--dataset {dataset}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+        if path.suffix == ".txt":
+            return text
         texts = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                texts.append(json.loads(line)["text"])
+                value = json.loads(line)["text"]
+                if not isinstance(value, str):
+                    raise TypeError
+                texts.append(value)
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise SinkbenchError(f"--dataset {dataset}: line {n} is not a JSON object with a 'text' field") from None
+                raise SinkbenchError(f"--dataset {dataset}: line {n} is not a JSON object with a string 'text' field") from None
         return "\n".join(texts)
     parts = dataset.split(":")
     if len(parts) == 4:
@@ -187,11 +194,26 @@ def windows_for(subject, dataset: str, seq_len: int, n_seqs: int, bos: bool | No
                         starts=layout_["select_starts" if split == "select" else "test_starts"])
 
 
+# Token ids of (model source path, dataset) that the start-up checks (sinkbench.preflight)
+# already computed with the same tokenizer files: the run reuses them instead of tokenizing twice.
+_SHARED: dict[tuple[str, str], list[int]] = {}
+
+
+def share_tokens(source_path: str, dataset: str, ids: list[int]) -> list[int]:
+    """Keep the token ids of a dataset under a model's source path for text_tokens."""
+    _SHARED[str(source_path), dataset] = ids
+    return ids
+
+
 def text_tokens(subject, dataset: str) -> list[int]:
     """The dataset's text tokenized once per subject (no special tokens), memoised."""
     memo = subject.meta.setdefault("tokens", {})
     if dataset not in memo:
-        memo[dataset] = subject.tokenizer(subject_text(subject, dataset), add_special_tokens=False).input_ids
+        shared = _SHARED.pop((str(subject.meta.get("source", {}).get("path")), dataset), None)
+        if shared is not None and not getattr(subject, "remote", False):
+            memo[dataset] = shared
+        else:
+            memo[dataset] = subject.tokenizer(subject_text(subject, dataset), add_special_tokens=False).input_ids
     return memo[dataset]
 
 

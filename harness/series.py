@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+from .config import PER_MODEL
 from .errors import SinkbenchError
 
 
@@ -68,9 +69,10 @@ def expand_series(entry: dict, where: str, base: Path | None = None) -> list[dic
     sorted by step: {'name', 'path', 'series', 'step', 'tokens_seen'?, 'family'?}."""
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("path"), str):
         raise SinkbenchError(f"{where}: every [[series]] needs name = '...' and path = '...' (a folder of checkpoints); got {entry!r}")
-    unknown = set(entry) - {"name", "path", "family"}
+    unknown = set(entry) - {"name", "path", "family", *PER_MODEL}
     if unknown:
-        raise SinkbenchError(f"{where}: [[series]] {entry['name']!r} has unknown keys {sorted(unknown)} (name, path, family)")
+        raise SinkbenchError(f"{where}: [[series]] {entry['name']!r} has unknown keys {sorted(unknown)} "
+                             f"(name, path, family, {', '.join(PER_MODEL)})")
     folder = find_dir(entry["path"], base)
     if folder is None:
         raise SinkbenchError(f"{where}: [[series]] {entry['name']!r}: {entry['path']} is not a folder")
@@ -86,6 +88,7 @@ def expand_series(entry: dict, where: str, base: Path | None = None) -> list[dic
         e["series"] = entry["name"]  # the models file names the series, whatever the manifest says
         if "family" in entry:
             e["family"] = entry["family"]
+        e.update({k: entry[k] for k in PER_MODEL if k in entry})  # window settings of every checkpoint
         out.append(e)
     if not out:
         raise SinkbenchError(f"{where}: [[series]] {entry['name']!r}: no checkpoint directories (with config.json) in {folder}")
@@ -102,10 +105,10 @@ def model_entry(entry: dict, where: str) -> dict:
     """A `[[model]]` table: name, and optional family, series, step, tokens_seen."""
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise SinkbenchError(f"{where}: every [[model]] needs name = '...'; got {entry!r}")
-    unknown = set(entry) - {"name", "family", *STEP_FIELDS}
+    unknown = set(entry) - {"name", "family", *STEP_FIELDS, *PER_MODEL}
     if unknown:
         raise SinkbenchError(f"{where}: [[model]] {entry['name']!r} has unknown keys {sorted(unknown)} "
-                             "(name, family, series, step, tokens_seen)")
+                             f"(name, family, series, step, tokens_seen, {', '.join(PER_MODEL)})")
     for key in ("step", "tokens_seen"):
         if key in entry and (not isinstance(entry[key], int) or isinstance(entry[key], bool) or entry[key] < 0):
             raise SinkbenchError(f"{where}: [[model]] {entry['name']!r}: {key} must be a non-negative integer, got {entry[key]!r}")

@@ -123,7 +123,8 @@ def test_settings_validation(tmp_path):
 @pytest.mark.parametrize("change,match", [
     (dict(alpha="1.5"), r"--alpha: 1.5 is outside \(0.0, 0.5\]"),
     (dict(alpha="0"), r"--alpha: 0.0 is outside"),
-    (dict(alpha="x"), r"setting 'alpha': expected a number"),
+    (dict(alpha="x"), r"--alpha: expected a number, got 'x'"),
+    (dict(n_seqs="1.5"), r"--n-seqs: expected a whole number, got '1.5'"),
     (dict(h2_ks="0.25,half"), r"h2_ks .*'half' is not a number"),
     (dict(h2_ks="0.25,1.5"), r"h2_ks .*must lie in \(0, 1\)"),
     (dict(h1_min_sink_drop="1.2"), r"h1_min_sink_drop .*outside \[0.0, 1.0\]"),
@@ -220,7 +221,7 @@ def test_a_run_says_what_is_wrong_in_one_line(tmp_path):
     ckpt = custom_code_checkpoint(tmp_path / "ckpt")
     assert f"--model {ckpt}: its config needs the checkpoint's own code (auto_map); rerun with --trust-remote-code" in run("--model", str(ckpt))
     out = run("--model", "tiny-bb-bos", "--layers", "0", "--n-bands", "100")
-    assert "\n--n-bands 100: expected 1..64 (at most the model width d = 64); pass a smaller --n-bands, e.g. --n-bands 20\n" in out
+    assert "ERROR: --n-bands 100: more bands than tiny-bb-bos's width (d = 64); pass --n-bands 20 or another value up to 64\n" in out
 
 
 def test_settings_named_as_options_are_the_plugins_options():
