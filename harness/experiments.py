@@ -112,16 +112,27 @@ def omega_deleted_share(sp, k: int) -> float:
     return 1.0 - sp.band_dim(list(range(1, k + 1)) + [sp.n_bands]) / sp.d
 
 
-def h2_filters(sweep: FilterSweep, ks: list[int], s: Settings, frontier: bool = True) -> list[str]:
-    """The filters H2 reads at a layer: H2a's Omega_k and head_{k+1}, H2b's Omega_k*, and the
-    frontier's Omega_1..Omega_{K-2} (which already hold Omega_k*)."""
+def wants_frontier(s: Settings) -> bool:
+    """Whether H2 scans the descriptive compression frontier: Omega_1..Omega_{K-2} at every
+    layer, two thirds of H2's passes, and no verdict reads them. The plugin sets it from
+    `--frontier` (off by default: the hypothesis run scans it only on request); Settings made
+    elsewhere (library use, the unit tests) scan it, as before."""
+    return bool(s.extra.get("frontier", True))
+
+
+def h2_filters(sweep: FilterSweep, ks: list[int], s: Settings, frontier: bool | None = None) -> list[str]:
+    """The filters H2 reads at a layer: H2a's Omega_k and head_{k+1}, H2b's Omega_k*, and with
+    the frontier (default: wants_frontier) Omega_1..Omega_{K-2} (which already hold Omega_k*)."""
+    frontier = wants_frontier(s) if frontier is None else frontier
     k_b = frontier_k({k: omega_deleted_share(sweep.spectrum, k) for k in range(1, s.n_bands - 1)}, s.h2_min_frontier)
     return list(dict.fromkeys(sweep.filters_for("h2", ks, frontier) + ([f"omega{k_b}"] if k_b else [])))
 
 
-def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, frontier: bool = True) -> dict:
+def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, frontier: bool | None = None) -> dict:
     """H2a per (layer, k), H2b per layer (Omega_k fixed by h2_min_frontier), one Holm family.
-    Keys: (layer, k) and (layer, 'b')."""
+    Keys: (layer, k) and (layer, 'b'). The descriptive frontier (metrics 'frontier') is
+    measured and recorded only with frontier (default: wants_frontier, `--frontier`)."""
+    frontier = wants_frontier(s) if frontier is None else frontier
     base = sweep.base()
     sp, K = sweep.spectrum, s.n_bands
     shares = {k: omega_deleted_share(sp, k) for k in range(1, K - 1)}
@@ -172,25 +183,29 @@ def h3_conditions(subject) -> list[str]:
 
 def h3_grid(subject, s: Settings) -> dict:
     """H3 under each BOS condition the tokenizer allows; Holm over conditions x claims.
-    Active layers are chosen on selection windows; the claims are tested on test windows."""
+    Active layers and the expected attention at each (query, key) cell are fixed on
+    selection windows; the claims are tested on test windows."""
     from .data import text_tokens, windows_for
-    from .distributed import choose_active_layers, measure_positions
+    from .distributed import SinkRule, calibrate_detector, measure_positions, position_histogram
     from .spectrum import spectrum_for
 
     sp = spectrum_for(subject, s.n_bands, s.basis)
     counts = Counter(text_tokens(subject, s.dataset))
     batch = s.windows_per_pass(subject)
+    rule = SinkRule.from_settings(s)
     raws, extra = {}, {}
     for cond in h3_conditions(subject):
         bos = cond == "bos"
         windows = windows_for(subject, s.dataset, s.seq_len, s.n_seqs, bos=bos, layout=s.windows)
-        active = choose_active_layers(subject, selection_windows(subject, s, bos=bos), batch)
-        table = measure_positions(subject, windows, sp, counts, batch, active_layers=active)
-        raws[cond] = h3_raw(table)
+        detector = calibrate_detector(subject, selection_windows(subject, s, bos=bos), batch, rule)
+        table = measure_positions(subject, windows, sp, counts, batch, detector)
+        raws[cond] = h3_raw(table, position_bins=s.h3_position_bins, permutations=s.h3_permutations)
         sinks = Counter(table.tokens[table.sink_like].tolist())
+        old_rule = rule.flags(table.uniform_ratio, table.cv)  # what a uniform-head baseline would flag
         extra[cond] = {
             "native": bool(subject.uses_bos) == bos,
-            "active_layers": active, "active_layers_chosen_on": "selection windows",
+            "active_layers": detector.active_layers, "active_layers_chosen_on": "selection windows",
+            "layer_scores": {int(l): round(v, 4) for l, v in detector.layer_scores.items()},
             "position0_received": float(table.position0_received.mean()),
             "position0_bar_ratio": float(table.position0_bar_ratio.mean()),
             "position0_dark_ratio": float(table.position0_dark_ratio.mean()),
@@ -198,6 +213,8 @@ def h3_grid(subject, s: Settings) -> dict:
             "mean_dark_ratio_sink_like": float(table.dark_ratio[table.sink_like].mean()) if table.sink_like.any() else None,
             "mean_dark_ratio_ordinary": float(table.dark_ratio[~table.sink_like].mean()),
             "n_sink_like": int(table.sink_like.sum()), "n_positions": int(table.sink_like.size),
+            "n_sink_like_uniform_baseline": int(old_rule.sum()),
+            "sink_like_by_position": position_histogram(table.sink_like, table.seq_len, s.h3_position_bins),
             "top_sink_tokens": [[subject.tokenizer.convert_ids_to_tokens(t), c] for t, c in sinks.most_common(10)],
             "scatter_sample": scatter_sample(table),
         }
@@ -208,11 +225,76 @@ def h3_grid(subject, s: Settings) -> dict:
 
 
 # --------------------------------------------------------------------------- H4
+# Writes whose edit does not depend on the target: base (the identity) and broken (the dark
+# tail removed at position 0). One pass serves every target kind, read out once per kind, so
+# a layer costs 2 + 3 x 3 = 11 passes instead of 15 for three target kinds (same numbers).
+TARGET_FREE_WRITES = ("base", "broken")
+
+
+def h4a_passes(n_layers: int, n_kinds: int, n_writes: int) -> int:
+    """Passes (per batch of windows) H4-A runs over n_layers grid layers."""
+    shared = len(TARGET_FREE_WRITES)
+    return n_layers * (shared + n_kinds * (n_writes - shared))
+
+
+def readouts_for_targets(probs, rows, *, targets: tuple):
+    """target_readout for several target sets side by side: [B, 2 * len(targets)]."""
+    from .designate import target_readout
+
+    return torch.cat([target_readout(probs, rows, targets=t) for t in targets], 1)
+
+
+def write_result(res, layer: int, n_layers: int, targets: torch.Tensor, cols: slice):
+    """designate.run_write's reduction of one pass to a WriteResult, for the readout columns
+    `cols` of one target set (the same operations on the same values: identical numbers)."""
+    from .designate import WriteResult
+
+    att = to_numpy(torch.stack([res.attention[i][:, cols] for i in range(layer + 1, n_layers)]).mean(0))  # [N, 2]
+    pos = torch.arange(res.token_nll.shape[1])
+    after = (pos[None] > targets[:, None]).float()
+    nll_after = to_numpy((res.token_nll * after).sum(1) / after.sum(1).clamp_min(1))
+    return WriteResult(att[:, 0], att[:, 1], nll_after)
+
+
+def run_shared_write(subject, windows, spectrum, layer: int, targets: dict, mode: str, batch_size: int,
+                     prefix=None) -> dict:
+    """A target-free write (TARGET_FREE_WRITES) in one pass, read out for every target set:
+    kind -> WriteResult."""
+    from functools import partial
+
+    from .designate import write_dark
+    from .interventions import Edit, run_batched
+
+    assert mode in TARGET_FREE_WRITES, mode
+    kinds = list(targets)
+    dark = spectrum.keep([spectrum.n_bands])
+    # write_dark reads the targets only for add, transplant and control: any set will do here
+    edit = Edit(layer, partial(write_dark, targets=targets[kinds[0]], dark=dark, mode=mode))
+    res = run_batched(subject, windows, batch_size, edit=edit, prefix=prefix, attn_layers=range(layer + 1, subject.n_layers),
+                      attn_readout=partial(readouts_for_targets, targets=tuple(targets[k] for k in kinds)))
+    return {k: write_result(res, layer, subject.n_layers, targets[k], slice(2 * j, 2 * j + 2)) for j, k in enumerate(kinds)}
+
+
+def h4a_writes(subject, windows, spectrum, layer: int, targets: dict, batch_size: int, prefix=None) -> dict:
+    """Every write of H4-A at one layer: (kind, mode) -> WriteResult."""
+    from .designate import WRITES, run_write
+
+    out = {}
+    for mode in WRITES:
+        if mode in TARGET_FREE_WRITES:
+            for kind, w in run_shared_write(subject, windows, spectrum, layer, targets, mode, batch_size, prefix).items():
+                out[kind, mode] = w
+        else:
+            for kind, t in targets.items():
+                out[kind, mode] = run_write(subject, windows, spectrum, layer, t, mode, batch_size, prefix=prefix)
+    return out
+
+
 def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> dict:
     """H4-A over layers x target kinds; Holm over every p-value of the grid. Targets are
     chosen from token identities and positions alone (no activations are looked at)."""
     from .data import text_tokens
-    from .designate import TARGET_KINDS, WRITES, choose_targets, run_write
+    from .designate import TARGET_KINDS, WRITES, choose_targets
     from .distributed import frequent_mask
 
     subj = sweep.subject
@@ -220,12 +302,12 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
     freq = frequent_mask(subj.tokenizer, to_numpy(sweep.windows), Counter(text_tokens(subj, s.dataset)))
     raws, targets_used = {}, {}
     for layer in layers:
+        targets = {kind: choose_targets(sweep.windows, kind, freq) for kind in TARGET_KINDS}
+        writes = h4a_writes(subj, sweep.windows, sweep.spectrum, layer, targets, s.windows_per_pass(subj),
+                            prefix=sweep.base_hidden.get(layer))
         for kind in TARGET_KINDS:
-            targets = choose_targets(sweep.windows, kind, freq)
-            targets_used[layer, kind] = targets
-            writes = {mode: run_write(subj, sweep.windows, sweep.spectrum, layer, targets, mode, s.windows_per_pass(subj),
-                                      prefix=sweep.base_hidden.get(layer)) for mode in WRITES}
-            raws[layer, kind] = h4a_raw(writes, rho, s.bootstrap, s.h4_min_recovered)
+            targets_used[layer, kind] = targets[kind]
+            raws[layer, kind] = h4a_raw({mode: writes[kind, mode] for mode in WRITES}, rho, s.bootstrap, s.h4_min_recovered)
     out = h4a_verdicts(raws, alpha=s.alpha)
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
