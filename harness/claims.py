@@ -201,40 +201,38 @@ def frontier_k(deleted_share: dict, min_frontier: float) -> int | None:
 
 
 # --------------------------------------------------------------------------- H3
-def h3_raw(table, min_sinks: int = 2) -> dict:
+def h3_raw(table, min_sinks: int = 2, position_bins: int = 10, permutations: int = 2000, seed: int = 0) -> dict:
     """Per-window statistics of H3's four claims on one PositionTable, each tested over the
-    windows where it is defined (how many is recorded as n_windows). Returns
-    claim -> (raw p, metrics)."""
-    from scipy import stats
+    windows where it is defined (how many is recorded as n_windows), by tests conditional
+    on each window (sinkbench.h3_stats). Column c of the table is position c + 1.
+    Returns claim -> (raw p, metrics)."""
+    from .h3_stats import frequent_enrichment, label_permutation_greater, stratified_correlation
 
-    sink, freq, cos = table.sink_like, table.frequent, table.profile_cos
-    n, _ = sink.shape
-    n_sink = sink.sum(1)
-    has = n_sink > 0
-    # 1. sink-like positions fall on frequent tokens more than the window's base rate
-    share = (sink & freq).sum(1) / np.maximum(n_sink, 1)
-    d1 = (share - freq.mean(1))[has]
-    # 2. within-window Spearman correlation of attention received and dark ratio
-    rhos = []
-    for b, d in zip(table.bar_ratio, table.dark_ratio):
-        if np.ptp(b) > 0 and np.ptp(d) > 0:
-            rhos.append(stats.spearmanr(b, d)[0])
-    rhos = np.asarray(rhos, float)
-    # 3. band profile closer to position 0's: mean cosine of sink-like minus ordinary positions
-    both = has & (n_sink < sink.shape[1])
-    d3 = np.array([cos[i][sink[i]].mean() - cos[i][~sink[i]].mean() for i in np.flatnonzero(both)])
+    sink, cos = table.sink_like, table.profile_cos
+    n = sink.shape[0]
+    # 1. sink-like positions fall on frequent tokens more than the window's base rate: the number
+    #    of them on frequent tokens, summed over windows, against its exact hypergeometric null
+    p1, d1, m1 = frequent_enrichment(sink, table.frequent)
+    # 2. attention received and dark ratio correlate within position bins (both may drift
+    #    with position; within a bin, position no longer explains either)
+    p2, rhos = stratified_correlation(table.bar_ratio, table.dark_ratio, position_bins, permutations, seed)
+    # 3. band profile closer to position 0's: sink-like minus ordinary positions, labels
+    #    permuted within position bins
+    p3, d3 = label_permutation_greater(cos, sink, position_bins, permutations, seed)
+    has = sink.sum(1) > 0
     # 4. a typical window has at least min_sinks sink-like positions (position 0 counts when
     #    it meets the same rule); windows with none count too
-    counts = n_sink + table.position0_sink_like.astype(int)
+    counts = sink.sum(1) + table.position0_sink_like.astype(int)
     many = int((counts >= min_sinks).sum())
     return {
-        "1": (wilcoxon_greater(d1), {"effect": mean_or_nan(d1), "values": d1, "n_windows": int(d1.size),
-                                     "frequent_share_sinks": mean_or_nan(share[has]),
-                                     "frequent_share_all": float(freq.mean())}),
-        "2": (wilcoxon_greater(rhos), {"effect": mean_or_nan(rhos), "values": rhos, "n_windows": int(rhos.size)}),
-        "3": (wilcoxon_greater(d3), {"effect": mean_or_nan(d3), "values": d3, "n_windows": int(d3.size),
-                                     "cos_sink_like": mean_or_nan([cos[i][sink[i]].mean() for i in np.flatnonzero(has)]),
-                                     "cos_ordinary": float(cos[~sink].mean()) if (~sink).any() else float("nan")}),
+        "1": (p1, {"effect": mean_or_nan(d1), "values": d1, "n_windows": int(d1.size),
+                   "test": "exact: summed hypergeometric counts (within-window permutation)", **m1}),
+        "2": (p2, {"effect": mean_or_nan(rhos), "values": rhos, "n_windows": int(rhos.size),
+                   "test": f"within-bin permutation ({position_bins} position bins, {permutations} permutations)"}),
+        "3": (p3, {"effect": mean_or_nan(d3), "values": d3, "n_windows": int(d3.size),
+                   "test": f"label permutation within {position_bins} position bins ({permutations} permutations)",
+                   "cos_sink_like": mean_or_nan([cos[i][sink[i]].mean() for i in np.flatnonzero(has)]),
+                   "cos_ordinary": float(cos[~sink].mean()) if (~sink).any() else float("nan")}),
         "4": (binomial_greater(many, n, 0.5), {"effect": many / n if n else float("nan"), "n_windows": int(n),
                                                "windows_with_min_sinks": many, "min_sinks": min_sinks,
                                                "per_window_counts": counts.tolist(),
