@@ -1,0 +1,599 @@
+"""Every architecture checked against the model's own forward (issue 19).
+
+Each case is a tiny random checkpoint built here (hidden 64, 3 layers, the zoo's 70-token
+tokenizer and language), with every norm gain and bias, the output embedding's bias and
+every logit scale, divisor, soft cap and residual multiplier drawn at random away from 1,
+so that a wrong fold or a missed scale fails. Against references computed here from the
+model itself (not through sinkbench.access), each supported case checks:
+
+* NLL: run_pass's chunked NLL equals cross-entropy of the model's own forward logits;
+* fold: the band basis equals the SVD of W_U diag(g) [C], with g, C and the bias identified
+  here from the norm module's output (RMSNorm, 1 + g, LayerNorm, bias-free LayerNorm);
+* sink mass: run_pass's sink mass equals eager output_attentions;
+* block: every layer's output equals its input plus its branch writes;
+* H1-H5: each grid of sinkbench.experiments runs to verdicts (few windows, few bootstraps).
+
+A case that is not supported must be refused by architectures.unsupported_reason(config)
+in one line naming the architecture, before any weight is loaded.
+
+`python -m tests.test_conformance --write-docs` runs the same checks and writes
+docs/architectures.md (the table is generated, never typed)."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "fixtures" / "zoo"
+TOKENIZER = ZOO / "tiny-bb-bos"
+VOCAB = 70
+D, LAYERS, HEADS = 64, 3, 4
+TOL_NLL = 1e-5  # nats; the external check asks 1e-4
+TOL_MASS = 1e-6
+
+
+def _draw(lo: float, hi: float, seed: int) -> float:
+    """A scale drawn away from 1 (a scale of 1 would hide a missed one)."""
+    return round(float(torch.empty(()).uniform_(lo, hi, generator=torch.Generator().manual_seed(seed))), 4)
+
+
+def _common(**kw) -> dict:
+    base = dict(vocab_size=VOCAB, bos_token_id=1, eos_token_id=1, pad_token_id=2, tie_word_embeddings=False)
+    base.update(kw)
+    return base
+
+
+def _llama_like(**kw) -> dict:
+    base = dict(hidden_size=D, intermediate_size=128, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                num_key_value_heads=2, max_position_embeddings=128)
+    return _common(**{**base, **kw})
+
+
+# name -> (model_type, config kwargs). Names are what the docs table shows.
+CASES: dict[str, tuple[str, dict]] = {
+    "Llama": ("llama", _llama_like()),
+    "Mistral (sliding window 8)": ("mistral", _llama_like(sliding_window=8)),
+    "Mixtral (MoE)": ("mixtral", _llama_like(num_local_experts=4, num_experts_per_tok=2)),
+    "Qwen2": ("qwen2", _llama_like()),
+    "Qwen2-MoE": ("qwen2_moe", _llama_like(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                                           shared_expert_intermediate_size=64, decoder_sparse_step=1)),
+    "Qwen3 (q/k norm)": ("qwen3", _llama_like(head_dim=16)),
+    "Qwen3-MoE": ("qwen3_moe", _llama_like(head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                                           decoder_sparse_step=1)),
+    "Gemma": ("gemma", _llama_like(head_dim=16)),
+    "Gemma-2 (softcaps)": ("gemma2", _llama_like(head_dim=16, sliding_window=8, attn_logit_softcapping=_draw(4, 8, 1),
+                                                 final_logit_softcapping=_draw(1.5, 3, 2))),
+    "Gemma-3": ("gemma3_text", _llama_like(head_dim=16, sliding_window=8, final_logit_softcapping=_draw(1.5, 3, 3))),
+    "Phi (Phi-1/2)": ("phi", _common(hidden_size=D, intermediate_size=128, num_hidden_layers=LAYERS,
+                                     num_attention_heads=HEADS, max_position_embeddings=128, partial_rotary_factor=0.5)),
+    "Phi-3": ("phi3", _llama_like()),
+    "GPT-2": ("gpt2", _common(n_embd=D, n_layer=LAYERS, n_head=HEADS, n_positions=128)),
+    "GPT-NeoX (parallel)": ("gpt_neox", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                                intermediate_size=128, max_position_embeddings=128)),
+    "GPT-NeoX (sequential)": ("gpt_neox", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                                  intermediate_size=128, max_position_embeddings=128,
+                                                  use_parallel_residual=False)),
+    "GPT-J": ("gptj", _common(n_embd=D, n_layer=LAYERS, n_head=HEADS, n_positions=128, rotary_dim=8)),
+    "OPT": ("opt", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS, ffn_dim=128,
+                           max_position_embeddings=128, word_embed_proj_dim=D)),
+    "OPT (project_out)": ("opt", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS, ffn_dim=128,
+                                         max_position_embeddings=128, word_embed_proj_dim=32)),
+    "OPT (post-LN, OPT-350m)": ("opt", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                               ffn_dim=128, max_position_embeddings=128, do_layer_norm_before=False)),
+    "Falcon (old arch, parallel)": ("falcon", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                                      new_decoder_architecture=False, parallel_attn=True,
+                                                      multi_query=True, bias=False)),
+    "Falcon (old arch, sequential, ALiBi)": ("falcon", _common(hidden_size=D, num_hidden_layers=LAYERS,
+                                                               num_attention_heads=HEADS, new_decoder_architecture=False,
+                                                               parallel_attn=False, alibi=True, multi_query=False, bias=True)),
+    "Falcon (new decoder arch)": ("falcon", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                                    new_decoder_architecture=True, num_kv_heads=2)),
+    "Bloom (ALiBi)": ("bloom", _common(hidden_size=D, n_layer=LAYERS, n_head=HEADS)),
+    "Bloom (residual after LN)": ("bloom", _common(hidden_size=D, n_layer=LAYERS, n_head=HEADS,
+                                                   apply_residual_connection_post_layernorm=True)),
+    "OLMo": ("olmo", _llama_like()),
+    "OLMo-2": ("olmo2", _llama_like()),
+    "OLMo-3": ("olmo3", _llama_like(sliding_window=8)),
+    "StableLM": ("stablelm", _llama_like()),
+    "StableLM (parallel, q/k norm)": ("stablelm", _llama_like(use_parallel_residual=True, qk_layernorm=True)),
+    "Cohere": ("cohere", _llama_like(logit_scale=_draw(2, 4, 4))),
+    "Granite": ("granite", _llama_like(logits_scaling=_draw(0.2, 0.5, 5), residual_multiplier=_draw(0.3, 0.7, 6),
+                                       embedding_multiplier=_draw(2, 6, 7), attention_multiplier=_draw(0.1, 0.3, 8))),
+    "GPT-BigCode (MQA)": ("gpt_bigcode", _common(n_embd=D, n_layer=LAYERS, n_head=HEADS, n_positions=128,
+                                                 multi_query=True)),
+    "Starcoder2": ("starcoder2", _llama_like()),
+    "GPT-OSS (learned sinks)": ("gpt_oss", _llama_like(head_dim=16, num_local_experts=2, num_experts_per_tok=1,
+                                                       sliding_window=8)),
+    "DeepSeek-V3 (MLA)": ("deepseek_v3", _llama_like(num_key_value_heads=HEADS, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=8,
+                                                     qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=4,
+                                                     num_experts_per_tok=2, moe_intermediate_size=32,
+                                                     first_k_dense_replace=1, n_group=1, topk_group=1,
+                                                     n_shared_experts=1)),
+    "SmolLM3": ("smollm3", _llama_like()),
+    "Helium": ("helium", _llama_like(head_dim=16)),
+    "Nemotron (LayerNorm1P)": ("nemotron", _llama_like(num_key_value_heads=HEADS, partial_rotary_factor=0.5)),
+    "Cohere-2": ("cohere2", _llama_like(logit_scale=_draw(2, 4, 9), sliding_window=8)),
+    "GraniteMoE": ("granitemoe", _llama_like(logits_scaling=_draw(0.2, 0.5, 10), num_local_experts=2,
+                                             num_experts_per_tok=1)),
+}
+
+
+def make_config(model_type: str, kwargs: dict):
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.for_model(model_type, **kwargs)
+    cfg._attn_implementation = "eager"
+    cfg.architectures = [type(cfg).__name__.replace("Config", "ForCausalLM")]
+    return cfg
+
+
+def randomize(model: torch.nn.Module, seed: int) -> None:
+    """Every norm gain drawn in [0.5, 2] (Gemma-style 1 + g: g in [-0.5, 0.5]), every norm
+    bias and the output embedding's bias drawn in [-0.5, 0.5]: a unit gain or a zero bias
+    would hide a wrong fold or a dropped bias."""
+    from sinkbench.access import UNIT_OFFSET_NORMS
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            name = type(module).__name__
+            if "Norm" not in name:
+                continue
+            w, b = getattr(module, "weight", None), getattr(module, "bias", None)
+            if isinstance(w, torch.Tensor):
+                lo, hi = (-0.5, 0.5) if name in UNIT_OFFSET_NORMS else (0.5, 2.0)
+                w.copy_(torch.empty(w.shape).uniform_(lo, hi, generator=g))
+            if isinstance(b, torch.Tensor):
+                b.copy_(torch.empty(b.shape).uniform_(-0.5, 0.5, generator=g))
+        head_bias = getattr(model.get_output_embeddings(), "bias", None)
+        if isinstance(head_bias, torch.Tensor):
+            head_bias.copy_(torch.empty(head_bias.shape).uniform_(-1, 1, generator=g))
+
+
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(TOKENIZER)
+
+
+def zoo_manifest() -> dict:
+    import json
+
+    return json.loads((TOKENIZER / "sinkbench_zoo.json").read_text())
+
+
+@dataclass
+class Case:
+    name: str
+    model_type: str
+    refused: str | None = None  # the one-line reason, if refused before loading
+    subject: object = None
+    results: dict = field(default_factory=dict)  # check -> "ok (err)" / error
+
+
+def build(name: str, tok=None):
+    """(Case, config) for one architecture: refused from the config alone, or built,
+    randomised and loaded as a Subject (whose load-time checks must pass)."""
+    from sinkbench.access import Subject
+    from sinkbench.architectures import unsupported_reason
+    from transformers import AutoModelForCausalLM
+
+    model_type, kwargs = CASES[name]
+    cfg = make_config(model_type, kwargs)
+    case = Case(name, model_type)
+    case.refused = unsupported_reason(cfg)
+    if case.refused is not None:
+        return case
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()
+    randomize(model, seed=1)
+    model.requires_grad_(False)
+    import hashlib
+
+    sha = hashlib.sha256(f"{name} {sorted(kwargs.items())}".encode()).hexdigest()  # cached spectra are keyed by it
+    subject = Subject(name=f"tiny-{model_type}", model=model, tokenizer=tok or tokenizer(), sha256=sha, dtype="float32")
+    subject.meta["zoo"] = zoo_manifest()  # the zoo language as evaluation text (fast, in-repo)
+    subject.check()
+    case.subject = subject
+    return case
+
+
+def windows(n: int = 6, t: int = 24) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, VOCAB, (n, t), generator=g)
+    ids[:, 0] = 1  # BOS
+    return ids
+
+
+# --------------------------------------------------------------------------- references
+def eager_reference(model, ids):
+    """(per-window NLL [B], sink mass [B, L]) from the model's own forward with eager attention."""
+    impl = model.config._attn_implementation
+    if impl != "eager":
+        model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            out = model(ids, output_attentions=True)
+    finally:
+        if impl != "eager":
+            model.set_attn_implementation(impl)
+    logits = out.logits[:, :-1].float()
+    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+    mass = torch.stack([a[:, :, 1:, 0].float().mean((1, 2)) for a in out.attentions], 1)
+    return nll.view(len(ids), -1).mean(1), mass, out.attentions
+
+
+NORM_KINDS = {  # the test's own candidates: name -> (centred, gain from weight, has bias)
+    "RMSNorm (g)": (False, lambda w: w),
+    "RMSNorm (1 + g)": (False, lambda w: 1 + w),
+    "LayerNorm (g, b)": (True, lambda w: w),
+    "LayerNorm (1 + g, b)": (True, lambda w: 1 + w),
+}
+
+
+def identify_norm(norm: torch.nn.Module, d: int) -> tuple[str, torch.Tensor, bool, torch.Tensor | None]:
+    """Which normalisation the module computes, found by comparing its output on random
+    inputs with each candidate formula (eps read off the module as far as it has one):
+    (kind, gain [d], centred, bias or None). Independent of sinkbench.access.read_norm."""
+    x = 3 * torch.randn(4, 5, d, generator=torch.Generator().manual_seed(3)) + 1
+    with torch.no_grad():
+        got = norm(x).double()
+    w, b = getattr(norm, "weight", None), getattr(norm, "bias", None)
+    w = torch.ones(d, dtype=torch.float64) if w is None else w.detach().double()
+    bias = None if b is None else b.detach().double()
+    eps = next((float(getattr(norm, a)) for a in ("eps", "variance_epsilon", "epsilon") if hasattr(norm, a)), 1e-5)
+    for kind, (centred, gain_of) in NORM_KINDS.items():
+        if getattr(norm, "weight", None) is None and "1 + g" in kind:
+            continue
+        xc = x.double() - x.double().mean(-1, keepdim=True) if centred else x.double()
+        y = gain_of(w) * xc / (xc.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+        if bias is not None:
+            y = y + bias
+        if (y - got).abs().max() < 1e-4 * got.abs().max():
+            label = kind if getattr(norm, "weight", None) is not None else "LayerNorm (no parameters)"
+            if centred and bias is None:
+                label = label.replace(", b)", ", no bias)")
+            return label, gain_of(w), centred, bias
+    raise AssertionError(f"{type(norm).__name__} computes none of {list(NORM_KINDS)}")
+
+
+# --------------------------------------------------------------------------- checks
+def check_nll(subject) -> str:
+    from sinkbench.interventions import run_pass
+
+    ids = windows()
+    ref, _, _ = eager_reference(subject.model, ids)
+    got = run_pass(subject, ids).nll
+    err = (got - ref).abs().max().item()
+    assert err < TOL_NLL, f"NLL off by {err:.3g} nats from the model's own logits"
+    return f"{err:.0e}"
+
+
+def check_fold(subject, tmp_cache=None) -> tuple[str, str]:
+    """(error, norm kind): the band basis against the SVD of the fold built here."""
+    from sinkbench.spectrum import spectrum_for
+
+    model = subject.model
+    norm = subject.final_norm(model)
+    kind, gain, centred, _ = identify_norm(norm, subject.unembedding.shape[1])
+    w_u = model.get_output_embeddings().weight.detach().double()
+    if subject.project_out_path:  # OPT: final norm -> project_out -> lm_head
+        from sinkbench.access import get_path
+
+        w_u = w_u @ get_path(model, subject.project_out_path).weight.detach().double()
+    d = gain.shape[0]
+    w = w_u * gain[None, :]
+    if centred:
+        w = w @ (torch.eye(d, dtype=torch.float64) - 1.0 / d)
+    _, sv, vt = torch.linalg.svd(w, full_matrices=False)
+    subject.meta.pop("spectra", None)
+    sp = spectrum_for(subject, 8)
+    basis = sp.basis.double()
+    err = (sp.singular_values.double() - sv).abs().max().item() / sv[0].item()
+    null = sv < 1e-9 * sv[0]
+    for idx in [i[~null.numpy()[i]] for i in sp.slices] + [null.nonzero().squeeze(1).numpy()]:
+        if len(idx) == 0:
+            continue
+        ours, ref = basis[:, idx], vt[idx].T
+        err = max(err, (ours @ ours.T - ref @ ref.T).abs().max().item())
+    assert err < 1e-5, f"band basis off by {err:.3g} from the fold of {kind}"
+    return f"{err:.0e}", kind
+
+
+def check_sink_mass(subject) -> str:
+    from sinkbench.interventions import run_pass
+
+    ids = windows()
+    _, ref, attentions = eager_reference(subject.model, ids)
+    got = run_pass(subject, ids, attn_layers=range(subject.n_layers)).sink_mass
+    err = (got - ref).abs().max().item()
+    assert err < TOL_MASS, f"sink mass off by {err:.3g} from eager output_attentions"
+    learned = 1 - attentions[0].float().sum(-1)
+    if subject.learned_sinks:  # rows sum to less than 1: the rest went to the learned sink
+        assert learned.min() > 1e-4, "learned sinks declared but rows sum to 1"
+    else:
+        assert learned.abs().max() < 1e-5, "rows do not sum to 1 without learned sinks"
+    return f"{err:.0e}"
+
+
+def check_block(subject) -> tuple[str, str]:
+    """Every layer: output = input + branch_scale * (attention write + MLP write), from hooks on
+    the layer itself (its own input and output) and on the accessors' write modules."""
+    model, seen = subject.model, {}
+    hooks = []
+    for i in range(subject.n_layers):
+        layer = subject.layer(model, i)
+        hooks.append(layer.register_forward_hook(
+            lambda m, args, out, i=i: seen.__setitem__(("io", i), (args[0] if args else None, out)), with_kwargs=False))
+        hooks.append(layer.register_forward_pre_hook(
+            lambda m, args, kwargs, i=i: seen.__setitem__(("in", i), (args[0] if args else kwargs["hidden_states"]).clone()),
+            with_kwargs=True))
+        for b, mod in enumerate(subject.branches(model, i)):
+            hooks.append(mod.register_forward_hook(
+                lambda m, a, out, key=(b, i): seen.__setitem__(key, (out[0] if isinstance(out, tuple) else out).clone())))
+    ids = windows()
+    try:
+        with torch.no_grad():
+            model(ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    err = 0.0
+    for i in range(subject.n_layers):
+        out = seen["io", i][1]
+        out = out[0] if isinstance(out, tuple) else out
+        writes = seen[0, i].view(out.shape) + seen[1, i].view(out.shape)  # OPT's fc2 write is [B * T, d]
+        gap = (seen["in", i] + subject.branch_scale * writes - out).abs().max() / out.abs().max()
+        err = max(err, gap.item())
+    assert err < 1e-5, f"layer output differs from input + writes by {err:.3g} (relative)"
+    return f"{err:.0e}", subject.block_kind
+
+
+HYPOTHESES = ("H1", "H2", "H3", "H4", "H5")
+
+
+def settings():
+    from sinkbench.config import Settings
+
+    return Settings(n_bands=8, n_seqs=8, seq_len=24, layers="0", n_select=4, random_seeds=1, bootstrap=20,
+                    batch_size="8", h2_ks="0.5")
+
+
+def run_hypotheses(subject) -> dict[str, str]:
+    """Each hypothesis's grid on the subject, to verdicts: 'ran (n verdicts)' per hypothesis.
+    H4 is H4-A (H4-B needs a zoo model trained with a designated sink)."""
+    from sinkbench.data import windows_for
+    from sinkbench.experiments import h1_grid, h2_grid, h3_grid, h4a_grid, h5_grid
+    from sinkbench.spectrum import spectrum_for
+    from sinkbench.sweep import FilterSweep, resolve_ks
+
+    s = settings()
+    subject.meta.pop("spectra", None)
+    sp = spectrum_for(subject, s.n_bands, s.basis)
+    w = windows_for(subject, s.dataset, s.seq_len, s.n_seqs, layout=s.windows)
+    sweep = FilterSweep(subject, w, sp, 8, s.random_seeds, layers=[0])
+    grids = {
+        "H1": lambda: h1_grid(sweep, [0], s),
+        "H2": lambda: h2_grid(sweep, [0], resolve_ks(s.h2_ks, s.n_bands), s, frontier=False),
+        "H3": lambda: h3_grid(subject, s),
+        "H4": lambda: h4a_grid(sweep, [0], s, s.h4_rho),
+        "H5": lambda: h5_grid(sweep, s, s.h5_min_share, 0),
+    }
+    out = {}
+    for h, grid in grids.items():
+        res = grid()
+        verdicts = [v for v, _ in res.values()]
+        assert verdicts and all(isinstance(v, (bool, type(None))) or hasattr(v, "__bool__") for v in verdicts), h
+        metrics = [m for _, m in res.values()]
+        nums = [x for m in metrics for x in m.values() if isinstance(x, float)]
+        assert nums and not all(math.isnan(x) for x in nums), f"{h}: no finite metric"
+        out[h] = "ran"
+    return out
+
+
+# --------------------------------------------------------------------------- pytest
+@pytest.fixture(scope="module")
+def tok():
+    return tokenizer()
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request, tok, tmp_path_factory):
+    import os
+
+    os.environ["SINKBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    return build(request.param, tok)
+
+
+def _supported(case):
+    if case.refused is not None:
+        pytest.skip(f"refused: {case.refused}")
+    return case.subject
+
+
+def test_refusal_is_one_line_naming_the_architecture(case):
+    if case.refused is None:
+        assert case.subject is not None
+        return
+    assert "\n" not in case.refused and case.refused.startswith("unsupported architecture ")
+    assert "ForCausalLM" in case.refused or case.model_type in case.refused
+
+
+def test_nll_is_the_models_own(case):
+    check_nll(_supported(case))
+
+
+def test_band_basis_is_the_fold_of_the_norm(case):
+    check_fold(_supported(case))
+
+
+def test_sink_mass_is_eager_output_attentions(case):
+    check_sink_mass(_supported(case))
+
+
+def test_layer_output_is_input_plus_writes(case):
+    check_block(_supported(case))
+
+
+def test_h1_to_h5_run(case):
+    run_hypotheses(_supported(case))
+
+
+def test_a_missed_logit_scale_is_refused_at_load(tok):
+    """The load check compares with the model's own forward: a Cohere whose row forgot the
+    scale is refused in one line, not run with wrong NLL."""
+    from dataclasses import replace
+
+    import sinkbench.architectures as arch
+    from sinkbench.errors import SinkbenchError
+
+    saved = arch.FAMILIES["cohere"]
+    arch.FAMILIES["cohere"] = replace(saved, logit_scale=None)
+    try:
+        with pytest.raises(SinkbenchError, match="post-processes its logits") as e:
+            build("Cohere", tok)
+    finally:
+        arch.FAMILIES["cohere"] = saved
+    assert "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------- docs
+DOC = ROOT / "docs" / "architectures.md"
+
+
+def conformance_table(names=None) -> tuple[list[dict], float]:
+    """Run every check on every case (or `names`); one row per case, and the seconds it took."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("SINKBENCH_CACHE", tempfile.mkdtemp())
+    tok = tokenizer()
+    rows, t0 = [], time.perf_counter()
+    for name in names or CASES:
+        row = {"name": name, "model_type": CASES[name][0]}
+        try:
+            case = build(name, tok)
+        except Exception as e:  # a load-time refusal after loading is a failure of the table
+            row["error"] = f"load: {str(e).splitlines()[0]}"
+            rows.append(row)
+            continue
+        if case.refused:
+            row["refused"] = case.refused
+            rows.append(row)
+            continue
+        s = case.subject
+        row.update(block=s.block_kind, bos="BOS first" if s.uses_bos else "no BOS",
+                   post=describe_post(s), learned_sinks=s.learned_sinks)
+        for key, fn in (("NLL", check_nll), ("fold", check_fold), ("sink mass", check_sink_mass),
+                        ("block", check_block), ("H", run_hypotheses)):
+            try:
+                r = fn(s)
+            except Exception as e:
+                row[key] = f"FAIL: {str(e).splitlines()[0][:120]}"
+                continue
+            if key == "fold":
+                row["fold"], row["norm"] = r
+            elif key == "block":
+                row["block check"] = r[0]
+            elif key == "H":
+                row.update(r)
+            else:
+                row[key] = r
+        rows.append(row)
+    return rows, time.perf_counter() - t0
+
+
+def describe_post(subject) -> str:
+    m, parts = subject.logit_map, []
+    if m.bias is not None:
+        parts.append("+ output bias")
+    if subject.arch.logit_scale:
+        parts.append(f"x {subject.arch.logit_scale}")
+    if subject.arch.logit_divisor:
+        parts.append(f"/ {subject.arch.logit_divisor}")
+    if m.softcap:
+        parts.append("final soft cap")
+    if subject.branch_scale != 1.0:
+        parts.append(f"writes x {subject.arch.residual_multiplier}")
+    return ", ".join(parts) or "none"
+
+
+def write_docs(rows: list[dict], seconds: float) -> str:
+    import platform
+
+    import transformers
+
+    lines = [
+        "# Architectures",
+        "",
+        "Generated by `python -m tests.test_conformance --write-docs` (tests/test_conformance.py); do not edit by hand.",
+        f"transformers {transformers.__version__}, torch {torch.__version__}, float32 on CPU ({platform.machine()}); "
+        f"the checks below took {seconds:.0f} s for {len(rows)} tiny random checkpoints.",
+        "",
+        "Each checkpoint has hidden size 64, 3 layers and the zoo's 70-token tokenizer; every norm gain and bias, the",
+        "output embedding's bias and every logit scale, divisor, soft cap and residual multiplier are drawn away from 1.",
+        "Columns: **NLL** max |chunked NLL - cross-entropy of the model's own logits| (nats); **fold** max error of the",
+        "band basis against the SVD of the fold built in the test from the norm's own math; **sink mass** max error",
+        "against eager `output_attentions`; **block** max relative error of layer output = input + writes, all layers;",
+        "**H1..H5** each grid run to verdicts on 8 windows of 24 tokens (H4 = H4-A). *Refused* rows are refused by",
+        "`sinkbench.architectures.unsupported_reason(config)` before any weight loads, in the one line shown.",
+        "",
+        "| architecture | model_type | NLL | fold | sink mass | block | H1 | H2 | H3 | H4 | H5 | norm | block type | BOS | logit post-processing |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "refused" in r or "error" in r:
+            text = r.get("refused") or r["error"]
+            lines.append(f"| {r['name']} | {r['model_type']} | refused: {text} |" + " |" * 12)
+            continue
+        sinks = "; learned sink logits" if r.get("learned_sinks") else ""
+        lines.append("| " + " | ".join([r["name"], r["model_type"], r.get("NLL", ""), r.get("fold", ""),
+                                         r.get("sink mass", ""), r.get("block check", ""),
+                                         *[r.get(h, "") for h in HYPOTHESES], r.get("norm", ""), r["block"] + sinks,
+                                         r["bos"], r["post"]]) + " |")
+    return "\n".join(lines) + "\n" + DOC_TAIL
+
+
+DOC_TAIL = """
+## What a family needs
+
+One row in `sinkbench.architectures.FAMILIES`: where the decoder layers and the final norm are, the attribute
+names of a layer's attention and MLP, which modules carry the residual writes when those are not the attention
+and MLP outputs (post-norm blocks: `post_attention_layernorm` / `post_feedforward_layernorm`; Bloom adds the
+residual inside its modules, so its writes are `self_attention.dense` and `mlp.dense_4h_to_h`), the config
+attributes of its logit post-processing (`logit_scale`, `logits_scaling`, `final_logit_softcapping`) and of a
+residual multiplier, whether its attention goes through transformers' AttentionInterface, and whether its layers
+return tuples. The output embedding's bias (Phi, GPT-J) is read from the module. Then one tiny config in
+`CASES` of tests/test_conformance.py, and this file regenerated.
+
+At load, `Subject.check()` compares the logits sinkbench forms (final norm output -> unembedding -> bias, scale,
+soft cap) with one full forward of the model on a short input, and refuses the model in one line if they differ:
+a post-processing the table does not know is never computed wrongly.
+
+## Learned sink logits
+
+GPT-OSS (and the zoo's `tiny-bb-sinklogit`) adds a learned logit per head to every attention row; the eager
+probabilities over the keys then sum to less than 1. **Sink mass** (H1 (b), H5) is attention to position 0
+among the keys, as the model's eager `output_attentions` gives it; **sink rate** (Gu et al.) reads the same
+key probabilities; the **learned-sink mass** is 1 - row sum, the weight the learned logit absorbed
+(`sinkbench.metrics.learned_sink_mass`). The record's `architecture` field says whether the model has them.
+
+## nnterp
+
+See the section below on nnterp (measured, not adopted).
+"""
+
+
+if __name__ == "__main__":
+    if "--write-docs" not in sys.argv:
+        sys.exit("usage: python -m tests.test_conformance --write-docs")
+    rows, seconds = conformance_table()
+    DOC.write_text(write_docs(rows, seconds))
+    print(f"wrote {DOC} ({len(rows)} architectures, {seconds:.0f} s)")
