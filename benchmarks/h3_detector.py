@@ -49,11 +49,14 @@ def synthetic(args) -> dict:
 
     s = make_settings(ROOT)
     rule = SinkRule.from_settings(s)
-    new_pos, old_pos, new_pass, old_pass, chose_recency = [], [], 0, 0, 0
+    new_pos, old_pos, new_pass, old_pass, chose_secondary, score_gap = [], [], 0, 0, 0, []
     for trial in range(args.trials):
         det, table = hs.run({"recency": "recency", "sink_only": "sink_only"}, rule, seed=1000 * trial,
-                            n_select=s.n_select, n_test=s.n_seqs, t=s.seq_len)
-        chose_recency += "recency" in det.active_layers
+                            n_select=s.n_select, n_test=s.n_seqs, t=s.seq_len, decay=args.decay)
+        score_gap.append(det.layer_scores["recency"] / det.layer_scores["sink_only"])
+        three, _ = hs.run({"recency": "recency", "sink_only": "sink_only", "secondary": "secondary"}, rule,
+                          seed=1000 * trial + 7, n_select=s.n_select, n_test=2, t=s.seq_len, decay=args.decay)
+        chose_secondary += three.active_layers == ["secondary"]
         rates = hs.flag_rates(table, rule, s.h3_position_bins)
         new_pos.append(rates["new_per_position"])
         old_pos.append(rates["old_per_position"])
@@ -68,7 +71,8 @@ def synthetic(args) -> dict:
             "old_flagged_positions": (np.flatnonzero(old_pos > 0.01) + 1).tolist(),
             "new_by_tenth": tenths(new_pos, s.seq_len), "old_by_tenth": tenths(old_pos, s.seq_len),
             "claim4_false_pass_new": new_pass / args.trials, "claim4_false_pass_old": old_pass / args.trials,
-            "recency_layer_active_share": chose_recency / args.trials}
+            "decay": args.decay, "score_recency_over_sink_only_mean": float(np.mean(score_gap)),
+            "secondary_layer_chosen_share": chose_secondary / args.trials}
 
 
 def tenths(per_position: np.ndarray, seq_len: int) -> list:
@@ -161,11 +165,12 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int)
     ap.add_argument("--n-seqs", type=int)
     ap.add_argument("--null-perms", type=int, default=200)
+    ap.add_argument("--decay", type=float, default=0.1, help="synthetic: recency heads' attention ~ exp(-decay distance)")
     ap.add_argument("--out")
     args = ap.parse_args()
     torch.set_num_threads(1)
     res = synthetic(args) if args.part == "synthetic" else model(args)
-    name = args.part if args.part == "synthetic" else args.model.replace("/", "_")
+    name = f"synthetic_decay{args.decay}" if args.part == "synthetic" else args.model.replace("/", "_")
     path = Path(args.out or ROOT / "benchmarks" / "out" / f"h3_detector_{name}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=1, default=str))
