@@ -135,7 +135,19 @@ def run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.T
                 **kwargs) -> PassResult:
     """run_pass over windows in batches, concatenated along the sequence axis.
     With copies > 1 (Edit.stack) a pass holds batch_size windows times copies, and the
-    results stay copy-major: row c * N + i is window i under copy c."""
+    results stay copy-major: row c * N + i is window i under copy c.
+    Every pass of every grid comes through here: while a run is checkpointed
+    (sinkbench.checkpoint) its result is saved as soon as it is done, and read back on --resume."""
+    from . import checkpoint
+
+    inputs = dict(subject=subject, windows=windows, batch_size=batch_size, prefix=prefix, copies=copies, **kwargs)
+    return checkpoint.cached("pass", inputs, lambda: _run_batched(subject, windows, batch_size, prefix, copies, **kwargs),
+                             encode=lambda r: {f: getattr(r, f) for f in PassResult.__dataclass_fields__},
+                             decode=lambda d: PassResult(**d), passes=-(-len(windows) // batch_size))
+
+
+def _run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.Tensor | None, copies: int,
+                 **kwargs) -> PassResult:
     parts = [run_pass(subject, windows[i:i + batch_size], prefix=None if prefix is None else prefix[i:i + batch_size],
                       rows=slice(i, i + batch_size), copies=copies, **kwargs)
              for i in range(0, len(windows), batch_size)]

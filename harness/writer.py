@@ -9,6 +9,7 @@ component), and, as control, remove a write of the same norm taken from a random
 chosen other component (its own write at the sink, rescaled)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +32,19 @@ class Attribution:
 
 
 def attribute(subject, windows: torch.Tensor, spectrum) -> Attribution:
-    """One traced pass saving the sink's embedding, every branch write and the final residual."""
-    nn, n = subject.nn, subject.n_layers
+    """One traced pass saving the sink's embedding, every branch write and the final residual
+    (checkpointed like every pass: sinkbench.checkpoint)."""
+    from . import checkpoint
+
     pk = spectrum.keep([spectrum.n_bands])
+    return checkpoint.cached("attribution", dict(subject=subject, windows=windows, pk=pk),
+                             lambda: _attribute(subject, windows, pk),
+                             encode=lambda a: checkpoint.arrays_to_tensors(dataclasses.asdict(a)),
+                             decode=lambda d: Attribution(**checkpoint.tensors_to_arrays(d)))
+
+
+def _attribute(subject, windows: torch.Tensor, pk: torch.Tensor) -> Attribution:
+    nn, n = subject.nn, subject.n_layers
     writes = []
     m = subject.branch_scale  # Granite multiplies each branch output before the residual add
     with torch.no_grad(), subject.trace(windows.to(subject.device), logits_to_keep=1):
@@ -58,10 +69,23 @@ def run_removal(subject, windows, spectrum, component: int, mode: str, scale: np
                 batch_size: int = 16, mass_after: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(NLL [N] of the predictions made at positions >= 1, sink mass of layers
     mass_after+1..L-1 [N]) with component's write at the sink edited: mode 'dark' removes its band-K part; mode 'scaled' removes its whole write rescaled
-    per window by `scale` (the control of equal norm). mass_after defaults to the component's layer."""
+    per window by `scale` (the control of equal norm). mass_after defaults to the component's layer.
+    Checkpointed like every pass (sinkbench.checkpoint)."""
+    from . import checkpoint
+
+    pk = spectrum.keep([spectrum.n_bands])
+    inputs = dict(subject=subject, windows=windows, pk=pk, component=component, mode=mode, scale=scale,
+                  batch_size=batch_size, mass_after=mass_after)
+    return checkpoint.cached("removal", inputs,
+                             lambda: _run_removal(subject, windows, pk, component, mode, scale, batch_size, mass_after),
+                             encode=checkpoint.arrays_to_tensors, decode=checkpoint.tensors_to_arrays,
+                             passes=-(-len(windows) // batch_size))
+
+
+def _run_removal(subject, windows, pk: torch.Tensor, component: int, mode: str, scale: np.ndarray | None,
+                 batch_size: int, mass_after: int | None) -> tuple[np.ndarray, np.ndarray]:
     layer, branch = divmod(component, 2)
     mass_after = layer if mass_after is None else mass_after
-    pk = spectrum.keep([spectrum.n_bands])
     nn, n = subject.nn, subject.n_layers
     attn_is_branch = subject.branches(subject.model, layer)[0] is subject.attention(subject.model, layer)
     nll_out, mass_out = [], []
