@@ -255,9 +255,8 @@ def position_histogram(sink_like: np.ndarray, seq_len: int, bins: int) -> dict:
     which = pos * bins // seq_len
     counts = np.bincount(which, weights=sink_like.sum(0), minlength=bins)
     cells = np.bincount(which, minlength=bins) * sink_like.shape[0]
-    rate = np.where(cells > 0, counts / np.maximum(cells, 1), np.nan)
-    return {"bins": bins, "sink_like": counts.astype(int).tolist(), "cells": cells.astype(int).tolist(),
-            "rate": [round(float(r), 5) for r in rate]}
+    rate = [round(float(c / n), 5) if n else None for c, n in zip(counts, cells)]  # None: no measured position
+    return {"bins": bins, "sink_like": counts.astype(int).tolist(), "cells": cells.astype(int).tolist(), "rate": rate}
 
 
 def frequent_mask(tokenizer, ids: np.ndarray, counts: Counter, top_share: float = Settings.h3_frequent_share) -> np.ndarray:

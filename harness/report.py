@@ -141,11 +141,31 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
         ax.scatter(x[~sink], y[~sink], s=6, alpha=0.5, label="ordinary")
         ax.scatter(x[sink], y[sink], s=14, color="red", label="sink-like")
         ax.set_xscale("log")
-        ax.set_xlabel("attention received / uniform causal")
+        ax.set_xlabel("attention received / expected at its query-key cells")
         ax.set_ylabel("dark ratio")
         ax.legend(fontsize=7)
         emit(fig, f"{model} ({r.get('condition')}): attention received vs dark ratio (mean within-window ρ={r['metrics'].get('within_window_spearman', float('nan')):.2f})")
+    where = {r.get("condition"): r["metrics"]["sink_like_by_position"] for r in recs
+             if r["hypothesis"] == "H3" and r.get("claim") == "4" and r["metrics"].get("sink_like_by_position")}
+    if where:
+        emit(*sink_position_figure(plt, where), f"{model}: where in the window H3's sink-like positions fall")
     return figs
+
+
+def sink_position_figure(plt, where: dict) -> tuple:
+    """H3: the share of measured positions that are sink-like, per bin of the window, one bar
+    series per BOS condition (a recency artefact shows as a ramp at the window's end)."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    width = 0.8 / len(where)
+    for c, (cond, h) in enumerate(sorted(where.items(), key=lambda kv: str(kv[0]))):
+        rate = [v if v is not None and v == v else 0.0 for v in h["rate"]]
+        ax.bar(np.arange(h["bins"]) + c * width, rate, width, label=f"{cond}: {sum(h['sink_like'])} sink-like")
+    ax.set_xlabel(f"bin of the window (1/{h['bins']} of its length each; position 0 excluded)")
+    ax.set_ylabel("share sink-like")
+    ax.legend(fontsize=7)
+    return (fig,)
 
 
 # --------------------------------------------------------------------------- case tables

@@ -199,4 +199,20 @@ def test_position_histogram():
     sink[:, 0] = True  # position 1
     sink[0, 14] = True  # position 15 of a 24-token window: bin 15 * 4 // 24 = 2
     h = position_histogram(sink, 24, 4)
-    assert h["sink_like"] == [2, 0, 1, 0] and h["cells"] == [10, 12, 8, 0] and np.isnan(h["rate"][3])
+    assert h["sink_like"] == [2, 0, 1, 0] and h["cells"] == [10, 12, 8, 0] and h["rate"][3] is None
+
+
+def test_report_draws_where_sinks_fall():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sinkbench.report import sink_position_figure
+
+    sink = np.zeros((2, 15), bool)
+    sink[0, 14] = True
+    (fig,) = sink_position_figure(plt, {"nobos": position_histogram(sink, 24, 4), "bos": position_histogram(~sink, 24, 4)})
+    bars = [p.get_height() for p in fig.axes[0].patches]
+    plt.close(fig)
+    assert len(bars) == 8 and max(bars) == 1.0 and sorted(bars)[-2] > 0
