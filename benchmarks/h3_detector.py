@@ -50,6 +50,7 @@ def synthetic(args) -> dict:
     s = make_settings(ROOT)
     rule = SinkRule.from_settings(s)
     new_pos, old_pos, new_pass, old_pass, chose_secondary, score_gap = [], [], 0, 0, 0, []
+    drift_pass = {d: [0, 0] for d in DRIFTS}
     for trial in range(args.trials):
         det, table = hs.run({"recency": "recency", "sink_only": "sink_only"}, rule, seed=1000 * trial,
                             n_select=s.n_select, n_test=s.n_seqs, t=s.seq_len, decay=args.decay)
@@ -63,6 +64,10 @@ def synthetic(args) -> dict:
         new_pass += claim4_passes(table, s.alpha)[0]
         old = replace(table, sink_like=rule.flags(table.uniform_ratio, table.cv))
         old_pass += claim4_passes(old, s.alpha)[0]
+        for drift in DRIFTS:
+            new2, old2 = claim2_under_drift(table, drift, np.random.default_rng(trial), s)
+            drift_pass[drift][0] += new2 < s.alpha
+            drift_pass[drift][1] += old2 < s.alpha
     new_pos, old_pos = np.mean(new_pos, 0), np.mean(old_pos, 0)
     return {"trials": args.trials, "windows": s.n_seqs, "select": s.n_select, "seq_len": s.seq_len, "rule": rule.record(),
             "new_flag_rate_max": float(new_pos.max()), "new_flag_rate_mean": float(new_pos.mean()),
@@ -72,7 +77,28 @@ def synthetic(args) -> dict:
             "new_by_tenth": tenths(new_pos, s.seq_len), "old_by_tenth": tenths(old_pos, s.seq_len),
             "claim4_false_pass_new": new_pass / args.trials, "claim4_false_pass_old": old_pass / args.trials,
             "decay": args.decay, "score_recency_over_sink_only_mean": float(np.mean(score_gap)),
-            "secondary_layer_chosen_share": chose_secondary / args.trials}
+            "secondary_layer_chosen_share": chose_secondary / args.trials,
+            "claim2_false_pass_under_drift": {str(d): {"new": n / args.trials, "old": o / args.trials}
+                                              for d, (n, o) in drift_pass.items()}}
+
+
+DRIFTS = (0.1, 0.2)  # dark ratio's drift with position, in SD per SD of position (the review's nulls)
+
+
+def claim2_under_drift(table, drift: float, rng, s) -> tuple[float, float]:
+    """Claim 2's raw p when the dark ratio is unrelated to attention but drifts with position:
+    the within-bin test on the new ratio, and the old statistic (Wilcoxon of within-window
+    Spearman coefficients of the uniform-head ratio)."""
+    from dataclasses import replace
+
+    from scipy import stats
+
+    n, p = table.bar_ratio.shape
+    pos = np.arange(p)
+    dark = drift * (pos - pos.mean()) / pos.std() + rng.standard_normal((n, p))
+    new = h3_raw(replace(table, dark_ratio=dark), position_bins=s.h3_position_bins, permutations=500)["2"][0]
+    rhos = [stats.spearmanr(u, d)[0] for u, d in zip(table.uniform_ratio, dark)]
+    return new, float(stats.wilcoxon(rhos, alternative="greater").pvalue)
 
 
 def tenths(per_position: np.ndarray, seq_len: int) -> list:
