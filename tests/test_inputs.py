@@ -1,6 +1,9 @@
 """Bad input: each a one-line SinkbenchError naming the argument and the fix."""
+import importlib
 import importlib.util
 import json
+import os
+import re
 
 import pytest
 import torch
@@ -230,3 +233,220 @@ def test_settings_named_as_options_are_the_plugins_options():
     from sinkbench.plugin import OPTIONS
 
     assert COMMAND_LINE == {dest for _, dest, _ in OPTIONS} - {"models"}
+
+
+# --------------------------------------------------------------------------- start-up checks
+# Every bad input is found before any weights load (sinkbench.preflight), one line each,
+# naming the setting and the fix; the plugin exits with status 4 (see the runs below).
+from sinkbench import preflight  # noqa: E402
+
+
+def _files(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "empty.txt").write_text("")
+    (d / "blank.txt").write_text("  \n\n")
+    (d / "binary.txt").write_bytes(bytes(range(256)) * 8)
+    (d / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (d / "notext.jsonl").write_text('{"txt": "a"}\n')
+    (d / "numtext.jsonl").write_text('{"text": 5}\n')
+    (d / "list.jsonl").write_text('["text"]\n')
+    (d / "bad.jsonl").write_text("not json\n")
+    (d / "emptytext.jsonl").write_text('{"text": ""}\n')
+    (d / "data.csv").write_text("a,b\n")
+    return d
+
+
+@pytest.mark.parametrize("name,match", [
+    ("nope.txt", r"file not found"), ("empty.txt", r"the file is empty"), ("blank.txt", r"the file is empty"),
+    ("binary.txt", r"a binary file, not text"), ("latin1.txt", r"not UTF-8 text"),
+    ("notext.jsonl", r"line 1 has no string 'text' field"), ("numtext.jsonl", r"line 1 has no string 'text'"),
+    ("list.jsonl", r"line 1 has no string 'text'"), ("bad.jsonl", r"line 1 is not JSON"),
+    ("emptytext.jsonl", r"every 'text' field is empty"), ("data.csv", r"must end in .txt .* or .jsonl"),
+    (".", r"must end in .txt"),
+])
+def test_bad_dataset_files(tmp_path, name, match):
+    d = _files(tmp_path)
+    msg = preflight.dataset_problem(str(d / name))
+    assert msg and msg.startswith(f"--dataset {d / name}") and re.search(match, msg) and "\n" not in msg
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("wikitext:foo", r"not a known dataset or file"), (":::", r"a hub spec is 'name:config:split:column'"),
+    ("name::split:", r"a hub spec"), ("nosuchname", r"expected 'auto', 'pydoc'"),
+])
+def test_bad_dataset_specs(spec, match):
+    msg = preflight.dataset_problem(spec)
+    assert msg and re.search(match, msg) and "\n" not in msg
+
+
+def test_good_dataset_inputs_pass(tmp_path):
+    (tmp_path / "a.txt").write_text("some text")
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n\n{"text": "y"}\n')
+    for spec in ("auto", "pydoc", str(tmp_path / "a.txt"), str(tmp_path / "a.jsonl"), "wikitext:wikitext-2-raw-v1:test:text"):
+        assert preflight.dataset_problem(spec) is None, spec
+
+
+def test_load_text_never_raises_raw_errors(tmp_path):
+    d = _files(tmp_path)
+    for name in ("latin1.txt", "numtext.jsonl", "list.jsonl"):
+        with pytest.raises(SinkbenchError, match="--dataset"):
+            load_text(str(d / name))
+
+
+def test_results_folder(tmp_path):
+    (tmp_path / "afile").write_text("")
+    assert re.search(r"--results .*afile: is a file, not a folder; pass --results a folder", preflight.results_problem(str(tmp_path / "afile")))
+    assert "cannot create the folder" in preflight.results_problem(str(tmp_path / "afile" / "sub"))
+    (tmp_path / "r" / "results.jsonl").mkdir(parents=True)
+    assert "results.jsonl is not a file" in preflight.results_problem(str(tmp_path / "r"))
+    assert preflight.results_problem(str(tmp_path / "new" / "deeper")) is None and (tmp_path / "new" / "deeper").is_dir()
+    assert not list((tmp_path / "new" / "deeper").iterdir())  # the probe leaves nothing behind
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
+def test_unwritable_results_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert "not writable" in preflight.results_problem(str(ro))
+        assert "cannot create the folder" in preflight.results_problem(str(ro / "sub"))
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.parametrize("device,match", [("tpu", r"expected cpu, cuda, cuda:N or mps"), ("", r"expected cpu"),
+                                          ("cuda:x", r"expected cpu|--device"), ("meta", r"expected cpu")])
+def test_bad_devices(device, match):
+    msg = preflight.device_problem(device)
+    assert msg and re.search(match, msg) and msg.startswith("--device")
+
+
+def test_cuda_without_a_gpu():
+    if torch.cuda.is_available():
+        assert "this machine has" in preflight.device_problem(f"cuda:{torch.cuda.device_count()}")
+    else:
+        assert preflight.device_problem("cuda") == "--device cuda: CUDA is not available on this machine; use --device cpu"
+    assert preflight.device_problem("cpu") is None
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(seq_len=128), r"^--seq-len 128: longer than tiny-bb-bos's max_position_embeddings \(64\); pass --seq-len 64 or less"),
+    (dict(n_bands=500), r"^--n-bands 500: more bands than tiny-bb-bos's width \(d = 64\); pass --n-bands 20"),
+    (dict(layers="5"), r"^--layers '5': layer 5 is out of range for tiny-bb-bos \(2 layers\)"),
+    (dict(n_seqs=5000), r"^tiny-bb-bos: --dataset has \d+ tokens, fewer than --n-seqs x --seq-len needs"),
+    (dict(n_select=5000), r"^tiny-bb-bos: --n-select 5000"),
+    (dict(dataset="__short__"), r"^tiny-bb-bos: --dataset has \d+ tokens"),
+])
+def test_model_limits_from_config_and_tokenizer(tmp_path, change, match):
+    if change.get("dataset") == "__short__":
+        (tmp_path / "short.txt").write_text("a b c d e f g")
+        change = dict(dataset=str(tmp_path / "short.txt"))
+    s = make_settings(**{"seq_len": 64, **change})
+    problems = preflight.model_problems("tiny-bb-bos", s, "", dataset_ok=True)
+    assert len(problems) == 1 and re.search(match, problems[0]), problems
+
+
+def test_unknown_and_broken_models(tmp_path):
+    s = make_settings(seq_len=64)
+    assert preflight.model_problems("gpt-17", s, "", True)[0].startswith("--model 'gpt-17': not a known alias")
+    assert "GGUF file not found" in preflight.model_problems(str(tmp_path / "x.gguf"), s, "", True)[0]
+    bad = tmp_path / "badcfg"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    (msg,) = preflight.model_problems(str(bad), s, "", True)
+    assert msg.startswith(f"--model {bad}: cannot read its config.json") and "\n" not in msg
+
+
+def test_architecture_hook_is_called_when_present(monkeypatch):
+    import importlib
+
+    module = next(m for m in ("sinkbench.architectures", "sinkbench.access") if importlib.util.find_spec(m))
+    monkeypatch.setattr(importlib.import_module(module), "unsupported_reason",
+                        lambda cfg: f"{cfg.model_type} is not supported (test)", raising=False)
+    s = make_settings(seq_len=64)
+    assert "--model tiny-bb-bos: llama is not supported (test)" in preflight.model_problems("tiny-bb-bos", s, "", True)
+
+
+def test_an_unsupported_architecture_is_refused_from_its_config(tmp_path):
+    if not hasattr(importlib.import_module("sinkbench.architectures") if importlib.util.find_spec("sinkbench.architectures")
+                   else None, "unsupported_reason"):
+        pytest.skip("no architecture table (issue 19) in this tree")
+    d = tmp_path / "bert"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2,
+                                               "num_attention_heads": 1, "intermediate_size": 32, "vocab_size": 50}))
+    (msg,) = preflight.model_problems(str(d), make_settings(seq_len=64), "", True)
+    assert msg.startswith(f"--model {d}: unsupported architecture") and "\n" not in msg
+
+
+def test_a_mixed_run_names_the_model_a_setting_does_not_fit_once(tmp_path):
+    s = make_settings(seq_len=128, results=str(tmp_path))
+    problems = preflight.run_problems(s, {"tiny-bb-bos": s, "tiny-bb-nobos": s}, None)
+    assert [p.split(":")[0] for p in problems] == ["--seq-len 128", "--seq-len 128"]
+    assert "tiny-bb-bos's" in problems[0] and "tiny-bb-nobos's" in problems[1]
+    fixed = {"tiny-bb-bos": s.replace(seq_len=64), "tiny-bb-nobos": s.replace(seq_len=48)}
+    assert preflight.run_problems(s, fixed, "models.toml") == []
+
+
+@pytest.mark.parametrize("own,match", [
+    ({"seq_len": "x"}, r"--models-file m.toml: 'a': seq_len: expected a whole number, got 'x'"),
+    ({"seq_len": 8}, r"'a': seq_len: need at least 12"),
+    ({"n_seqs": 0}, r"'a': n_seqs: must be a positive integer"),
+    ({"windows": "random"}, r"'a': windows 'random': expected 'spread'"),
+    ({"alpha": 0.1}, r"\['alpha'\] cannot be set per model"),
+])
+def test_per_model_settings_are_checked(own, match):
+    from sinkbench.config import for_model
+
+    with pytest.raises(SinkbenchError, match=match):
+        for_model(make_settings(), own, "--models-file m.toml: 'a': ")
+
+
+def _pytest(tmp_path, *args, path="hypotheses", timeout=300):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", "--results", str(tmp_path / "results"), *args]
+    p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_bad_inputs_exit_4_at_start_up_one_line_each(tmp_path):
+    """Through pytest itself: several mistakes at once, each one line, status 4, no traceback,
+    no model loaded, no test collected."""
+    (tmp_path / "afile").write_text("")
+    code, out = _pytest(tmp_path, "--model", "tiny-bb-bos", "--model", "tiny-bb-nobos", "--seq-len", "128",
+                        "--n-bands", "500", "--device", "tpu", "--dataset", str(tmp_path / "none.txt"),
+                        "--results", str(tmp_path / "afile"))
+    assert code == 4, out
+    assert not re.search(r"Traceback|\.py:\d+|During handling|loading|collected", out), out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[0] == f"ERROR: --results {tmp_path / 'afile'}: is a file, not a folder; pass --results a folder you can write to (results.jsonl is appended inside it)"
+    assert lines[1:] == [
+        "--device 'tpu': expected cpu, cuda, cuda:N or mps",
+        f"--dataset {tmp_path / 'none.txt'}: file not found; check the path",
+        "--seq-len 128: longer than tiny-bb-bos's max_position_embeddings (64); pass --seq-len 64 or less, or give it its own seq_len in a --models-file",
+        "--n-bands 500: more bands than tiny-bb-bos's width (d = 64); pass --n-bands 20 or another value up to 64",
+        "--seq-len 128: longer than tiny-bb-nobos's max_position_embeddings (64); pass --seq-len 64 or less, or give it its own seq_len in a --models-file",
+        "--n-bands 500: more bands than tiny-bb-nobos's width (d = 64); pass --n-bands 20 or another value up to 64",
+    ]
+    for args in (["--alpha", "1.5"], ["--n-seqs", "-2"], ["--windows", "random"], ["--batch-size", "0"],
+                 ["--models-file", str(tmp_path / "none.toml")], ["--layers", "x", "--model", "tiny-bb-bos", "--seq-len", "64"]):
+        code, out = _pytest(tmp_path, *args)
+        lines = [line for line in out.splitlines() if line.strip()]
+        assert code == 4 and len(lines) == 1 and lines[0].startswith("ERROR: --"), (args, out)
+
+
+def test_models_file_sets_windows_per_model_and_records_carry_them(tmp_path):
+    (tmp_path / "models.toml").write_text('[[model]]\nname = "tiny-bb-bos"\nseq_len = 32\nn_seqs = 12\n\n'
+                                          '[[model]]\nname = "tiny-bb-nobos"\n')
+    code, out = _pytest(tmp_path, "--models-file", str(tmp_path / "models.toml"), "--seq-len", "64",
+                        path="hypotheses/test_dark_tail_necessary.py", timeout=600)
+    assert code in (0, 1) and "2 results appended" in out, out
+    params = {r["model"]: r["params"] for r in map(json.loads, (tmp_path / "results" / "results.jsonl").read_text().splitlines())}
+    assert (params["tiny-bb-bos"]["seq_len"], params["tiny-bb-bos"]["n_seqs"]) == (32, 12)
+    assert (params["tiny-bb-nobos"]["seq_len"], params["tiny-bb-nobos"]["n_seqs"]) == (64, 16)
