@@ -307,7 +307,8 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
                             prefix=sweep.base_hidden.get(layer))
         for kind in TARGET_KINDS:
             targets_used[layer, kind] = targets[kind]
-            raws[layer, kind] = h4a_raw({mode: writes[kind, mode] for mode in WRITES}, rho, s.bootstrap, s.h4_min_recovered)
+            raws[layer, kind] = h4a_raw({mode: writes[kind, mode] for mode in WRITES}, rho, s.bootstrap, s.h4_min_recovered,
+                                     key=(layer, kind))
     out = h4a_verdicts(raws, alpha=s.alpha)
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
