@@ -24,8 +24,8 @@ How the per-window numbers are made (docs/calibration.md has the reasons and sou
   is given a clear effect, which is the hardest case for the criterion under test (Holm
   then multiplies its p-value by the least).
 
-Speed: `exact_fast_stats()` swaps in memoised/numpy versions of the Wilcoxon signed-rank
-p-value, the binomial test, the Clopper-Pearson interval and Spearman's rho that return
+Speed: `exact_fast_stats()` swaps in memoised/numpy versions of
+the binomial test, the Clopper-Pearson interval and Spearman's rho that return
 the same numbers as scipy (the exact signed-rank p-value depends only on (n, W+) when
 there are no ties or zeros; anything else goes to scipy), checked for equality in
 tests/test_calibration.py. The bootstrap is the real one; its resample count only changes
@@ -56,78 +56,6 @@ POSITIONS = 128 - 1 - 8  # H3 positions per window (1 .. T-1-MIN_QUERIES)
 
 
 # --------------------------------------------------------------------------- fast exact statistics
-_wilcoxon_scipy = _stats.wilcoxon_greater
-_wilcoxon_memo: dict = {}
-
-
-def _signflip_p(ranks: np.ndarray, positive: np.ndarray) -> float:
-    """scipy's exact sign-flip permutation p-value of W+ (what stats.wilcoxon does for n <= 13
-    with ties or zeros): the share of the 2^m sign patterns of the m non-zero differences whose
-    W+ is >= the observed one (scipy's relative tolerance 100 eps included). Zeros add
-    duplicate patterns only, which leaves the share unchanged."""
-    m = ranks.size
-    observed = float(ranks[positive].sum())
-    patterns = ((np.arange(2 ** m)[:, None] >> np.arange(m)[None, :]) & 1).astype(float)
-    null = patterns @ ranks
-    gamma = abs(np.finfo(float).eps * 100 * observed)
-    return float(np.count_nonzero(null >= observed - gamma)) / float(2 ** m)
-
-
-def _asymptotic_p(count: int, r_plus: float, ties: np.ndarray) -> float:
-    """scipy's normal approximation for alternative='greater' with the tie correction and no
-    continuity correction (stats.wilcoxon's default), operation for operation (what it does
-    for n > 50, or n > 13 with ties or zeros)."""
-    from scipy import special
-
-    c = float(count)
-    mn = c * (c + 1.) * 0.25
-    se = c * (c + 1.) * (2. * c + 1.)
-    se = math.sqrt((se - float(np.sum(ties ** 3 - ties)) / 2) / 24)
-    z = (r_plus - mn) / se
-    return float(special.ndtr(-z))
-
-
-def _midranks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(scipy.stats.rankdata(a) -- average ranks, exact halves -- and the tie-group sizes)."""
-    order = np.argsort(a, kind="stable")
-    s = a[order]
-    new = np.empty(s.size, bool)
-    new[:1] = True
-    new[1:] = s[1:] != s[:-1]
-    starts = np.flatnonzero(new)
-    sizes = np.diff(np.append(starts, s.size))
-    ranks = np.empty(s.size)
-    ranks[order] = (starts + (sizes + 1) / 2.0)[np.cumsum(new) - 1]
-    return ranks, sizes
-
-
-def fast_wilcoxon_greater(diff) -> float:
-    """sinkbench.stats.wilcoxon_greater with the same result, faster. scipy's p-value is a
-    function of n, the zeros and the signed ranks of the non-zero differences: exact
-    (n <= 50, no ties, no zeros) it depends on (n, W+) only and is memoised; for n <= 13 with
-    ties or zeros (where scipy enumerates every sign pattern through permutation_test,
-    slowly) the enumeration is done here, vectorised; otherwise (normal approximation) the
-    same formula is evaluated here. Equality with scipy is tested in tests/test_calibration.py."""
-    d = np.asarray(diff, dtype=float)
-    d = d[np.isfinite(d)]
-    n = d.size
-    if n == 0 or np.all(d == 0):
-        return 1.0
-    nz = d[d != 0]
-    ranks, tie_sizes = _midranks(np.abs(nz))
-    positive = nz > 0
-    plain = nz.size == n and tie_sizes.size == ranks.size
-    if plain and n <= 50:
-        key = (n, int(ranks[positive].sum()))
-        p = _wilcoxon_memo.get(key)
-        if p is None:
-            p = _wilcoxon_memo[key] = _wilcoxon_scipy(d)
-        return p
-    if n <= 13:
-        return _signflip_p(ranks, positive)
-    return _asymptotic_p(nz.size, float(ranks[positive].sum()), tie_sizes.astype(float))
-
-
 @lru_cache(maxsize=None)
 def _binomial_memo(successes: int, n: int, p0: float) -> float:
     return _stats.binomial_greater(successes, n, p0)
@@ -198,14 +126,13 @@ def exact_fast_stats(intervals: bool = True):
     equality of the verdicts with and without them is tested)."""
     import scipy.stats
 
-    names = ("wilcoxon_greater", "binomial_greater", "proportion_ci", "bootstrap_ci", "ratio_ci")
+    names = ("binomial_greater", "proportion_ci", "ci_mean", "ci_ratio")
     saved = {name: getattr(_claims, name) for name in names}
     spearman = scipy.stats.spearmanr
-    _claims.wilcoxon_greater = fast_wilcoxon_greater
     _claims.binomial_greater = fast_binomial_greater
     _claims.proportion_ci = fast_proportion_ci
     if not intervals:
-        _claims.bootstrap_ci = _claims.ratio_ci = _no_interval
+        _claims.ci_mean = _claims.ci_ratio = _no_interval
     scipy.stats.spearmanr = _make_fast_spearmanr(spearman)
     try:
         yield
@@ -498,7 +425,8 @@ def _h4a_sim(case):
             raws = {}
             for c in range(cells):
                 w = {m: WriteResult(a[t, c], b[t, c], x[t, c]) for m, (a, b, x) in modes.items()}
-                raws[c // p["targets"], c % p["targets"]] = h4a_raw(w, s["h4_rho"], N_BOOT_CHEAP, s["h4_min_recovered"])
+                raws[c // p["targets"], c % p["targets"]] = h4a_raw(w, s["h4_rho"], N_BOOT_CHEAP, s["h4_min_recovered"],
+                                                                  key=(c // p["targets"], c % p["targets"]))
             res = h4a_verdicts(raws, alpha=s["alpha"])
             out[t] = [res[(l, 0) + target][0] for l in range(layers)]
         return out

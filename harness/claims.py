@@ -1,17 +1,21 @@
 """H1-H5 verdicts from per-window measurements (pure functions of arrays).
 
 The window is the unit of replication: every test below runs over one number per
-window. Each claim is an effect size with a bootstrap (or exact) 95% interval plus a
-one-sided test; p-values are Holm-corrected over the hypothesis's whole grid on one
-model (all layers, k, conditions, claims), then compared with alpha. docs/methods.md
-states every criterion and why."""
+window. Each claim is an effect size with a 95% interval (studentized bootstrap for a
+mean, BCa for a ratio of means, Clopper-Pearson for a proportion) plus a one-sided test
+whose estimand is the claim's: a mean, or a ratio of means through the linear contrast
+a - c * b (stats.mean_greater, skew-guarded). p-values are Holm-corrected over the
+hypothesis's whole grid on one model (all layers, k, conditions, claims), then compared
+with alpha. Every resampling is seeded from the case's identity (stats.case_seed).
+docs/methods.md states every criterion and why; docs/calibration.md measures them."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .stats import binomial_greater, bootstrap_ci, holm, prediction_greater, proportion_ci, ratio_ci, wilcoxon_greater
+from .stats import (binomial_greater, case_seed, holm, informative, lag1_autocorrelation, mean_ci, mean_greater,
+                    prediction_greater, proportion_ci, ratio_ci)
 
 
 def holm_by_key(raw: dict) -> dict:
@@ -23,7 +27,32 @@ def holm_by_key(raw: dict) -> dict:
 
 def mean_or_nan(x) -> float:
     x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
     return float(x.mean()) if x.size else float("nan")
+
+
+def test_mean(values, *key) -> float:
+    """mean_greater with the seed of this case and test (key: hypothesis, case, test name)."""
+    return mean_greater(values, seed=case_seed(*key))
+
+
+def ci_mean(values, n_boot: int, *key) -> tuple[float, float]:
+    return mean_ci(values, n_boot, seed=case_seed("ci", *key))
+
+
+def ci_ratio(num, den, n_boot: int, *key) -> tuple[float, float]:
+    return ratio_ci(num, den, n_boot, seed=case_seed("ci", *key))
+
+
+def window_counts(*contrasts) -> dict:
+    """How many windows the tests of a case actually used: all of them, the fewest
+    informative (finite, non-zero) ones over its contrasts, the most NaN ones, and the lag-1
+    autocorrelation of its first contrast in corpus order (window dependence)."""
+    used = [informative(c) for c in contrasts]
+    return {"n_windows": used[0].n_total if used else 0,
+            "n_informative": min((u.informative for u in used), default=0),
+            "n_nan": max((u.n_nan for u in used), default=0),
+            "lag1_autocorrelation": lag1_autocorrelation(contrasts[0]) if contrasts else float("nan")}
 
 
 # --------------------------------------------------------------------------- H1
@@ -43,71 +72,80 @@ class H1Inputs:
     dark_sink_rest: np.ndarray
     sink_mass_base: np.ndarray  # post-filter layers of the unfiltered run
     sink_mass_dark_sink: np.ndarray  # post-filter layers, dark tail removed at the sink
-    random_each: np.ndarray | None = None  # [S, N]: each random subspace's NLL (S >= 2 for the subspace test)
+    # [S, N]: each random subspace's NLL (S >= 2 for the subspace test); windows on axis 1
+    random_each: np.ndarray | None = field(default=None, metadata={"window_axis": 1})
 
 
 def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: float, n_boot: int) -> dict:
     """grid: layer -> H1Inputs. Holm over layers x 6 tests. Returns layer -> (passed, metrics).
-    (a) dark-tail removal at all positions raises NLL by more than min_delta (Wilcoxon of
-        rise - min_delta), more than the middle band (paired Wilcoxon), and more than random
-        subspaces of its dimension do: paired over windows against their mean (Wilcoxon),
-        and as a subspace, against the spread of the random subspaces' mean costs
-        (one-sided prediction-interval t-test, S - 1 degrees of freedom), so that band K
-        must stand out from random subspaces, not only from the few that were drawn;
-    (b) dark-tail removal at the sink only drops post-filter sink mass by more than
-        min_sink_drop of it (Wilcoxon of (1 - min_sink_drop) * base - edited, which is the
-        ratio-of-means drop tested against its minimum), and the NLL of the other
-        predictions rises (Wilcoxon)."""
-    raw = {}
+    Every test is of a mean over windows (stats.mean_greater), a ratio of means through its
+    linear contrast.
+    (a) dark-tail removal at all positions raises mean NLL by more than min_delta (test of
+        rise - min_delta), more than the middle band (paired), and more than random
+        subspaces of its dimension do: paired over windows against their mean, and as a
+        subspace, against the spread of the random subspaces' mean costs (one-sided
+        prediction-interval t-test, S - 1 degrees of freedom), so that band K must stand out
+        from random subspaces, not only from the few that were drawn;
+    (b) dark-tail removal at the sink only drops mean post-filter sink mass by more than
+        min_sink_drop of it (test of (1 - min_sink_drop) * base - edited: the ratio-of-means
+        drop against its minimum), and the mean NLL of the other predictions rises."""
+    raw, contrasts = {}, {}
     for layer, x in grid.items():
         delta = x.dark_all - x.base
         each = None if x.random_each is None else np.asarray(x.random_each, float) - x.base
-        raw[layer] = [wilcoxon_greater(x.dark_all - x.random), wilcoxon_greater(x.dark_all - x.middle),
-                      wilcoxon_greater(delta - min_delta),
-                      prediction_greater(float(delta.mean()), each.mean(1)) if each is not None else 1.0,
-                      wilcoxon_greater((1 - min_sink_drop) * x.sink_mass_base - x.sink_mass_dark_sink),
-                      wilcoxon_greater(x.dark_sink_rest - x.base_rest)]
+        c = {"vs_random": x.dark_all - x.random, "vs_middle": x.dark_all - x.middle, "above_min_delta": delta - min_delta,
+             "sink_mass_drop": (1 - min_sink_drop) * x.sink_mass_base - x.sink_mass_dark_sink,
+             "dark_sink": x.dark_sink_rest - x.base_rest}
+        contrasts[layer] = c
+        raw[layer] = [test_mean(c["vs_random"], "H1", layer, "vs_random"), test_mean(c["vs_middle"], "H1", layer, "vs_middle"),
+                      test_mean(c["above_min_delta"], "H1", layer, "above_min_delta"),
+                      prediction_greater(mean_or_nan(delta), np.nanmean(each, 1)) if each is not None else 1.0,
+                      test_mean(c["sink_mass_drop"], "H1", layer, "sink_mass_drop"),
+                      test_mean(c["dark_sink"], "H1", layer, "dark_sink")]
     adjusted = holm_by_key(raw)
     out = {}
     for layer, x in grid.items():
         p_rand, p_mid, p_min, p_subspaces, p_mass, p_sink = adjusted[layer]
+        ci = lambda v, name: ci_mean(v, n_boot, "H1", layer, name)
         delta = x.dark_all - x.base
         sink_delta, all_rest_delta = x.dark_sink_rest - x.base_rest, x.dark_all_rest - x.base_rest
-        mass_base, mass_dark = float(np.mean(x.sink_mass_base)), float(np.mean(x.sink_mass_dark_sink))
+        mass_base, mass_dark = mean_or_nan(x.sink_mass_base), mean_or_nan(x.sink_mass_dark_sink)
         mass_lost = x.sink_mass_base - x.sink_mass_dark_sink
-        sink_drop = float(mass_lost.mean() / mass_base) if mass_base > 0 else float("nan")
-        a = bool(delta.mean() >= min_delta and max(p_rand, p_mid, p_min, p_subspaces) < alpha)
+        sink_drop = mean_or_nan(mass_lost) / mass_base if mass_base > 0 else float("nan")
+        a = bool(mean_or_nan(delta) >= min_delta and max(p_rand, p_mid, p_min, p_subspaces) < alpha)
         b = bool(sink_drop >= min_sink_drop and p_mass < alpha and p_sink < alpha)
-        random_costs = [] if x.random_each is None else (np.asarray(x.random_each, float) - x.base).mean(1)
+        random_costs = [] if x.random_each is None else np.nanmean(np.asarray(x.random_each, float) - x.base, 1)
+        share_rest = mean_or_nan(all_rest_delta)
         out[layer] = (a and b, {
-            "base_nll": float(x.base.mean()),
-            "dark_all_nll": float(x.dark_all.mean()),
-            "dark_all_delta": float(delta.mean()),
-            "dark_all_delta_ci": bootstrap_ci(delta, n_boot),
-            "random_delta": float((x.random - x.base).mean()),
-            "random_delta_ci": bootstrap_ci(x.random - x.base, n_boot),
+            "base_nll": mean_or_nan(x.base),
+            "dark_all_nll": mean_or_nan(x.dark_all),
+            "dark_all_delta": mean_or_nan(delta),
+            "dark_all_delta_ci": ci(delta, "dark_all_delta"),
+            "random_delta": mean_or_nan(x.random - x.base),
+            "random_delta_ci": ci(x.random - x.base, "random_delta"),
             "random_delta_per_subspace": [round(float(c), 6) for c in random_costs],
-            "middle_delta": float((x.middle - x.base).mean()),
-            "middle_delta_ci": bootstrap_ci(x.middle - x.base, n_boot),
+            "middle_delta": mean_or_nan(x.middle - x.base),
+            "middle_delta_ci": ci(x.middle - x.base, "middle_delta"),
             "p_vs_random": p_rand, "p_vs_middle": p_mid, "p_above_min_delta": p_min,
             "p_vs_random_subspaces": p_subspaces,
             "p_vs_random_raw": raw[layer][0], "p_vs_middle_raw": raw[layer][1], "p_above_min_delta_raw": raw[layer][2],
             "p_vs_random_subspaces_raw": raw[layer][3],
             # (b): NLL of the predictions made at positions >= 1; the all-prediction mean beside it
-            "dark_sink_delta": float(sink_delta.mean()),
-            "dark_sink_delta_ci": bootstrap_ci(sink_delta, n_boot),
-            "dark_sink_delta_all_predictions": float((x.dark_sink - x.base).mean()),
+            "dark_sink_delta": mean_or_nan(sink_delta),
+            "dark_sink_delta_ci": ci(sink_delta, "dark_sink_delta"),
+            "dark_sink_delta_all_predictions": mean_or_nan(x.dark_sink - x.base),
             "p_dark_sink": p_sink, "p_dark_sink_raw": raw[layer][5],
             "sink_mass_base": mass_base,
             "sink_mass_dark_sink": mass_dark,
             "sink_mass_drop": sink_drop,
-            "sink_mass_drop_ci": ratio_ci(mass_lost, x.sink_mass_base, n_boot),
+            "sink_mass_drop_ci": ci_ratio(mass_lost, x.sink_mass_base, n_boot, "H1", layer, "sink_mass_drop"),
             "p_sink_mass_drop": p_mass, "p_sink_mass_drop_raw": raw[layer][4],
             # how much of the all-position damage removing the tail at the sink alone reproduces
-            "sink_share_of_damage": float(sink_delta.mean() / all_rest_delta.mean()) if all_rest_delta.mean() > 0 else float("nan"),
-            "sink_share_of_damage_ci": ratio_ci(sink_delta, all_rest_delta, n_boot),
+            "sink_share_of_damage": mean_or_nan(sink_delta) / share_rest if share_rest > 0 else float("nan"),
+            "sink_share_of_damage_ci": ci_ratio(sink_delta, all_rest_delta, n_boot, "H1", layer, "share"),
             "claim_a": a,
             "claim_b": b,
+            **window_counts(*contrasts[layer].values()),
         })
     return out
 
@@ -144,39 +182,41 @@ def h2_verdicts(grid: dict, grid_b: dict | None = None, *, alpha: float, n_boot:
     significantly below it (Wilcoxon of tolerance - rise).
     Returns (layer, k) -> (passed, metrics) for H2a and (layer, 'b') -> ... for H2b."""
     grid_b = grid_b or {}
-    raw = {key: [wilcoxon_greater(x.head - x.omega)] for key, x in grid.items()}
-    raw.update({(layer, "b"): [wilcoxon_greater(tolerance - (x.omega - x.base)) if x.k is not None else 1.0]
+    raw = {key: [test_mean(x.head - x.omega, "H2", key)] for key, x in grid.items()}
+    raw.update({(layer, "b"): [test_mean(tolerance - (x.omega - x.base), "H2", layer, "b") if x.k is not None else 1.0]
                 for layer, x in grid_b.items()})
     adjusted = holm_by_key(raw)
     out = {}
     for key, x in grid.items():
         gap = x.head - x.omega
         p = adjusted[key][0]
-        out[key] = (bool(p < alpha and gap.mean() > 0), {
-            "base_nll": float(x.base.mean()),
-            "omega_nll": float(x.omega.mean()),
-            "head_nll": float(x.head.mean()),
-            "omega_delta": float((x.omega - x.base).mean()),
-            "omega_delta_ci": bootstrap_ci(x.omega - x.base, n_boot),
-            "head_delta": float((x.head - x.base).mean()),
-            "head_delta_ci": bootstrap_ci(x.head - x.base, n_boot),
-            "head_minus_omega": float(gap.mean()),
-            "head_minus_omega_ci": bootstrap_ci(gap, n_boot),
+        out[key] = (bool(p < alpha and mean_or_nan(gap) > 0), {
+            "base_nll": mean_or_nan(x.base),
+            "omega_nll": mean_or_nan(x.omega),
+            "head_nll": mean_or_nan(x.head),
+            "omega_delta": mean_or_nan(x.omega - x.base),
+            "omega_delta_ci": ci_mean(x.omega - x.base, n_boot, "H2", key, "omega_delta"),
+            "head_delta": mean_or_nan(x.head - x.base),
+            "head_delta_ci": ci_mean(x.head - x.base, n_boot, "H2", key, "head_delta"),
+            "head_minus_omega": mean_or_nan(gap),
+            "head_minus_omega_ci": ci_mean(gap, n_boot, "H2", key, "gap"),
             "p_value": p,
             "p_value_raw": raw[key][0],
             "omega_kept_dims": x.omega_dim,
             "head_kept_dims": x.head_dim,
+            **window_counts(gap),
         })
     for layer, x in grid_b.items():
         rise = x.omega - x.base
-        ci = bootstrap_ci(rise, n_boot)
+        ci = ci_mean(rise, n_boot, "H2", layer, "b")
         p = adjusted[layer, "b"][0]
         passed = x.k is not None and ci[1] <= tolerance and p < alpha
         out[layer, "b"] = (bool(passed), {
             "k": x.k, "deleted_share": x.deleted_share, "min_frontier": min_frontier, "tolerance": tolerance,
-            "base_nll": float(x.base.mean()), "omega_nll": float(x.omega.mean()),
-            "omega_delta": float(rise.mean()), "omega_delta_ci": ci,
+            "base_nll": mean_or_nan(x.base), "omega_nll": mean_or_nan(x.omega),
+            "omega_delta": mean_or_nan(rise), "omega_delta_ci": ci,
             "p_value": p, "p_value_raw": raw[layer, "b"][0],
+            **window_counts(tolerance - rise),
         })
     return out
 
@@ -261,7 +301,7 @@ def h3_verdicts(raws: dict, *, alpha: float, n_boot: int) -> dict:
             passed = m[name] > 0.5
         else:
             values = m.pop("values")
-            m[name + "_ci"] = bootstrap_ci(values, n_boot)
+            m[name + "_ci"] = ci_mean(values, n_boot, "H3", cond, claim)
             m["per_window"] = np.round(values, 4).tolist()
             passed = m[name] > 0
         m.update(p_value=p, p_value_raw=float(p_raw))
@@ -270,47 +310,58 @@ def h3_verdicts(raws: dict, *, alpha: float, n_boot: int) -> dict:
 
 
 # --------------------------------------------------------------------------- H4
-def h4a_raw(w: dict, rho: float, n_boot: int, min_recovered: float = 0.5) -> dict:
-    """w: write mode -> WriteResult for one (layer, target). Raw p-values per claim case."""
+def h4a_raw(w: dict, rho: float, n_boot: int, min_recovered: float = 0.5, key: tuple = ()) -> dict:
+    """w: write mode -> WriteResult for one (layer, target); key: that (layer, target), which
+    seeds its resamples. Raw p-values per claim case, each a test of a mean over windows."""
     base = w["base"]
     out = {}
     for variant in ("add", "transplant"):
         x = w[variant]
-        ratio = float(x.att_t.mean() / max(base.att_t.mean(), 1e-12))
+        ratio = mean_or_nan(x.att_t) / max(mean_or_nan(base.att_t), 1e-12)
+        capture, fall = x.att_t - rho * base.att_t, base.att_0 - x.att_0
         # capture >= rho as a ratio of means, tested per window: att_t(edit) - rho * att_t(base) > 0
-        out["A1", variant] = ([wilcoxon_greater(x.att_t - rho * base.att_t), wilcoxon_greater(base.att_0 - x.att_0)], {
-            "att_t_base": float(base.att_t.mean()), "att_t_edit": float(x.att_t.mean()), "capture_ratio": ratio,
-            "capture_ratio_ci": ratio_ci(x.att_t, base.att_t, n_boot),
-            "att_0_base": float(base.att_0.mean()), "att_0_edit": float(x.att_0.mean()), "rho": rho,
+        out["A1", variant] = ([test_mean(capture, "H4A", key, "A1", variant, "capture"),
+                               test_mean(fall, "H4A", key, "A1", variant, "fall")], {
+            "att_t_base": mean_or_nan(base.att_t), "att_t_edit": mean_or_nan(x.att_t), "capture_ratio": ratio,
+            "capture_ratio_ci": ci_ratio(x.att_t, base.att_t, n_boot, "H4A", key, "A1", variant),
+            "att_0_base": mean_or_nan(base.att_0), "att_0_edit": mean_or_nan(x.att_0), "rho": rho,
+            **window_counts(capture, fall),
         })
     ctrl, add = w["control"], w["add"]
-    ctrl_ratio = float(ctrl.att_t.mean() / max(base.att_t.mean(), 1e-12))
-    # the dark write beats the control, the dark write captures >= rho, the control stays below rho
-    out["A2", "add"] = ([wilcoxon_greater(add.att_t - ctrl.att_t), wilcoxon_greater(add.att_t - rho * base.att_t),
-                         wilcoxon_greater(rho * base.att_t - ctrl.att_t)], {
-        "att_t_dark": float(add.att_t.mean()), "att_t_control": float(ctrl.att_t.mean()),
-        "control_capture_ratio": ctrl_ratio, "dark_capture_ratio": float(add.att_t.mean() / max(base.att_t.mean(), 1e-12)),
-        "dark_minus_control_ci": bootstrap_ci(add.att_t - ctrl.att_t, n_boot), "rho": rho,
+    ctrl_ratio = mean_or_nan(ctrl.att_t) / max(mean_or_nan(base.att_t), 1e-12)
+    # the dark write beats the control and the control stays below rho; that the dark write
+    # captures >= rho is A1-add's capture test, which A2's verdict reads (not counted twice)
+    beats, below = add.att_t - ctrl.att_t, rho * base.att_t - ctrl.att_t
+    out["A2", "add"] = ([test_mean(beats, "H4A", key, "A2", "beats"), test_mean(below, "H4A", key, "A2", "below")], {
+        "att_t_dark": mean_or_nan(add.att_t), "att_t_control": mean_or_nan(ctrl.att_t),
+        "control_capture_ratio": ctrl_ratio, "dark_capture_ratio": mean_or_nan(add.att_t) / max(mean_or_nan(base.att_t), 1e-12),
+        "dark_minus_control_ci": ci_mean(beats, n_boot, "H4A", key, "A2"), "rho": rho,
+        **window_counts(beats, below),
     })
     broken, rescued = w["broken"].nll_after - base.nll_after, w["transplant"].nll_after - base.nll_after
+    damage = mean_or_nan(broken)
     # below 1e-3 nats there is nothing to recover and the share is meaningless
-    share = float((broken.mean() - rescued.mean()) / broken.mean()) if broken.mean() > 1e-3 else float("nan")
-    # recovered share >= min_recovered as a ratio of means, tested per window
-    out["A3", "transplant"] = ([wilcoxon_greater((broken - rescued) - min_recovered * broken)], {
-        "delta_broken": float(broken.mean()), "delta_broken_ci": bootstrap_ci(broken, n_boot),
-        "delta_rescued": float(rescued.mean()),
-        "recovered_share": share, "recovered_share_ci": ratio_ci(broken - rescued, broken, n_boot),
-        "nll_after_base": float(base.nll_after.mean()), "min_recovered": min_recovered,
+    share = (damage - mean_or_nan(rescued)) / damage if damage > 1e-3 else float("nan")
+    # the damage itself is tested (breaking the sink must hurt), and the recovered share >=
+    # min_recovered as a ratio of means, per window
+    recovered = (broken - rescued) - min_recovered * broken
+    out["A3", "transplant"] = ([test_mean(broken, "H4A", key, "A3", "damage"),
+                                test_mean(recovered, "H4A", key, "A3", "recovered")], {
+        "delta_broken": damage, "delta_broken_ci": ci_mean(broken, n_boot, "H4A", key, "A3", "damage"),
+        "delta_rescued": mean_or_nan(rescued),
+        "recovered_share": share, "recovered_share_ci": ci_ratio(broken - rescued, broken, n_boot, "H4A", key, "A3"),
+        "nll_after_base": mean_or_nan(base.nll_after), "min_recovered": min_recovered,
+        **window_counts(recovered, broken),
     })
     return out
 
 
 def h4a_verdicts(raws: dict, *, alpha: float) -> dict:
-    """raws: (layer, target) -> h4a_raw(...). Holm over every p-value of the model's grid.
-    Every minimum is tested, not only compared with a point estimate:
+    """raws: (layer, target) -> h4a_raw(...). Holm over every p-value of the model's grid
+    (8 per (layer, target)). Every minimum is tested, not only compared with a point estimate:
     A1: capture ratio >= rho (tested) and attention to 0 falls; A2: the dark write beats the
-    control, captures >= rho, and the control stays below rho (each tested); A3: the
-    transplant recovers >= min_recovered of the broken sink's NLL damage (tested).
+    control, captures >= rho (A1-add's test), and the control stays below rho; A3: breaking
+    the sink does damage, and the transplant recovers >= min_recovered of it (both tested).
     Returns (layer, target, claim, variant) -> (passed, metrics)."""
     raw = {(lt, case): ps for lt, r in raws.items() for case, (ps, _) in r.items()}
     adjusted = holm_by_key(raw)
@@ -322,9 +373,12 @@ def h4a_verdicts(raws: dict, *, alpha: float) -> dict:
         if claim == "A1":
             passed = all(p < alpha for p in p_adj) and m["capture_ratio"] >= m["rho"]
         elif claim == "A2":
-            passed = all(p < alpha for p in p_adj) and m["control_capture_ratio"] < m["rho"] <= m["dark_capture_ratio"]
+            p_capture = adjusted[lt, ("A1", "add")][0]
+            m["p_dark_capture"] = p_capture
+            passed = (all(p < alpha for p in p_adj) and p_capture < alpha
+                      and m["control_capture_ratio"] < m["rho"] <= m["dark_capture_ratio"])
         else:
-            passed = p_adj[0] < alpha and m["delta_broken"] > 0 and m["recovered_share"] >= m["min_recovered"]
+            passed = all(p < alpha for p in p_adj) and m["delta_broken"] > 0 and m["recovered_share"] >= m["min_recovered"]
         out[lt + case] = (bool(passed), m)
     return out
 
@@ -333,25 +387,25 @@ def h4b_verdicts(grid: dict, *, alpha: float, n_boot: int) -> dict:
     """grid: layer -> dict of per-window arrays: att_k, att_0 (non-trigger queries after k),
     nll_base, nll_dark_k, nll_dark_0 (predictions made at positions other than 0, k-1 and k:
     those are edited directly or predict the <sink> token itself), dark_ratio_k,
-    dark_ratio_ordinary. Holm over layers x 3 tests. Returns (layer, 'B1'|'B2') -> (passed, metrics)."""
-    raw = {l: [wilcoxon_greater(x["att_k"] - x["att_0"]), wilcoxon_greater(x["nll_dark_k"] - x["nll_dark_0"]),
-               wilcoxon_greater(x["dark_ratio_k"] - x["dark_ratio_ordinary"])] for l, x in grid.items()}
+    dark_ratio_ordinary. Holm over layers x 3 tests of means. Returns (layer, 'B1'|'B2') -> (passed, metrics)."""
+    raw = {l: [test_mean(x["att_k"] - x["att_0"], "H4B", l, "att"), test_mean(x["nll_dark_k"] - x["nll_dark_0"], "H4B", l, "nll"),
+               test_mean(x["dark_ratio_k"] - x["dark_ratio_ordinary"], "H4B", l, "dark")] for l, x in grid.items()}
     adj = holm_by_key(raw)
     out = {}
     for l, x in grid.items():
         p_att, p_nll, p_dark = adj[l]
         att_gap, nll_gap = x["att_k"] - x["att_0"], x["nll_dark_k"] - x["nll_dark_0"]
-        out[l, "B1"] = (bool(p_att < alpha and p_nll < alpha and att_gap.mean() > 0 and nll_gap.mean() > 0), {
-            "att_k": float(x["att_k"].mean()), "att_0": float(x["att_0"].mean()),
-            "att_k_minus_0_ci": bootstrap_ci(att_gap, n_boot),
-            "nll_base": float(x["nll_base"].mean()),
-            "nll_dark_k": float(x["nll_dark_k"].mean()), "nll_dark_0": float(x["nll_dark_0"].mean()),
-            "nll_dark_k_minus_0_ci": bootstrap_ci(nll_gap, n_boot),
-            "p_attention": p_att, "p_nll": p_nll})
+        out[l, "B1"] = (bool(p_att < alpha and p_nll < alpha and mean_or_nan(att_gap) > 0 and mean_or_nan(nll_gap) > 0), {
+            "att_k": mean_or_nan(x["att_k"]), "att_0": mean_or_nan(x["att_0"]),
+            "att_k_minus_0_ci": ci_mean(att_gap, n_boot, "H4B", l, "att"),
+            "nll_base": mean_or_nan(x["nll_base"]),
+            "nll_dark_k": mean_or_nan(x["nll_dark_k"]), "nll_dark_0": mean_or_nan(x["nll_dark_0"]),
+            "nll_dark_k_minus_0_ci": ci_mean(nll_gap, n_boot, "H4B", l, "nll"),
+            "p_attention": p_att, "p_nll": p_nll, **window_counts(att_gap, nll_gap)})
         gap = x["dark_ratio_k"] - x["dark_ratio_ordinary"]
-        out[l, "B2"] = (bool(p_dark < alpha and gap.mean() > 0), {
-            "dark_ratio_k": float(x["dark_ratio_k"].mean()), "dark_ratio_ordinary": float(x["dark_ratio_ordinary"].mean()),
-            "difference_ci": bootstrap_ci(gap, n_boot), "p_value": p_dark})
+        out[l, "B2"] = (bool(p_dark < alpha and mean_or_nan(gap) > 0), {
+            "dark_ratio_k": mean_or_nan(x["dark_ratio_k"]), "dark_ratio_ordinary": mean_or_nan(x["dark_ratio_ordinary"]),
+            "difference_ci": ci_mean(gap, n_boot, "H4B", l, "dark"), "p_value": p_dark, **window_counts(gap)})
     return out
 
 
@@ -381,22 +435,25 @@ def h5_verdicts(x: H5Inputs, *, alpha: float, min_share: float, min_sink_drop: f
     nll_vs_ctrl = x.removed_nll - x.control_nll
     # the minimums beyond the controls are tested: (control - removed) - min_sink_drop * base
     # mass > 0 is the relative drop against its minimum, per window
-    raw = [wilcoxon_greater(x.share - min_share), wilcoxon_greater(x.base_mass - x.removed_mass),
-           wilcoxon_greater(x.removed_nll - x.base_nll), wilcoxon_greater(mass_vs_ctrl - min_sink_drop * x.base_mass),
-           wilcoxon_greater(nll_vs_ctrl - min_nll_rise)]
+    contrasts = [x.share - min_share, x.base_mass - x.removed_mass, x.removed_nll - x.base_nll,
+                 mass_vs_ctrl - min_sink_drop * x.base_mass, nll_vs_ctrl - min_nll_rise]
+    names = ["share", "mass_vs_base", "nll_vs_base", "mass_vs_control", "nll_vs_control"]
+    raw = [test_mean(c, "H5", name) for c, name in zip(contrasts, names)]
     p = holm(raw)
-    mass_base = float(np.mean(x.base_mass))
-    drop = float(mass_vs_ctrl.mean() / mass_base) if mass_base > 0 else float("nan")
-    c1 = {"dark_share": float(x.share.mean()), "dark_share_ci": bootstrap_ci(x.share, n_boot), "min_share": min_share,
-          "p_value": float(p[0]), "p_value_raw": raw[0]}
-    c2 = {"sink_mass_base": mass_base, "sink_mass_removed": float(x.removed_mass.mean()),
-          "sink_mass_control": float(x.control_mass.mean()),
-          "sink_drop_beyond_control": drop, "sink_drop_beyond_control_ci": ratio_ci(mass_vs_ctrl, x.base_mass, n_boot),
-          "nll_base": float(x.base_nll.mean()), "nll_removed": float(x.removed_nll.mean()),
-          "nll_control": float(x.control_nll.mean()), "nll_delta_ci": bootstrap_ci(x.removed_nll - x.base_nll, n_boot),
-          "nll_rise_beyond_control": float(nll_vs_ctrl.mean()), "nll_rise_beyond_control_ci": bootstrap_ci(nll_vs_ctrl, n_boot),
+    ci = lambda v, name: ci_mean(v, n_boot, "H5", name)
+    mass_base = mean_or_nan(x.base_mass)
+    drop = mean_or_nan(mass_vs_ctrl) / mass_base if mass_base > 0 else float("nan")
+    c1 = {"dark_share": mean_or_nan(x.share), "dark_share_ci": ci(x.share, "share"), "min_share": min_share,
+          "p_value": float(p[0]), "p_value_raw": raw[0], **window_counts(contrasts[0])}
+    c2 = {"sink_mass_base": mass_base, "sink_mass_removed": mean_or_nan(x.removed_mass),
+          "sink_mass_control": mean_or_nan(x.control_mass),
+          "sink_drop_beyond_control": drop,
+          "sink_drop_beyond_control_ci": ci_ratio(mass_vs_ctrl, x.base_mass, n_boot, "H5", "drop"),
+          "nll_base": mean_or_nan(x.base_nll), "nll_removed": mean_or_nan(x.removed_nll),
+          "nll_control": mean_or_nan(x.control_nll), "nll_delta_ci": ci(x.removed_nll - x.base_nll, "nll_delta"),
+          "nll_rise_beyond_control": mean_or_nan(nll_vs_ctrl), "nll_rise_beyond_control_ci": ci(nll_vs_ctrl, "nll_vs_control"),
           "min_sink_drop": min_sink_drop, "min_nll_rise": min_nll_rise,
           "p_values": {"mass_vs_base": float(p[1]), "nll_vs_base": float(p[2]), "mass_vs_control": float(p[3]),
-                       "nll_vs_control": float(p[4])}}
+                       "nll_vs_control": float(p[4])}, **window_counts(*contrasts[3:], *contrasts[1:3])}
     ok2 = all(q < alpha for q in p[1:]) and drop >= min_sink_drop and c2["nll_rise_beyond_control"] >= min_nll_rise
-    return {"1": (bool(x.share.mean() >= min_share and p[0] < alpha), c1), "2": (bool(ok2), c2)}
+    return {"1": (bool(c1["dark_share"] >= min_share and p[0] < alpha), c1), "2": (bool(ok2), c2)}

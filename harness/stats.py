@@ -1,22 +1,184 @@
-"""Statistics over evaluation windows (the unit of replication): one-sided
-Wilcoxon signed-rank and binomial tests, bootstrap and Clopper-Pearson intervals,
-Holm's step-down correction, and the smallest p-value a design can reach."""
+"""Statistics over evaluation windows (the unit of replication).
+
+Every claim about an average is tested as a claim about a *mean*: a per-window contrast d
+(for a ratio of means mean(a) / mean(b) >= c, the linear contrast d = a - c * b, whose mean
+is >= 0 exactly when the ratio is) and a one-sided test of H0 'E[d] <= 0'.
+
+The test (`mean_greater`) is skew-guarded: its p-value is the larger of Student's t and a
+studentized (bootstrap-t) p-value, times a small-sample margin 1 + 2 / sqrt(n). Student's t
+alone is too liberal when the long tail of d points to the null side (lognormal sigma 0.6,
+16 windows: 0.12 false passes at alpha 0.05); the bootstrap-t sees the skew that the sample
+shows, which brings it to 0.075-0.086; the rest comes from samples that happened to miss
+the tail, which no statistic of the sample can see, and the margin covers it (0.057 at 16
+windows, 0.062 at 8, 0.050 at 32; Gaussian windows 0.036). The max of the two keeps t's
+exactness under Gaussian windows. The margin was chosen on that lognormal null; the other
+hostile nulls (t2, the other skew, zeros, NaN, the skewed mixtures of the calibration
+suite) check it. Measured rates are in docs/calibration.md. The Wilcoxon signed-rank
+test it replaces tests a pseudo-median, not the mean the claims are about.
+
+* Windows whose contrast is NaN are dropped, and counted: more than MAX_NAN_SHARE of
+  them fails the test (p = 1) instead of testing what is left.
+* Windows whose contrast is exactly 0 are dropped before testing (they move neither the
+  sign of the mean nor any evidence); `informative` counts the rest, and the power
+  warnings count informative windows.
+* Every resampling is seeded per case (`case_seed`), so a record is reproducible and two
+  cases never share their resamples.
+"""
 from __future__ import annotations
 
+import hashlib
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
 
+MAX_NAN_SHARE = 0.25  # more NaN windows than this share fails a test (documented in docs/methods.md)
+TEST_RESAMPLES = 9999  # bootstrap-t resamples of a p-value: the smallest p is about 1 / (TEST_RESAMPLES + 1)
 
-def wilcoxon_greater(diff) -> float:
-    """p-value of H0 'median difference <= 0' against 'differences tend to be > 0'.
-    All-zero (or no) differences give p = 1 (no evidence of an effect)."""
-    d = np.asarray(diff, dtype=float)
-    d = d[np.isfinite(d)]
-    if d.size == 0 or np.all(d == 0):
+
+def skew_margin(n: int) -> float:
+    """The small-sample factor on mean_greater's p-value (module docstring)."""
+    return 1.0 + 2.0 / math.sqrt(n)
+
+
+def case_seed(*key) -> int:
+    """A reproducible 32-bit seed derived from a case's identity (hypothesis, layer, test...)."""
+    return int(hashlib.sha256(repr(key).encode()).hexdigest()[:8], 16)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """What a test actually used: finite windows, non-zero (informative) ones, NaN ones."""
+
+    values: np.ndarray  # finite, non-zero contrasts
+    n_total: int
+    n_nan: int
+
+    @property
+    def informative(self) -> int:
+        return int(self.values.size)
+
+    @property
+    def too_many_nan(self) -> bool:
+        return self.n_total > 0 and self.n_nan > MAX_NAN_SHARE * self.n_total
+
+
+def informative(values) -> Windows:
+    v = np.asarray(values, dtype=float).ravel()
+    finite = np.isfinite(v)
+    kept = v[finite]
+    return Windows(kept[kept != 0], int(v.size), int((~finite).sum()))
+
+
+@lru_cache(maxsize=64)
+def _counts(n: int, resamples: int, seed: int) -> np.ndarray:
+    """Bootstrap resamples as multinomial count matrices [resamples, n] (float): a mean over
+    a resample is counts @ values / n, so every statistic of a case is one matrix product."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+
+
+def _boot_mean_sd(d: np.ndarray, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n = d.size
+    w = _counts(n, resamples, seed)
+    m = w @ d / n
+    var = np.maximum(w @ (d * d) / n - m * m, 0.0) * n / (n - 1)
+    return m, np.sqrt(var)
+
+
+def _studentized(m_b: np.ndarray, s_b: np.ndarray, m: float, n: int) -> np.ndarray:
+    """Bootstrap t* = (m* - m) / (s* / sqrt n); a resample with no spread (all one value) gets
+    +-inf by the side its mean falls on (0 when equal)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (m_b - m) / (s_b / math.sqrt(n))
+    flat = s_b <= 0
+    if flat.any():
+        side = np.sign(m_b[flat] - m)
+        t[flat] = np.where(side > 0, np.inf, np.where(side < 0, -np.inf, 0.0))
+    return t
+
+
+def mean_greater(values, seed: int = 0, resamples: int = TEST_RESAMPLES) -> float:
+    """One-sided p-value of H0 'mean <= 0' against 'mean > 0' over windows: the larger of
+    Student's t and the bootstrap-t p-value, over the finite, non-zero windows (see the
+    module docstring). Fewer than 2 informative windows, or too many NaN ones, give 1.
+    Informative windows with no spread give the sign-test value 2^-n when positive."""
+    w = informative(values)
+    d, n = w.values, w.informative
+    if w.too_many_nan or n < 2:
         return 1.0
-    return float(stats.wilcoxon(d, alternative="greater", zero_method="wilcox").pvalue)
+    m, s = float(d.mean()), float(d.std(ddof=1))
+    if s == 0.0:
+        return 0.5 ** n if m > 0 else 1.0
+    t0 = m / (s / math.sqrt(n))
+    p_t = float(stats.t.sf(t0, n - 1))
+    m_b, s_b = _boot_mean_sd(d, resamples, seed)
+    t_b = _studentized(m_b, s_b, m, n)
+    p_boot = (1 + int(np.count_nonzero(t_b >= t0))) / (resamples + 1)
+    return min(1.0, max(p_t, p_boot) * skew_margin(n))
+
+
+def mean_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Studentized (bootstrap-t) interval of the mean over the finite windows: [m - q_hi s/sqrt n,
+    m - q_lo s/sqrt n] with q the quantiles of t*. NaN when fewer than 2 windows, or too many
+    NaN windows. (Zeros are kept: they are part of the mean.) Its achieved coverage is in
+    docs/calibration.md."""
+    v = np.asarray(values, dtype=float).ravel()
+    finite = np.isfinite(v)
+    d = v[finite]
+    n = d.size
+    if n < 2 or (v.size and (~finite).sum() > MAX_NAN_SHARE * v.size):
+        return (float("nan"), float("nan"))
+    m, s = float(d.mean()), float(d.std(ddof=1))
+    if s == 0.0:
+        return (m, m)
+    m_b, s_b = _boot_mean_sd(d, n_boot, seed)
+    t_b = _studentized(m_b, s_b, m, n)
+    q_lo, q_hi = np.quantile(t_b, [(1 - level) / 2, 1 - (1 - level) / 2], method="inverted_cdf")  # +-inf stay ordered
+    se = s / math.sqrt(n)
+    return (float(m - q_hi * se), float(m - q_lo * se))
+
+
+def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """The interval of a mean over windows (the studentized one, `mean_ci`)."""
+    return mean_ci(values, n_boot, seed, level)
+
+
+def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """BCa bootstrap interval of mean(num) / mean(den), resampling windows jointly (windows
+    where either is NaN are dropped; too many of them give NaN). A resample whose mean(den)
+    is 0 makes the ratio undefined: when more than (1 - level) / 2 of them are, the interval is
+    (nan, nan), never narrowed by dropping them."""
+    num, den = np.asarray(num, float).ravel(), np.asarray(den, float).ravel()
+    finite = np.isfinite(num) & np.isfinite(den)
+    if num.size == 0 or (~finite).sum() > MAX_NAN_SHARE * num.size or finite.sum() < 2:
+        return (float("nan"), float("nan"))
+    a, b = num[finite], den[finite]
+    n = a.size
+    if b.mean() == 0:
+        return (float("nan"), float("nan"))
+    theta = float(a.mean() / b.mean())
+    w = _counts(n, n_boot, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (w @ a) / (w @ b)
+    bad = ~np.isfinite(r)
+    if bad.mean() > (1 - level) / 2:
+        return (float("nan"), float("nan"))
+    r = np.where(bad, np.inf, r)  # undefined resamples sit at the far end, not out of the count
+    # bias correction z0 and acceleration from the jackknife (Efron 1987)
+    below = (np.count_nonzero(r < theta) + 0.5 * np.count_nonzero(r == theta)) / r.size
+    z0 = stats.norm.ppf(min(max(below, 1.0 / (r.size + 1)), 1 - 1.0 / (r.size + 1)))
+    jack = np.array([(a.sum() - a[i]) / (b.sum() - b[i]) if b.sum() != b[i] else np.nan for i in range(n)])
+    jack = jack[np.isfinite(jack)]
+    u = jack.mean() - jack
+    denom = 6.0 * (u ** 2).sum() ** 1.5
+    acc = float((u ** 3).sum() / denom) if denom > 0 else 0.0
+    z = stats.norm.ppf([(1 - level) / 2, 1 - (1 - level) / 2])
+    adj = stats.norm.cdf(z0 + (z0 + z) / (1 - acc * (z0 + z)))
+    lo, hi = np.quantile(r, np.clip(adj, 0.0, 1.0), method="inverted_cdf")
+    return (float(lo), float(hi))
 
 
 def prediction_greater(value: float, reference) -> float:
@@ -51,34 +213,6 @@ def proportion_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, f
     return (float(ci.low), float(ci.high))
 
 
-def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of values over windows (seeded: reproducible)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return (float(lo), float(hi))
-
-
-def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of mean(num) / mean(den), resampling windows jointly."""
-    num, den = np.asarray(num, float), np.asarray(den, float)
-    if num.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(num), (n_boot, len(num)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = num[idx].mean(1) / den[idx].mean(1)
-    r = r[np.isfinite(r)]
-    if not r.size:
-        return (float("nan"), float("nan"))
-    lo, hi = np.quantile(r, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return (float(lo), float(hi))
-
-
 def holm(pvalues) -> np.ndarray:
     """Holm-adjusted p-values (same order as the input), controlling the family-wise error."""
     p = np.asarray(pvalues, dtype=float)
@@ -92,13 +226,31 @@ def holm(pvalues) -> np.ndarray:
     return adjusted
 
 
-def smallest_wilcoxon_p(n: int) -> float:
-    """The smallest one-sided p-value an exact signed-rank test over n windows can give
-    (every difference positive): 2^-n. (scipy uses the exact distribution for n <= 50.)"""
-    return 0.5 ** n
+def lag1_autocorrelation(values) -> float:
+    """Lag-1 autocorrelation of a per-window series in corpus order (finite windows; NaN
+    with fewer than 3). Independent windows give about -1/n, with sd about 1/sqrt(n)."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 3 or np.ptp(v) == 0:
+        return float("nan")
+    c = v - v.mean()
+    return float((c[1:] * c[:-1]).sum() / (c * c).sum())
+
+
+def smallest_p(n: int, resamples: int = TEST_RESAMPLES) -> float:
+    """The smallest p-value `mean_greater` can give over n informative windows that all point
+    the claimed way: the bootstrap-t floor 1 / (resamples + 1), or the share of resamples that
+    repeat one window above the mean (about n^(1-n) / 2), whichever is larger, times the
+    skew margin."""
+    if n < 2:
+        return 1.0
+    return min(1.0, max(1.0 / (resamples + 1), 0.5 * float(n) ** (1 - n)) * skew_margin(n))
 
 
 def min_windows(alpha: float, family: int) -> int:
-    """Fewest windows for which the best possible result survives Holm over `family`
-    tests at level alpha: the smallest n with family * 2^-n < alpha."""
-    return max(1, math.floor(math.log2(family / alpha)) + 1)
+    """Fewest informative windows for which the best possible result survives Holm over
+    `family` tests at level alpha: the smallest n with family * smallest_p(n) < alpha."""
+    n = 2
+    while family * smallest_p(n) >= alpha and n < 64:
+        n += 1
+    return n
