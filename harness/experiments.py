@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 import torch
 
+from . import stability
 from .claims import (H1Inputs, H2bInputs, H2Inputs, H5Inputs, compression_frontier, frontier_k, h1_verdicts,
                      h2_verdicts, h3_raw, h3_verdicts, h4a_raw, h4a_verdicts, h4b_verdicts, h5_verdicts)
 from .config import Settings
@@ -70,7 +71,9 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
             sink_mass_dark_sink=dark_sink.post_filter_sink_mass(layer),
             random_each=np.stack([sweep.get(layer, f"random{q}").nll for q in sweep.seeds]),
         )
-    results = h1_verdicts(grid, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop, n_boot=s.bootstrap)
+    verdicts = lambda g: h1_verdicts(g, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop,  # noqa: E731
+                                     n_boot=s.bootstrap)
+    results = stability.attach(verdicts(grid), verdicts, grid, len(base.nll), "H1")
     for layer, (_, metrics) in results.items():
         metrics["sink_mass_dark_all"] = float(sweep.get(layer, "dark_all").post_filter_sink_mass(layer).mean())
         hidden = sweep.base_hidden.get(layer)
@@ -150,8 +153,10 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
             )
         grid_b[layer] = H2bInputs(base=base.nll, omega=sweep.get(layer, f"omega{k_b}").nll if k_b else base.nll,
                                   k=k_b, deleted_share=shares.get(k_b, 0.0))
-    results = h2_verdicts(grid, grid_b, alpha=s.alpha, n_boot=s.bootstrap, tolerance=s.frontier_tolerance,
-                          min_frontier=s.h2_min_frontier)
+    verdicts = lambda g: h2_verdicts(g[0], g[1], alpha=s.alpha, n_boot=s.bootstrap,  # noqa: E731
+                                     tolerance=s.frontier_tolerance, min_frontier=s.h2_min_frontier)
+    results = stability.attach(verdicts((grid, grid_b)), verdicts, (grid, grid_b), len(base.nll), "H2",
+                               reads_intervals=True)  # H2b's verdict reads its interval's upper end
     if frontier:
         for layer in layers:
             deltas = {k: float((sweep.get(layer, f"omega{k}").nll - base.nll).mean()) for k in range(1, K - 1)}
@@ -193,13 +198,14 @@ def h3_grid(subject, s: Settings) -> dict:
     counts = Counter(text_tokens(subject, s.dataset))
     batch = s.windows_per_pass(subject)
     rule = SinkRule.from_settings(s)
-    raws, extra = {}, {}
+    raws, extra, tables = {}, {}, {}
     for cond in h3_conditions(subject):
         bos = cond == "bos"
         windows = windows_for(subject, s.dataset, s.seq_len, s.n_seqs, bos=bos, layout=s.windows)
         detector = calibrate_detector(subject, selection_windows(subject, s, bos=bos), batch, rule)
         table = measure_positions(subject, windows, sp, counts, batch, detector)
         raws[cond] = h3_raw(table, position_bins=s.h3_position_bins, permutations=s.h3_permutations)
+        tables[cond] = table
         sinks = Counter(table.tokens[table.sink_like].tolist())
         old_rule = rule.flags(table.uniform_ratio, table.cv)  # what a uniform-head baseline would flag
         extra[cond] = {
@@ -218,7 +224,10 @@ def h3_grid(subject, s: Settings) -> dict:
             "top_sink_tokens": [[subject.tokenizer.convert_ids_to_tokens(t), c] for t, c in sinks.most_common(10)],
             "scatter_sample": scatter_sample(table),
         }
-    out = h3_verdicts(raws, alpha=s.alpha, n_boot=s.bootstrap)
+    verdicts = lambda tabs: h3_verdicts(  # noqa: E731
+        {c: h3_raw(t, position_bins=s.h3_position_bins, permutations=s.h3_permutations) for c, t in tabs.items()},
+        alpha=s.alpha, n_boot=s.bootstrap)
+    out = stability.attach(h3_verdicts(raws, alpha=s.alpha, n_boot=s.bootstrap), verdicts, tables, s.n_seqs, "H3")
     for (cond, _), (_, m) in out.items():
         m.update(extra[cond])
     return out
@@ -300,16 +309,19 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
     subj = sweep.subject
     sweep.base()
     freq = frequent_mask(subj.tokenizer, to_numpy(sweep.windows), Counter(text_tokens(subj, s.dataset)))
-    raws, targets_used = {}, {}
+    raws, targets_used, all_writes = {}, {}, {}
     for layer in layers:
         targets = {kind: choose_targets(sweep.windows, kind, freq) for kind in TARGET_KINDS}
         writes = h4a_writes(subj, sweep.windows, sweep.spectrum, layer, targets, s.windows_per_pass(subj),
                             prefix=sweep.base_hidden.get(layer))
         for kind in TARGET_KINDS:
             targets_used[layer, kind] = targets[kind]
-            raws[layer, kind] = h4a_raw({mode: writes[kind, mode] for mode in WRITES}, rho, s.bootstrap, s.h4_min_recovered,
-                                     key=(layer, kind))
+            all_writes[layer, kind] = {mode: writes[kind, mode] for mode in WRITES}
+            raws[layer, kind] = h4a_raw(all_writes[layer, kind], rho, s.bootstrap, s.h4_min_recovered, key=(layer, kind))
     out = h4a_verdicts(raws, alpha=s.alpha)
+    verdicts = lambda ws: h4a_verdicts({lt: h4a_raw(w, rho, s.bootstrap, s.h4_min_recovered, key=lt)  # noqa: E731
+                                        for lt, w in ws.items()}, alpha=s.alpha)
+    stability.attach(out, verdicts, all_writes, len(sweep.windows), "H4A")
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
         m["target_positions"] = t.tolist()
@@ -360,7 +372,8 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
         grid[layer] = {"att_k": later[:, 0], "att_0": later[:, 1], "nll_base": base_nll,
                        "nll_dark_k": nll_excluding(dark_k, skip), "nll_dark_0": nll_excluding(dark_0, skip),
                        "dark_ratio_k": dr[:, k], "dark_ratio_ordinary": dr[:, ordinary].mean(1)}
-    out = h4b_verdicts(grid, alpha=s.alpha, n_boot=s.bootstrap)
+    verdicts = lambda g: h4b_verdicts(g, alpha=s.alpha, n_boot=s.bootstrap)  # noqa: E731
+    out = stability.attach(verdicts(grid), verdicts, grid, len(w), "H4B")
     for key, (_, m) in out.items():
         m["nll_positions_left_out"] = skip
     return out
@@ -394,8 +407,9 @@ def h5_grid(sweep: FilterSweep, s: Settings, min_share: float, seed: int) -> dic
                  base_nll=base.nll_rest, base_mass=base.sink_mass[:, layer + 1:].mean(1),
                  removed_nll=dark_nll, removed_mass=dark_mass,
                  control_nll=np.mean([c[0] for c in ctrl], 0), control_mass=np.mean([c[1] for c in ctrl], 0))
-    out = h5_verdicts(x, alpha=s.alpha, min_share=min_share, min_sink_drop=s.h5_min_sink_drop,
-                      min_nll_rise=s.h5_min_nll_rise, n_boot=s.bootstrap)
+    verdicts = lambda v: h5_verdicts(v, alpha=s.alpha, min_share=min_share, min_sink_drop=s.h5_min_sink_drop,  # noqa: E731
+                                     min_nll_rise=s.h5_min_nll_rise, n_boot=s.bootstrap)
+    out = stability.attach(verdicts(x), verdicts, x, len(x.share), "H5")
     for _, m in out.values():
         m.update(component=att.names[chosen], chosen_on="selection windows",
                  chosen_dark_write_on_selection=float(chosen_on.dark_write[:, chosen].mean()),

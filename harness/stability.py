@@ -1,0 +1,91 @@
+"""Verdict stability: how often the whole verdict procedure (tests, minimums, Holm over the
+grid) returns the same verdict on bootstrap resamples of the test windows.
+
+A verdict that flips on a fifth of the resamples of its own windows is fragile: the next
+run on other windows of the same text may well flip it. This costs no model pass: the
+verdict functions are pure functions of per-window arrays, which are resampled jointly
+(one draw of window indices for every array of the grid, so paired contrasts stay paired
+and the Holm family is the same).
+
+Documented defaults: STABILITY_RESAMPLES resamples, a verdict is fragile below FRAGILE_BELOW.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from .stats import case_seed
+
+STABILITY_RESAMPLES = 100
+FRAGILE_BELOW = 0.8
+
+
+def take_windows(obj, idx: np.ndarray):
+    """obj with every per-window array resampled at window indices idx. Arrays carry windows
+    on axis 0 unless their dataclass field says otherwise (metadata window_axis); dicts,
+    lists and tuples of inputs are walked; anything else is kept."""
+    if isinstance(obj, np.ndarray):
+        return obj[idx] if obj.ndim else obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {}
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if isinstance(v, np.ndarray) and v.ndim:
+                changes[f.name] = np.take(v, idx, axis=f.metadata.get("window_axis", 0))
+            elif isinstance(v, (dict, tuple)) or dataclasses.is_dataclass(v):
+                changes[f.name] = take_windows(v, idx)
+        return dataclasses.replace(obj, **changes)
+    if isinstance(obj, dict):
+        return {k: take_windows(v, idx) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return tuple(take_windows(v, idx) for v in obj)
+    return obj
+
+
+@contextlib.contextmanager
+def _without_intervals():
+    """Intervals are not verdicts (except H2b's upper end, whose caller keeps them): skipping
+    them makes a resample several times cheaper and changes no pass/fail."""
+    from . import claims
+
+    saved = claims.ci_mean, claims.ci_ratio
+    nan = lambda *a, **k: (float("nan"), float("nan"))  # noqa: E731
+    claims.ci_mean = claims.ci_ratio = nan
+    try:
+        yield
+    finally:
+        claims.ci_mean, claims.ci_ratio = saved
+
+
+def verdict_stability(verdicts: Callable[[object], dict], inputs, n_windows: int, *, resamples: int = STABILITY_RESAMPLES,
+                      seed: int = 0, reads_intervals: bool = False) -> dict:
+    """verdicts(inputs) -> key -> (passed, metrics). Returns key -> share of `resamples`
+    window resamples on which the key's verdict equals the one on the windows themselves."""
+    reference = {k: bool(v[0]) for k, v in verdicts(inputs).items()}
+    same = dict.fromkeys(reference, 0)
+    rng = np.random.default_rng(seed)
+    guard = contextlib.nullcontext() if reads_intervals else _without_intervals()
+    with guard:
+        for _ in range(resamples):
+            idx = rng.integers(0, n_windows, n_windows)
+            for k, v in verdicts(take_windows(inputs, idx)).items():
+                same[k] += bool(v[0]) == reference[k]
+    return {k: same[k] / resamples for k in reference}
+
+
+def attach(out: dict, verdicts: Callable[[object], dict], inputs, n_windows: int, hypothesis: str,
+           reads_intervals: bool = False) -> dict:
+    """Adds verdict_stability (and fragile) to every case's metrics of `out` (the result of
+    verdicts(inputs)); returns out."""
+    shares = verdict_stability(verdicts, inputs, n_windows, seed=case_seed("stability", hypothesis),
+                               reads_intervals=reads_intervals)
+    for key, (_, m) in out.items():
+        share = shares.get(key)
+        if share is not None:
+            m["verdict_stability"] = share
+            m["fragile"] = share < FRAGILE_BELOW
+            m["stability_resamples"] = STABILITY_RESAMPLES
+    return out
