@@ -87,8 +87,10 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def matrix(records: list[dict]) -> str:
-    """Hypotheses x models, each cell 'passed/total'."""
+    """Hypotheses x models, each cell 'passed/total', with ' ~f' when f of those verdicts are
+    fragile (they flip on more than a fifth of the resamples of their windows: stability)."""
     cells: dict = defaultdict(lambda: [0, 0])
+    fragile: dict = defaultdict(int)
     hyps, models = [], []
     for r in records:
         key = r["hypothesis"] + (f"/{r['claim']}" if r.get("claim") else "")
@@ -99,21 +101,25 @@ def matrix(records: list[dict]) -> str:
         cell = cells[key, r["model"]]
         cell[0] += r["verdict"] == "pass"
         cell[1] += 1
+        fragile[key, r["model"]] += bool(r.get("metrics", {}).get("fragile"))
     if not records:
         return "(no results)"
     w0 = max(len("hypothesis"), *(len(h) for h in hyps))
-    widths = [max(len(m), 7) for m in models]
+    widths = [max(len(m), 10) for m in models]
     lines = ["hypothesis".ljust(w0) + " | " + " | ".join(m.ljust(w) for m, w in zip(models, widths))]
     lines.append("-" * len(lines[0]))
     for h in sorted(hyps):
         row = []
         for m, w in zip(models, widths):
             p, t = cells.get((h, m), (0, 0))
-            row.append((f"{p}/{t}" if t else "-").ljust(w))
+            f = fragile.get((h, m), 0)
+            row.append((f"{p}/{t}" + (f" ~{f}" if f else "") if t else "-").ljust(w))
         lines.append(h.ljust(w0) + " | " + " | ".join(row))
     rates = {r["model"]: r["metrics"]["sink_rate"] for r in records
              if r["hypothesis"] == "H1" and isinstance(r.get("metrics", {}).get("sink_rate"), dict)}
     if rates:  # Gu et al.'s sink rate of position 0 (Sink_1), for context beside the verdicts
         row = [(f"{rates[m]['sink_1']:.2f}" if m in rates else "-").ljust(w) for m, w in zip(models, widths)]
         lines.append("Sink_1@0.3".ljust(w0) + " | " + " | ".join(row))
+    if any(fragile.values()):
+        lines.append("~f: f verdicts of the cell are fragile (same verdict on < 80% of window resamples)")
     return "\n".join(lines)
