@@ -46,6 +46,8 @@ def kept_metrics(metrics: dict) -> dict:
     for name, p in metrics.items():
         if name.startswith("p_") and not name.endswith("_raw") and _numbers(p):
             out[name] = p
+    if isinstance(metrics.get("verdict_stability"), (int, float)):  # to say when a flip is of a fragile verdict
+        out["verdict_stability"] = metrics["verdict_stability"]
     return out
 
 
@@ -104,10 +106,19 @@ class Check:
     drift: list = field(default_factory=list)  # compare.moved_metrics tuples
     settings: list = field(default_factory=list)  # compare.settings_diff tuples
 
+    def fragility(self) -> str:
+        """' (fragile: ...)' when the expected or the new verdict was fragile, else ''."""
+        from .stability import FRAGILE_BELOW
+
+        shares = [("expected", self.expected.metrics.get("verdict_stability") if self.expected else None),
+                  ("now", self.record.get("metrics", {}).get("verdict_stability"))]
+        weak = [f"{when} {share:.0%}" for when, share in shares if isinstance(share, (int, float)) and share < FRAGILE_BELOW]
+        return f" (fragile verdict: same on {', '.join(weak)} of window resamples)" if weak else ""
+
     def headline(self) -> str:
         label = case_label(self.key)
         if self.status == "flipped":
-            return f"verdict flipped: expected {self.expected.verdict}, got {self.verdict}: {label}"
+            return f"verdict flipped: expected {self.expected.verdict}, got {self.verdict}: {label}{self.fragility()}"
         if self.status == "drifted":
             return f"verdict {self.verdict} as expected, but {', '.join(m for m, *_ in self.drift)} left the expected interval: {label}"
         if self.status == "new":
@@ -195,7 +206,7 @@ class Summary:
             if old and new and old != new:
                 shas[c.key[CASE_FIELDS.index("model")]] = (old, new)
         out += [f"weights differ: {m} (sha256 {o[:12]} expected, {n[:12]} now)" for m, (o, n) in sorted(shas.items())]
-        out += [f"flipped  {c.expected.verdict} -> {c.verdict}: {case_label(c.key)}" for c in self.of("flipped")]
+        out += [f"flipped  {c.expected.verdict} -> {c.verdict}: {case_label(c.key)}{c.fragility()}" for c in self.of("flipped")]
         out += [f"drifted  {m} {old:.4g} -> {new:.4g} (expected 95% CI {lo:.4g}..{hi:.4g}): {case_label(c.key)}"
                 for c in self.of("drifted") for m, old, new, lo, hi in c.drift]
         out += _capped([f"new      {c.verdict}: {case_label(c.key)}" for c in self.of("new")])

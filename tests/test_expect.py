@@ -171,3 +171,16 @@ def test_settings_in_toml_keep_nested_windows_and_types(tmp_path):
     c = expect.check(e, moved)
     assert [d[0] for d in c.settings] == ["windows.layout", "windows.test_starts"]
     assert json.dumps(c.settings[0][1:]) == '["spread", "consecutive"]'
+
+
+def test_a_flip_of_a_fragile_verdict_says_so(tmp_path):
+    stable, fragile = h1(0), h1(1, "pass", 0.9, (0.7, 1.1))
+    stable["metrics"]["verdict_stability"], fragile["metrics"]["verdict_stability"] = 1.0, 0.55
+    exp = expect.load(toml_of([stable, fragile], tmp_path))
+    flipped_stable = h1(0, "pass", 0.05, (0.02, 0.08))
+    flipped_fragile = h1(1, "fail", 0.9, (0.7, 1.1))
+    flipped_fragile["metrics"]["verdict_stability"] = 0.7
+    lines = expect.summarize(exp, [flipped_stable, flipped_fragile]).lines()
+    assert "flipped  fail -> pass: hypothesis=H1 model=m layer=0" in lines  # no note: neither was fragile
+    assert any(line.startswith("flipped  pass -> fail: hypothesis=H1 model=m layer=1 (fragile verdict: same on "
+                               "expected 55%, now 70% of window resamples)") for line in lines)
