@@ -27,8 +27,10 @@ SNIFF_BYTES = 1 << 16  # how much of a dataset file is read to tell text from bi
 # --------------------------------------------------------------------------- results folder
 def results_problem(folder: str) -> str | None:
     """None if `folder` is (or can be made) a writable folder for results.jsonl."""
-    path = Path(folder).expanduser()
     fix = "pass --results a folder you can write to (results.jsonl is appended inside it)"
+    if not str(folder).strip():  # '--results $UNSET': not the current folder by accident
+        return f"--results {folder!r}: empty; {fix}"
+    path = Path(folder).expanduser()
     if path.exists() and not path.is_dir():
         return f"--results {folder}: is a file, not a folder; {fix}"
     try:

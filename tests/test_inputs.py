@@ -300,6 +300,8 @@ def test_results_folder(tmp_path):
     assert "cannot create the folder" in preflight.results_problem(str(tmp_path / "afile" / "sub"))
     (tmp_path / "r" / "results.jsonl").mkdir(parents=True)
     assert "results.jsonl is not a file" in preflight.results_problem(str(tmp_path / "r"))
+    assert preflight.results_problem("") == ("--results '': empty; pass --results a folder you can write to "
+                                             "(results.jsonl is appended inside it)")
     assert preflight.results_problem(str(tmp_path / "new" / "deeper")) is None and (tmp_path / "new" / "deeper").is_dir()
     assert not list((tmp_path / "new" / "deeper").iterdir())  # the probe leaves nothing behind
 
@@ -435,6 +437,7 @@ def test_bad_inputs_exit_4_at_start_up_one_line_each(tmp_path):
         "--n-bands 500: more bands than tiny-bb-nobos's width (d = 64); pass --n-bands 20 or another value up to 64",
     ]
     for args in (["--alpha", "1.5"], ["--n-seqs", "-2"], ["--windows", "random"], ["--batch-size", "0"],
+                 ["--expect-tolerance", "abc"], ["--results", ""],
                  ["--models-file", str(tmp_path / "none.toml")], ["--layers", "x", "--model", "tiny-bb-bos", "--seq-len", "64"]):
         code, out = _pytest(tmp_path, *args)
         lines = [line for line in out.splitlines() if line.strip()]
