@@ -35,7 +35,7 @@ import numpy as np
 from scipy import special, stats
 
 MAX_NAN_SHARE = 0.25  # more NaN windows than this share fails a test (documented in docs/methods.md)
-TEST_RESAMPLES = 9999  # bootstrap-t resamples of a p-value: the smallest p is about 1 / (TEST_RESAMPLES + 1)
+TEST_RESAMPLES = 4999  # bootstrap-t resamples of a p-value: the smallest p is about 1 / (TEST_RESAMPLES + 1)
 
 
 def skew_margin(n: int) -> float:
