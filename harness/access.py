@@ -381,13 +381,18 @@ class Subject:
         """One full forward: the model's logits must equal logit_map(unembedding @ final norm
         output), so that the chunked NLL is the model's own (a scale, bias or cap the family
         table does not know is refused here, not computed wrongly)."""
+        from .metrics import learned_sink_mass
+
         seen = []
         handle = self.final_norm(self.model).register_forward_hook(lambda mod, a, out: seen.append(out))
         try:
             with torch.no_grad():
-                logits = self.model(ids).logits.float()
+                out = self.model(ids, output_attentions=True)
+                logits = out.logits.float()
         finally:
             handle.remove()
+        if self.learned_sinks and out.attentions:  # recorded (results.make_record): mean over layers
+            self.meta["learned_sink_mass_at_load"] = float(torch.stack([learned_sink_mass(a)[0] for a in out.attentions]).mean())
         with torch.no_grad():
             ours = self.logit_map.apply(seen[-1].float() @ self.unembedding.float().T)
         gap = (ours - logits).abs().max().item()
@@ -400,11 +405,27 @@ class Subject:
             )
 
 
+def refuse_unsupported(path, name: str, trust_remote_code: bool = False) -> None:
+    """Raise the one-line refusal of architectures.unsupported_reason for a checkpoint's config,
+    before any weight is read (a config that does not load is left to the loader to explain)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except (ValueError, OSError):
+        return
+    reason = architectures.unsupported_reason(config)
+    if reason is not None:
+        raise SinkbenchError(f"{name}: {reason}")
+
+
 def load_subject(spec: str, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False) -> Subject:
-    """Resolve, convert (cached), load with eager attention, and check accessors."""
+    """Resolve, convert (cached), refuse an unsupported architecture from its config, load
+    with eager attention, and check accessors."""
     from . import models
 
     source = models.resolve(spec)
+    refuse_unsupported(models.converted_dir(source), spec, trust_remote_code)
     model, tok = models.load_hf_model(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     subject = Subject(name=spec, model=model, tokenizer=tok, sha256=models.weights_sha256(source), dtype=dtype)
     subject.meta["source"] = {"kind": source.kind, "path": source.path}

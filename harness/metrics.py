@@ -92,6 +92,12 @@ def sink_mass(probs: torch.Tensor, sink: int = 0) -> torch.Tensor:
     return probs[:, :, sink + 1:, sink].float().mean(dim=(1, 2))
 
 
+def learned_sink_mass(probs: torch.Tensor) -> torch.Tensor:
+    """The attention weight a learned sink logit (GPT-OSS's `sinks`) absorbed: 1 - the row sum
+    over keys, mean over heads and queries: [B, H, T, T] -> [B]. Zero without learned sinks."""
+    return (1 - probs.float().sum(-1)).mean(dim=(1, 2))
+
+
 def received_moments(probs: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
     """[B, H, T, T] -> [B, 2, T]: sum and sum of squares over queries i > j of the
     head-averaged attention i -> j. `rows` is unused; it lets this serve as a pass readout."""

@@ -40,6 +40,20 @@ def _clean(x):
     return x
 
 
+def architecture(subject) -> dict:
+    """What the record says of the architecture (docs/architectures.md): block type, logit
+    post-processing, and learned sink logits with the mass 1 - row sum they absorbed at load."""
+    arch = getattr(subject, "arch", None)
+    if arch is None:
+        return {}
+    post = subject.logit_map
+    out = {"block": subject.block_kind, "logit_scale": post.scale, "logit_softcap": post.softcap,
+           "output_bias": post.bias is not None, "learned_sinks": subject.learned_sinks}
+    if "learned_sink_mass_at_load" in subject.meta:
+        out["learned_sink_mass_at_load"] = subject.meta["learned_sink_mass_at_load"]
+    return out
+
+
 def make_record(hypothesis: str, subject, layer, params: dict, verdict: bool, metrics: dict, **extra) -> dict:
     rec = {
         "hypothesis": hypothesis,
@@ -47,6 +61,7 @@ def make_record(hypothesis: str, subject, layer, params: dict, verdict: bool, me
         "family": subject.family,
         "model_sha256": subject.sha256,
         "quantization": subject.meta.get("quantization", {}).get("type", "unknown"),
+        "architecture": architecture(subject),
         "layer": layer,
         "params": params,
         "verdict": "pass" if verdict else "fail",

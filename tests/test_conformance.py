@@ -483,6 +483,30 @@ def test_a_missed_logit_scale_is_refused_at_load(tok):
     assert "\n" not in str(e.value)
 
 
+def test_the_zoo_sink_logit_model_records_its_learned_sinks(tok, tmp_path, monkeypatch):
+    """A trained GPT-OSS-style zoo model: the record says it has learned sink logits and how
+    much they absorb; its NLL and sink mass still equal the model's own forward."""
+    from sinkbench.access import load_subject
+    from sinkbench.results import architecture
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
+    s = load_subject(str(ZOO / "tiny-bb-sinklogit"))
+    rec = architecture(s)
+    assert rec["learned_sinks"] and 0 < rec["learned_sink_mass_at_load"] < 1
+    check_nll(s)
+    check_sink_mass(s)
+
+
+def test_an_unsupported_checkpoint_is_refused_before_its_weights_load(tmp_path):
+    from sinkbench.access import refuse_unsupported
+    from sinkbench.errors import SinkbenchError
+
+    make_config(*CASES["Cohere-2"]).save_pretrained(tmp_path)  # a config and no weights at all
+    with pytest.raises(SinkbenchError, match=r"ckpt: unsupported architecture Cohere2ForCausalLM") as e:
+        refuse_unsupported(tmp_path, "ckpt")
+    assert "\n" not in str(e.value)
+
+
 # --------------------------------------------------------------------------- docs
 DOC = ROOT / "docs" / "architectures.md"
 
