@@ -241,6 +241,14 @@ def window_problem(name: str, source, s: Settings, trust_remote_code: bool) -> s
 def model_problems(name: str, s: Settings, seq_len_fix: str, dataset_ok: bool) -> list[str]:
     """Every problem of one model under its settings, or [] (config.json and tokenizer only)."""
     try:
+        return _model_problems(name, s, seq_len_fix, dataset_ok)
+    except Exception as exc:  # whatever a checkpoint's files throw: one line naming the model, never a traceback
+        detail = str(exc).splitlines()[0][:200] if str(exc) else "no detail"
+        return [f"--model {name}: its config or tokenizer cannot be read ({type(exc).__name__}: {detail}); check the checkpoint's files"]
+
+
+def _model_problems(name: str, s: Settings, seq_len_fix: str, dataset_ok: bool) -> list[str]:
+    try:
         if s.remote:
             from .remote import check_remote
 
