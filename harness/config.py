@@ -19,6 +19,7 @@ class Settings:
     layers: str = "0.25,0.5,0.75"
     windows: str = "spread"  # layout of the test windows over the text: spread or consecutive
     n_select: int = 8  # selection windows (between the test windows) for choices made from data
+    units: str = "window"  # the unit of replication: each window, or each document (its windows averaged)
     dataset: str = "auto"  # pydoc for pretrained models, its own language for a zoo model
     device: str = "cpu"
     dtype: str = "auto"  # fp32 on CPU, fp32 on CUDA unless the user asks bf16
@@ -98,7 +99,7 @@ def setting_name(key: str) -> str:
     return option if key in COMMAND_LINE else f"{key} ([tool.sinkbench] in pyproject.toml)"
 
 
-COMMAND_LINE = {"n_bands", "n_seqs", "seq_len", "layers", "windows", "n_select", "dataset", "device", "dtype", "alpha",
+COMMAND_LINE = {"n_bands", "n_seqs", "seq_len", "layers", "windows", "n_select", "units", "dataset", "device", "dtype", "alpha",
                 "batch_size", "filters_per_pass", "basis", "bands", "results"}
 
 
@@ -110,6 +111,10 @@ def check_statistics(s: "Settings") -> None:
         if bad:
             interval = f"{'(' if lo_open else '['}{lo}, {'inf' if hi is None else hi}{')' if hi_open or hi is None else ']'}"
             raise SinkbenchError(f"{setting_name(key)}: {v} is outside {interval}; pass a value in that range")
+    from .units import UNITS
+
+    if s.units not in UNITS:
+        raise SinkbenchError(f"--units {s.units!r}: expected one of {', '.join(UNITS)}")
     fractions = []
     for part in str(s.h2_ks).split(","):
         try:

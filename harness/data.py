@@ -228,3 +228,42 @@ def window_layout(subject, dataset: str, seq_len: int, n_seqs: int, bos: bool | 
     test = window_starts(n_tokens, body, n_seqs, layout)
     return {"layout": layout, "text_tokens": n_tokens, "window_text_tokens": body, "test_starts": test,
             "select_starts": select_starts(test, body, n_select, n_tokens)}
+
+
+def documents(subject, dataset: str) -> list[str]:
+    """The dataset's documents, in the order subject_text joins them with newlines: pydoc
+    topics, jsonl records, hub rows; a .txt file's blocks between blank lines."""
+    from .errors import SinkbenchError
+
+    if dataset == "auto" and "zoo" in subject.meta:
+        raise SinkbenchError("--units document: a zoo model's generated language has no documents; use --units window")
+    if dataset in ("pydoc", "auto", "", None):
+        from pydoc_data.topics import topics
+
+        return [topics[k] for k in sorted(topics)]
+    path = Path(dataset).expanduser()
+    if path.suffix == ".jsonl":
+        return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = load_text(dataset)
+    if path.suffix == ".txt":
+        import re
+
+        starts = [0] + [m.end() for m in re.finditer(r"\n[ \t]*\n", text)]
+        return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+    return text.split("\n")
+
+
+def window_documents(subject, dataset: str, starts: list[int]) -> list[int]:
+    """The document of each window's first text token (windows start at these token offsets)."""
+    from .units import document_index
+
+    docs = documents(subject, dataset)
+    text = subject_text(subject, dataset)
+    doc_starts, pos = [], 0
+    for d in docs:  # the offsets where each document starts in the joined text
+        doc_starts.append(pos)
+        pos += len(d) + (0 if text[pos + len(d):pos + len(d) + 1] != "\n" else 1)
+    enc = subject.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = [enc["offset_mapping"][s][0] for s in starts]
+    return document_index(doc_starts, offsets).tolist()
+

@@ -57,6 +57,26 @@ def selection_windows(subject, s: Settings, bos: bool | None = None) -> torch.Te
                        n_select=s.n_select)
 
 
+def document_groups(subject, s: Settings) -> np.ndarray | None:
+    """With --units document, the document of each test window (None with --units window)."""
+    if s.units != "document":
+        return None
+    from .data import window_documents, window_layout
+
+    layout = window_layout(subject, s.dataset, s.seq_len, s.n_seqs, layout=s.windows, n_select=s.n_select)
+    return np.asarray(window_documents(subject, s.dataset, layout["test_starts"]))
+
+
+def as_units(inputs, groups: np.ndarray | None):
+    """Per-window verdict inputs, or (--units document) per-document means of them; and how
+    many units the tests run over."""
+    from .units import by_group
+
+    if groups is None:
+        return inputs, None
+    return by_group(inputs, groups), len(set(groups.tolist()))
+
+
 def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     base = sweep.base()
     grid = {}
@@ -73,7 +93,8 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
         )
     verdicts = lambda g: h1_verdicts(g, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop,  # noqa: E731
                                      n_boot=s.bootstrap)
-    results = stability.attach(verdicts(grid), verdicts, grid, len(base.nll), "H1")
+    grid, n_units = as_units(grid, document_groups(sweep.subject, s))
+    results = stability.attach(verdicts(grid), verdicts, grid, n_units or len(base.nll), "H1")
     for layer, (_, metrics) in results.items():
         metrics["sink_mass_dark_all"] = float(sweep.get(layer, "dark_all").post_filter_sink_mass(layer).mean())
         hidden = sweep.base_hidden.get(layer)
@@ -155,7 +176,8 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
                                   k=k_b, deleted_share=shares.get(k_b, 0.0))
     verdicts = lambda g: h2_verdicts(g[0], g[1], alpha=s.alpha, n_boot=s.bootstrap,  # noqa: E731
                                      tolerance=s.frontier_tolerance, min_frontier=s.h2_min_frontier)
-    results = stability.attach(verdicts((grid, grid_b)), verdicts, (grid, grid_b), len(base.nll), "H2",
+    (grid, grid_b), n_units = as_units((grid, grid_b), document_groups(sweep.subject, s))
+    results = stability.attach(verdicts((grid, grid_b)), verdicts, (grid, grid_b), n_units or len(base.nll), "H2",
                                reads_intervals=True)  # H2b's verdict reads its interval's upper end
     if frontier:
         for layer in layers:
@@ -318,10 +340,14 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
             targets_used[layer, kind] = targets[kind]
             all_writes[layer, kind] = {mode: writes[kind, mode] for mode in WRITES}
             raws[layer, kind] = h4a_raw(all_writes[layer, kind], rho, s.bootstrap, s.h4_min_recovered, key=(layer, kind))
+    groups = document_groups(subj, s)
+    if groups is not None:
+        all_writes, _ = as_units(all_writes, groups)
+        raws = {lt: h4a_raw(w, rho, s.bootstrap, s.h4_min_recovered, key=lt) for lt, w in all_writes.items()}
     out = h4a_verdicts(raws, alpha=s.alpha)
     verdicts = lambda ws: h4a_verdicts({lt: h4a_raw(w, rho, s.bootstrap, s.h4_min_recovered, key=lt)  # noqa: E731
                                         for lt, w in ws.items()}, alpha=s.alpha)
-    stability.attach(out, verdicts, all_writes, len(sweep.windows), "H4A")
+    stability.attach(out, verdicts, all_writes, len(set(groups.tolist())) if groups is not None else len(sweep.windows), "H4A")
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
         m["target_positions"] = t.tolist()
@@ -373,7 +399,8 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
                        "nll_dark_k": nll_excluding(dark_k, skip), "nll_dark_0": nll_excluding(dark_0, skip),
                        "dark_ratio_k": dr[:, k], "dark_ratio_ordinary": dr[:, ordinary].mean(1)}
     verdicts = lambda g: h4b_verdicts(g, alpha=s.alpha, n_boot=s.bootstrap)  # noqa: E731
-    out = stability.attach(verdicts(grid), verdicts, grid, len(w), "H4B")
+    grid, n_units = as_units(grid, document_groups(subj, s))
+    out = stability.attach(verdicts(grid), verdicts, grid, n_units or len(w), "H4B")
     for key, (_, m) in out.items():
         m["nll_positions_left_out"] = skip
     return out
@@ -409,7 +436,8 @@ def h5_grid(sweep: FilterSweep, s: Settings, min_share: float, seed: int) -> dic
                  control_nll=np.mean([c[0] for c in ctrl], 0), control_mass=np.mean([c[1] for c in ctrl], 0))
     verdicts = lambda v: h5_verdicts(v, alpha=s.alpha, min_share=min_share, min_sink_drop=s.h5_min_sink_drop,  # noqa: E731
                                      min_nll_rise=s.h5_min_nll_rise, n_boot=s.bootstrap)
-    out = stability.attach(verdicts(x), verdicts, x, len(x.share), "H5")
+    x, n_units = as_units(x, document_groups(subj, s))
+    out = stability.attach(verdicts(x), verdicts, x, n_units or len(x.share), "H5")
     for _, m in out.values():
         m.update(component=att.names[chosen], chosen_on="selection windows",
                  chosen_dark_write_on_selection=float(chosen_on.dark_write[:, chosen].mean()),
