@@ -138,3 +138,28 @@ def matrix(records: list[dict]) -> str:
     if any(fragile.values()):
         lines.append("~f: f verdicts of the cell are fragile (same verdict on < 80% of window resamples)")
     return "\n".join(lines)
+
+
+DEPENDENCE_WARN = 0.3  # mean lag-1 autocorrelation of a (hypothesis, model)'s contrasts above which a run warns
+
+
+def dependence_warnings(records: list[dict], level: float = DEPENDENCE_WARN) -> list[str]:
+    """One line per (hypothesis, model) whose per-window contrasts correlate with their
+    neighbours in corpus order (mean lag-1 autocorrelation over its cases above `level`):
+    its tests assume independent windows, and at rho 0.5 their false-pass rate is about three
+    times alpha (docs/calibration.md). Independent windows give a mean near -1/n, with sd
+    about 1/sqrt(n) for one case."""
+    by: dict = defaultdict(list)
+    for r in records:
+        v = r.get("metrics", {}).get("lag1_autocorrelation")
+        if isinstance(v, (int, float)) and v == v:
+            by[r["hypothesis"], r["model"]].append(float(v))
+    out = []
+    for (hyp, model), vals in by.items():
+        mean = sum(vals) / len(vals)
+        if mean > level:
+            out.append(f"[sinkbench] warning: {hyp} on {model}: neighbouring windows correlate (mean lag-1 "
+                       f"autocorrelation {mean:.2f} over {len(vals)} cases, above {level}); its tests assume "
+                       "independent windows: pass --units document, or spread the windows over more text")
+    return out
+

@@ -41,3 +41,12 @@ def test_zoo_text_has_no_documents():
 
     with pytest.raises(SinkbenchError, match="--units document"):
         documents(SimpleNamespace(meta={"zoo": {}}), "auto")
+
+
+def test_dependence_warning_names_the_hypothesis_and_model():
+    from sinkbench.results import dependence_warnings
+
+    recs = [{"hypothesis": "H1", "model": "m", "metrics": {"lag1_autocorrelation": v}} for v in (0.5, 0.45, 0.2)]
+    recs += [{"hypothesis": "H2", "model": "m", "metrics": {"lag1_autocorrelation": v}} for v in (0.1, -0.2, None)]
+    lines = dependence_warnings(recs)
+    assert len(lines) == 1 and "H1 on m" in lines[0] and "0.38" in lines[0] and "--units document" in lines[0]
