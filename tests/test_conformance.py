@@ -554,6 +554,19 @@ def conformance_table(names=None) -> tuple[list[dict], float]:
     return rows, time.perf_counter() - t0
 
 
+def test_the_docs_table_is_current():
+    """docs/architectures.md lists every case, and each refusal as unsupported_reason gives it
+    today (regenerate: python -m tests.test_conformance --write-docs)."""
+    from sinkbench.architectures import unsupported_reason
+
+    doc = DOC.read_text()
+    for name, (model_type, kwargs) in CASES.items():
+        reason = unsupported_reason(make_config(model_type, kwargs))
+        line = next((l for l in doc.splitlines() if l.startswith(f"| {name} | {model_type} |")), None)
+        assert line is not None, f"{name} missing from {DOC.name}"
+        assert (f"refused: {reason} |" in line) if reason else ("refused" not in line and "FAIL" not in line), line
+
+
 def describe_post(subject) -> str:
     m, parts = subject.logit_map, []
     if m.bias is not None:
@@ -588,6 +601,7 @@ def write_docs(rows: list[dict], seconds: float) -> str:
         "against eager `output_attentions`; **block** max relative error of layer output = input + writes, all layers;",
         "**H1..H5** each grid run to verdicts on 8 windows of 24 tokens (H4 = H4-A). *Refused* rows are refused by",
         "`sinkbench.architectures.unsupported_reason(config)` before any weight loads, in the one line shown.",
+        "**BOS** is what the test tokenizer (the zoo's) does; a real checkpoint's tokenizer decides it (`Subject.uses_bos`).",
         "",
         "| architecture | model_type | NLL | fold | sink mass | block | H1 | H2 | H3 | H4 | H5 | norm | block type | BOS | logit post-processing |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -629,9 +643,27 @@ among the keys, as the model's eager `output_attentions` gives it; **sink rate**
 key probabilities; the **learned-sink mass** is 1 - row sum, the weight the learned logit absorbed
 (`sinkbench.metrics.learned_sink_mass`). The record's `architecture` field says whether the model has them.
 
-## nnterp
+## nnterp (weighed, not adopted)
 
-See the section below on nnterp (measured, not adopted).
+nnterp 1.3.0 (`pip download nnterp==1.3.0 --no-deps`, read and run from the unpacked wheel, never installed;
+`benchmarks/nnterp_probe.py` wraps each tiny checkpoint of this table in its `StandardizedTransformer`):
+
+* **It does not run on the pinned nnsight 0.8.1.** Importing it fails (`nnsight.intervention.tracing.globals`
+  moved); with that import shimmed, wrapping fails on every one of the 40 checkpoints above in 0.02-0.05 s
+  (`'StandardizedTransformer' object has no attribute '_model'`): it is written against nnsight 0.5-0.6.
+  Adopting it means pinning nnsight back, which the remote (NDIF) path and every trace here depend on.
+* **It would not fix the silent errors this suite is about.** Its `project_on_vocab` is `lm_head(ln_final(h))`:
+  no Cohere `logit_scale`, no Granite `logits_scaling`, no Gemma-2/3 final soft cap, and no norm fold (it has no
+  notion of the gain, centring and bias sinkbench's band basis needs). Its name tables (`ATTENTION_NAMES` =
+  attn, self_attention, attention, norm_attn_norm; layers h / blocks / model.layers) are what
+  `sinkbench.architectures.FAMILIES` holds per family, plus the write modules (post-norm, Bloom) it does not
+  describe; its attention probabilities come from source hooks on the attention's dropout, where sinkbench
+  reads the module's own eager output[1] and checks it against `output_attentions` here.
+
+So sinkbench keeps its own accessor table (one row per family) and validates each row against the model's
+forward at load (`Subject.check`) and here; nnterp's validation idea (check the renaming and that attention
+rows sum to 1 at load) is what `Subject.check` already does, with the learned-sink exception (GPT-OSS rows sum
+to less than 1).
 """
 
 
