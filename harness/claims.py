@@ -2,7 +2,7 @@
 
 The window is the unit of replication: every test below runs over one number per
 window. Each claim is an effect size with a 95% interval (studentized bootstrap for a
-mean, BCa for a ratio of means, Clopper-Pearson for a proportion) plus a one-sided test
+mean and for a ratio of means, Clopper-Pearson for a proportion) plus a one-sided test
 whose estimand is the claim's: a mean, or a ratio of means through the linear contrast
 a - c * b (stats.mean_greater, skew-guarded). p-values are Holm-corrected over the
 hypothesis's whole grid on one model (all layers, k, conditions, claims), then compared

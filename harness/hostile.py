@@ -289,13 +289,13 @@ def _percentile_ci(v, n_boot: int, seed: int) -> tuple[float, float]:
 
 def interval_coverage(trials: int = 1000, n_windows: int = 16, n_boot: int = 2000) -> str:
     """Achieved coverage of the nominal 95% intervals: the studentized interval of a mean
-    (stats.mean_ci), the BCa interval of a ratio of means (stats.ratio_ci), and the old
+    (stats.mean_ci), the studentized interval of a ratio of means (stats.ratio_ci), and the old
     percentile interval of a mean, under the window shapes of the hostile nulls."""
     from .stats import mean_ci, ratio_ci
 
     shapes = {k: NULLS[k] for k in ("gaussian", "t2", "lognormal, tail on the null side", "lognormal, tail on the claim side")}
     rows = [f"| interval ({n_windows} windows, {trials} trials) | " + " | ".join(shapes) + " |", "|---|" + "---|" * len(shapes)]
-    cover = {"mean, studentized (used)": [], "mean, percentile (before)": [], "ratio of means, BCa (used)": []}
+    cover = {"mean, studentized (used)": [], "mean, percentile (before)": [], "ratio of means, studentized (used)": []}
     for name, noise in shapes.items():
         rng = np.random.default_rng(case_seed("coverage", name))
         hits = {k: 0 for k in cover}
@@ -309,7 +309,7 @@ def interval_coverage(trials: int = 1000, n_windows: int = 16, n_boot: int = 200
             den = 0.5 + 0.05 * rng.standard_normal(e.size)  # a ratio of means whose true value is 0.8
             num = den * (0.8 + 0.2 * e)
             lo, hi = ratio_ci(num, den, n_boot, seed=t)
-            hits["ratio of means, BCa (used)"] += lo <= 0.8 <= hi
+            hits["ratio of means, studentized (used)"] += lo <= 0.8 <= hi
         for k in cover:
             cover[k].append(hits[k] / trials)
     rows += [f"| {k} | " + " | ".join(f"{c:.3f}" for c in v) + " |" for k, v in cover.items()]

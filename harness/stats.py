@@ -21,6 +21,7 @@ test it replaces tests a pseudo-median, not the mean the claims are about.
 * Windows whose contrast is exactly 0 are dropped before testing (they move neither the
   sign of the mean nor any evidence); `informative` counts the rest, and the power
   warnings count informative windows.
+* Intervals are studentized (bootstrap-t) for a mean and for a ratio of means.
 * Every resampling is seeded per case (`case_seed`), so a record is reproducible and two
   cases never share their resamples.
 """
@@ -147,10 +148,12 @@ def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95)
 
 
 def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """BCa bootstrap interval of mean(num) / mean(den), resampling windows jointly (windows
-    where either is NaN are dropped; too many of them give NaN). A resample whose mean(den)
-    is 0 makes the ratio undefined: when more than (1 - level) / 2 of them are, the interval is
-    (nan, nan), never narrowed by dropping them."""
+    """Studentized bootstrap interval of r = mean(num) / mean(den), resampling windows jointly:
+    the standard error is the delta method's, sd(num - r den) / (sqrt n |mean(den)|), recomputed
+    in every resample (bootstrap-t). Windows where either is NaN are dropped; too many of them
+    give NaN. A resample whose mean(den) is 0 makes the ratio undefined: when more than
+    (1 - level) / 2 of them are, the interval is (nan, nan), never narrowed by dropping them.
+    (BCa covered 0.84-0.93 at nominal 0.95 over 16 windows; this 0.90-0.95: calibration.md.)"""
     num, den = np.asarray(num, float).ravel(), np.asarray(den, float).ravel()
     finite = np.isfinite(num) & np.isfinite(den)
     if num.size == 0 or (~finite).sum() > MAX_NAN_SHARE * num.size or finite.sum() < 2:
@@ -159,27 +162,23 @@ def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -
     n = a.size
     if b.mean() == 0:
         return (float("nan"), float("nan"))
-    theta = float(a.mean() / b.mean())
+    r = float(a.mean() / b.mean())
+    se = float(np.std(a - r * b, ddof=1)) / math.sqrt(n) / abs(float(b.mean()))
+    if se == 0.0:
+        return (r, r)
     w = _counts(n, n_boot, seed)
+    moments = w @ np.column_stack([a, b, a * a, b * b, a * b]) / n  # every resample's moments in one product
+    ma, mb, aa, bb, ab = moments.T
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = (w @ a) / (w @ b)
-    bad = ~np.isfinite(r)
-    if bad.mean() > (1 - level) / 2:
+        r_b = ma / mb
+        resid = np.maximum(aa - 2 * r_b * ab + r_b * r_b * bb, 0.0) * n / (n - 1)
+        t = (r_b - r) / (np.sqrt(resid) / math.sqrt(n) / np.abs(mb))
+    undefined = ~np.isfinite(r_b)
+    if undefined.mean() > (1 - level) / 2:
         return (float("nan"), float("nan"))
-    r = np.where(bad, np.inf, r)  # undefined resamples sit at the far end, not out of the count
-    # bias correction z0 and acceleration from the jackknife (Efron 1987)
-    below = (np.count_nonzero(r < theta) + 0.5 * np.count_nonzero(r == theta)) / r.size
-    z0 = float(special.ndtri(min(max(below, 1.0 / (r.size + 1)), 1 - 1.0 / (r.size + 1))))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jack = (a.sum() - a) / (b.sum() - b)  # leave-one-out ratios
-    jack = jack[np.isfinite(jack)]
-    u = jack.mean() - jack
-    denom = 6.0 * (u ** 2).sum() ** 1.5
-    acc = float((u ** 3).sum() / denom) if denom > 0 else 0.0
-    z = special.ndtri(np.array([(1 - level) / 2, 1 - (1 - level) / 2]))
-    adj = special.ndtr(z0 + (z0 + z) / (1 - acc * (z0 + z)))
-    lo, hi = np.quantile(r, np.clip(adj, 0.0, 1.0), method="inverted_cdf")
-    return (float(lo), float(hi))
+    t = np.where(np.isfinite(t), t, np.where(undefined | (r_b > r), np.inf, -np.inf))
+    q_lo, q_hi = np.quantile(t, [(1 - level) / 2, 1 - (1 - level) / 2], method="inverted_cdf")
+    return (float(r - q_hi * se), float(r - q_lo * se))
 
 
 def prediction_greater(value: float, reference) -> float:
