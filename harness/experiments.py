@@ -94,7 +94,7 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     verdicts = lambda g: h1_verdicts(g, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop,  # noqa: E731
                                      n_boot=s.bootstrap)
     grid, n_units = as_units(grid, document_groups(sweep.subject, s))
-    results = stability.attach(verdicts(grid), verdicts, grid, n_units or len(base.nll), "H1")
+    results = stability.attach(verdicts(grid), verdicts, grid, n_units or len(base.nll), "H1", model=sweep.subject.name)
     for layer, (_, metrics) in results.items():
         metrics["sink_mass_dark_all"] = float(sweep.get(layer, "dark_all").post_filter_sink_mass(layer).mean())
         hidden = sweep.base_hidden.get(layer)
@@ -178,7 +178,7 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
                                      tolerance=s.frontier_tolerance, min_frontier=s.h2_min_frontier)
     (grid, grid_b), n_units = as_units((grid, grid_b), document_groups(sweep.subject, s))
     results = stability.attach(verdicts((grid, grid_b)), verdicts, (grid, grid_b), n_units or len(base.nll), "H2",
-                               reads_intervals=True)  # H2b's verdict reads its interval's upper end
+                               reads_intervals=True, model=sweep.subject.name)  # H2b's verdict reads its interval's upper end
     if frontier:
         for layer in layers:
             deltas = {k: float((sweep.get(layer, f"omega{k}").nll - base.nll).mean()) for k in range(1, K - 1)}
@@ -249,7 +249,7 @@ def h3_grid(subject, s: Settings) -> dict:
     verdicts = lambda tabs: h3_verdicts(  # noqa: E731
         {c: h3_raw(t, position_bins=s.h3_position_bins, permutations=s.h3_permutations) for c, t in tabs.items()},
         alpha=s.alpha, n_boot=s.bootstrap)
-    out = stability.attach(h3_verdicts(raws, alpha=s.alpha, n_boot=s.bootstrap), verdicts, tables, s.n_seqs, "H3")
+    out = stability.attach(h3_verdicts(raws, alpha=s.alpha, n_boot=s.bootstrap), verdicts, tables, s.n_seqs, "H3", model=subject.name)
     for (cond, _), (_, m) in out.items():
         m.update(extra[cond])
     return out
@@ -347,7 +347,8 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
     out = h4a_verdicts(raws, alpha=s.alpha)
     verdicts = lambda ws: h4a_verdicts({lt: h4a_raw(w, rho, s.bootstrap, s.h4_min_recovered, key=lt)  # noqa: E731
                                         for lt, w in ws.items()}, alpha=s.alpha)
-    stability.attach(out, verdicts, all_writes, len(set(groups.tolist())) if groups is not None else len(sweep.windows), "H4A")
+    stability.attach(out, verdicts, all_writes, len(set(groups.tolist())) if groups is not None else len(sweep.windows), "H4A",
+                     model=subj.name)
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
         m["target_positions"] = t.tolist()
@@ -400,7 +401,7 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
                        "dark_ratio_k": dr[:, k], "dark_ratio_ordinary": dr[:, ordinary].mean(1)}
     verdicts = lambda g: h4b_verdicts(g, alpha=s.alpha, n_boot=s.bootstrap)  # noqa: E731
     grid, n_units = as_units(grid, document_groups(subj, s))
-    out = stability.attach(verdicts(grid), verdicts, grid, n_units or len(w), "H4B")
+    out = stability.attach(verdicts(grid), verdicts, grid, n_units or len(w), "H4B", model=subj.name)
     for key, (_, m) in out.items():
         m["nll_positions_left_out"] = skip
     return out
@@ -437,7 +438,7 @@ def h5_grid(sweep: FilterSweep, s: Settings, min_share: float, seed: int) -> dic
     verdicts = lambda v: h5_verdicts(v, alpha=s.alpha, min_share=min_share, min_sink_drop=s.h5_min_sink_drop,  # noqa: E731
                                      min_nll_rise=s.h5_min_nll_rise, n_boot=s.bootstrap)
     x, n_units = as_units(x, document_groups(subj, s))
-    out = stability.attach(verdicts(x), verdicts, x, n_units or len(x.share), "H5")
+    out = stability.attach(verdicts(x), verdicts, x, n_units or len(x.share), "H5", model=subj.name)
     for _, m in out.values():
         m.update(component=att.names[chosen], chosen_on="selection windows",
                  chosen_dark_write_on_selection=float(chosen_on.dark_write[:, chosen].mean()),

@@ -77,9 +77,12 @@ def verdict_stability(verdicts: Callable[[object], dict], inputs, n_windows: int
 
 
 def attach(out: dict, verdicts: Callable[[object], dict], inputs, n_windows: int, hypothesis: str,
-           reads_intervals: bool = False) -> dict:
+           reads_intervals: bool = False, model: str = "") -> dict:
     """Adds verdict_stability (and fragile) to every case's metrics of `out` (the result of
-    verdicts(inputs)); returns out."""
+    verdicts(inputs)); returns out. With SINKBENCH_DUMP_INPUTS=DIR in the environment, the
+    verdict inputs are also pickled there (for audits that re-run other verdict functions on
+    the same per-window arrays, e.g. benchmarks/verdicts_before_after.py)."""
+    dump_inputs(hypothesis, model, inputs)
     shares = verdict_stability(verdicts, inputs, n_windows, seed=case_seed("stability", hypothesis),
                                reads_intervals=reads_intervals)
     for key, (_, m) in out.items():
@@ -89,3 +92,19 @@ def attach(out: dict, verdicts: Callable[[object], dict], inputs, n_windows: int
             m["fragile"] = share < FRAGILE_BELOW
             m["stability_resamples"] = STABILITY_RESAMPLES
     return out
+
+
+def dump_inputs(hypothesis: str, model: str, inputs) -> None:
+    import os
+    import pickle
+    from pathlib import Path
+
+    folder = os.environ.get("SINKBENCH_DUMP_INPUTS")
+    if not folder:
+        return
+    path = Path(folder) / f"{model.replace('/', '_')}--{hypothesis}.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps({"hypothesis": hypothesis, "model": model, "inputs": inputs}))
+    os.replace(tmp, path)
+
