@@ -436,12 +436,18 @@ def test_bad_inputs_exit_4_at_start_up_one_line_each(tmp_path):
         "--seq-len 128: longer than tiny-bb-nobos's max_position_embeddings (64); pass --seq-len 64 or less, or give it its own seq_len in a --models-file",
         "--n-bands 500: more bands than tiny-bb-nobos's width (d = 64); pass --n-bands 20 or another value up to 64",
     ]
-    for args in (["--alpha", "1.5"], ["--n-seqs", "-2"], ["--windows", "random"], ["--batch-size", "0"],
-                 ["--expect-tolerance", "abc"], ["--results", ""],
-                 ["--models-file", str(tmp_path / "none.toml")], ["--layers", "x", "--model", "tiny-bb-bos", "--seq-len", "64"]):
-        code, out = _pytest(tmp_path, *args)
-        lines = [line for line in out.splitlines() if line.strip()]
-        assert code == 4 and len(lines) == 1 and lines[0].startswith("ERROR: --"), (args, out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["--alpha", "1.5"], ["--n-seqs", "-2"], ["--windows", "random"], ["--batch-size", "0"], ["--expect-tolerance", "abc"],
+    ["--results", ""], ["--models-file", "/nonexistent/models.toml"], ["--layers", "x"],
+    ["--device", "cuda:x"], ["--dataset", "a:b"],
+])
+def test_each_bad_option_alone_is_one_line_and_status_4(tmp_path, args):
+    code, out = _pytest(tmp_path, "--model", "tiny-bb-bos", "--seq-len", "64", *args)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert code == 4 and len(lines) == 1 and lines[0].startswith("ERROR: --"), (args, out)
 
 
 def test_models_file_sets_windows_per_model_and_records_carry_them(tmp_path):

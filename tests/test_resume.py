@@ -34,6 +34,7 @@ def records(results: Path) -> dict:
     return out
 
 
+@pytest.mark.slow  # three runs of an H2 grid: about 2 minutes here
 def test_kill_in_the_middle_of_a_grid_then_resume_gives_identical_records(tmp_path):
     reference = tmp_path / "reference"
     done = subprocess.run(command(reference), cwd=ROOT, capture_output=True, text=True, timeout=600)
