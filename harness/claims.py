@@ -179,7 +179,7 @@ def h2_verdicts(grid: dict, grid_b: dict | None = None, *, alpha: float, n_boot:
     H2a, relative: Omega_k has lower NLL than head_{k+1} (same kept dimensions).
     H2b, absolute: Omega_k deleting >= min_frontier of the dimensions raises NLL by at most
     `tolerance` nats: the upper end of the rise's 95% interval is within it, and the rise is
-    significantly below it (Wilcoxon of tolerance - rise).
+    significantly below it (mean test of tolerance - rise).
     Returns (layer, k) -> (passed, metrics) for H2a and (layer, 'b') -> ... for H2b."""
     grid_b = grid_b or {}
     raw = {key: [test_mean(x.head - x.omega, "H2", key)] for key, x in grid.items()}
@@ -457,3 +457,20 @@ def h5_verdicts(x: H5Inputs, *, alpha: float, min_share: float, min_sink_drop: f
                        "nll_vs_control": float(p[4])}, **window_counts(*contrasts[3:], *contrasts[1:3])}
     ok2 = all(q < alpha for q in p[1:]) and drop >= min_sink_drop and c2["nll_rise_beyond_control"] >= min_nll_rise
     return {"1": (bool(c1["dark_share"] >= min_share and p[0] < alpha), c1), "2": (bool(ok2), c2)}
+
+
+def windows_note(m: dict) -> str:
+    """What an assertion message says of the estimand and the windows a case's tests used."""
+    from .stats import MAX_NAN_SHARE
+
+    n, used, nan = m.get("n_windows"), m.get("n_informative"), m.get("n_nan", 0)
+    if n is None:
+        return ""
+    note = f" [estimand: mean over windows; {used} of {n} windows informative"
+    if nan and nan > MAX_NAN_SHARE * n:
+        note += f"; {nan} NaN windows, more than {MAX_NAN_SHARE:.0%}: the tests fail rather than test what is left"
+    elif nan:
+        note += f"; {nan} NaN windows dropped"
+    if m.get("fragile"):
+        note += f"; fragile verdict: same on {m['verdict_stability']:.0%} of window resamples"
+    return note + "]"

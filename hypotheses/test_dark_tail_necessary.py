@@ -7,8 +7,9 @@ After decoder layer l:
  (b) removing band K at the sink position only lowers post-filter sink mass by at
      least h1_min_sink_drop (relative; significant) and raises the NLL of the other
      predictions (those made at positions >= 1) significantly.
-Paired one-sided Wilcoxon tests over windows, Holm-corrected over the model's
-layers x 4 tests. Also recorded: the share of (a)'s damage that (b) reproduces."""
+Paired one-sided tests of means over windows (skew-guarded), Holm-corrected over the model's
+layers x 6 tests. Also recorded: the share of (a)'s damage that (b) reproduces."""
+from sinkbench.claims import windows_note
 from sinkbench.experiments import h1_grid
 
 
@@ -26,14 +27,14 @@ def test_dark_tail_necessary(sinkbench, model_name, layer):
     sinkbench.record("H1", model_name, layer, params, passed, m)
 
     assert m["claim_a"], (
-        f"H1(a) fails on {model_name} after layer {layer}: removing the dark tail raises NLL by "
+        f"H1(a) fails on {model_name} after layer {layer}: removing the dark tail raises mean NLL by "
         f"{m['dark_all_delta']:.3f} nats (need >= {s.h1_min_delta}); random {m['random_delta']:.3f} "
-        f"(Holm p={m['p_vs_random']:.3g}), middle {m['middle_delta']:.3f} (Holm p={m['p_vs_middle']:.3g})"
+        f"(Holm p={m['p_vs_random']:.3g}), middle {m['middle_delta']:.3f} (Holm p={m['p_vs_middle']:.3g})" + windows_note(m)
     )
     lo, hi = m["sink_mass_drop_ci"]
     assert m["claim_b"], (
         f"H1(b) fails on {model_name} after layer {layer}: dark tail removed at the sink only: sink mass "
         f"{m['sink_mass_base']:.3f} -> {m['sink_mass_dark_sink']:.3f} (drop {m['sink_mass_drop']:.1%}, 95% CI "
         f"{lo:.1%}..{hi:.1%}, need >= {s.h1_min_sink_drop:.0%}, Holm p={m['p_sink_mass_drop']:.3g}), NLL of the other "
-        f"predictions +{m['dark_sink_delta']:.3f} (Holm p={m['p_dark_sink']:.3g})"
+        f"predictions +{m['dark_sink_delta']:.3f} (Holm p={m['p_dark_sink']:.3g})" + windows_note(m)
     )

@@ -17,6 +17,8 @@ B (a zoo model trained with a <sink> token at k):
 Holm over each model's grid."""
 import pytest
 
+from sinkbench.claims import windows_note
+
 
 
 def test_designated_by_intervention(sinkbench, model_name, layer, target, h4_case):
@@ -26,7 +28,7 @@ def test_designated_by_intervention(sinkbench, model_name, layer, target, h4_cas
     params = sinkbench.params(model_name, target=target, variant=variant, rho=sinkbench.settings.h4_rho, bands=[sinkbench.settings.n_bands])
     sinkbench.record("H4", model_name, layer, params, passed, m, claim=claim, variant=variant, target=target)
     shown = {k: v for k, v in m.items() if k not in ("target_positions", "target_tokens")}
-    assert passed, f"H4 {claim} ({variant}) fails on {model_name}, layer {layer}, {target} target: {shown}"
+    assert passed, f"H4 {claim} ({variant}) fails on {model_name}, layer {layer}, {target} target: {shown}" + windows_note(m)
 
 
 def test_designated_by_training(sinkbench, model_name, layer, b_claim):
@@ -38,4 +40,4 @@ def test_designated_by_training(sinkbench, model_name, layer, b_claim):
     k = subject.meta["zoo"]["evaluation"]["designated_sink"]
     params = sinkbench.params(model_name, designated_position=k, bands=[sinkbench.settings.n_bands])
     sinkbench.record("H4", model_name, layer, params, passed, m, claim=b_claim, target=None, designated_position=k)
-    assert passed, f"H4 {b_claim} fails on {model_name}, layer {layer}: {m}"
+    assert passed, f"H4 {b_claim} fails on {model_name}, layer {layer}: {m}" + windows_note(m)

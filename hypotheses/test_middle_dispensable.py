@@ -8,8 +8,9 @@ After decoder layer l:
      least h2_min_frontier of the dimensions (fixed before any NLL is seen) raises NLL
      by at most frontier_tolerance nats: the upper end of the rise's 95% interval is
      within it, and the rise is significantly below it.
-One-sided paired Wilcoxon tests over windows, Holm-corrected over the model's
+One-sided paired tests of means over windows (skew-guarded), Holm-corrected over the model's
 layers x (k + 1). Also recorded: the descriptive compression frontier."""
+from sinkbench.claims import windows_note
 from sinkbench.experiments import h2_grid
 
 
@@ -30,7 +31,7 @@ def test_middle_dispensable(sinkbench, model_name, layer, k):
 
     assert passed, (
         f"H2a fails on {model_name} after layer {layer}, k={k}: Omega_{k} NLL {m['omega_nll']:.3f} vs "
-        f"head_{k + 1} {m['head_nll']:.3f} (difference {m['head_minus_omega']:.3f}, Holm p={m['p_value']:.3g})"
+        f"head_{k + 1} {m['head_nll']:.3f} (difference {m['head_minus_omega']:.3f}, Holm p={m['p_value']:.3g})" + windows_note(m)
     )
 
 
@@ -47,5 +48,5 @@ def test_middle_dispensable_absolute(sinkbench, model_name, layer):
     assert passed, (
         f"H2b fails on {model_name} after layer {layer}: Omega_{k} deletes {m['deleted_share']:.0%} of the dimensions "
         f"(need >= {s.h2_min_frontier:.0%}) and raises NLL by {m['omega_delta']:.3f} nats (95% CI {lo:.3f}..{hi:.3f}; "
-        f"upper end must be <= {s.frontier_tolerance}, Holm p={m['p_value']:.3g})"
+        f"upper end must be <= {s.frontier_tolerance}, Holm p={m['p_value']:.3g})" + windows_note(m)
     )

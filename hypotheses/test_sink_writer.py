@@ -10,7 +10,8 @@ the sink's residual, and later heads find the sink through it.
     raises the NLL of the other predictions, against the base run and against
     h5_controls equal-norm removals of other components at or before its layer, by at
     least h5_min_sink_drop (relative sink mass) and h5_min_nll_rise nats beyond them.
-Wilcoxon over windows, Holm over the model's five p-values."""
+Tests of means over windows (skew-guarded), Holm over the model's five p-values."""
+from sinkbench.claims import windows_note
 
 
 def test_sink_writer(sinkbench, model_name, h5_claim):
@@ -20,4 +21,4 @@ def test_sink_writer(sinkbench, model_name, h5_claim):
                               bands=[sinkbench.settings.n_bands], positions="sink")
     sinkbench.record("H5", model_name, None, params, passed, m, claim=h5_claim)
     shown = {k: v for k, v in m.items() if k != "mean_dark_write_per_component"}
-    assert passed, f"H5 claim {h5_claim} fails on {model_name}: {shown}"
+    assert passed, f"H5 claim {h5_claim} fails on {model_name}: {shown}" + windows_note(m)
