@@ -142,6 +142,13 @@ def model_config(name: str, trust_remote_code: bool):
     from . import models
 
     source = models.resolve(name)
+    local = Path(source.path) / "config.json" if source.kind == "hf_dir" else None
+    if local is not None and local.is_file():  # said plainly, before transformers calls it an OSError
+        try:
+            json.loads(local.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise SinkbenchError(f"--model {name}: {local} is not valid JSON{where}; fix or replace the checkpoint's config.json") from None
     try:
         cfg = models.load_config(source, trust_remote_code)
     except SinkbenchError:
