@@ -35,6 +35,10 @@ class Settings:
     h5_min_sink_drop: float = 0.1
     h5_min_nll_rise: float = 0.05
     h5_controls: int = 3
+    h6_min_ratio: float = 100.0  # H6 scale-free massive activation: |h| > this x the layer's median |h|
+    h6_min_fold: float = 5.0  # H6 (a): band-K share of the massive coordinates >= this x the chance share
+    h6_tolerance: float = 0.1  # H6 (b): nats the NLL may rise when the sink's massive coordinates are set to their mean
+    h6_random_sets: int = 9999  # H6 (a): random coordinate sets of the same size the share is ranked against
     h3_min_ratio: float = 5.0  # H3 sink-like: attention received / the layer's own at those (query, key) cells
     h3_max_cv: float = 1.0  # H3 sink-like: coefficient of variation over the key's queries (a steady bar)
     h3_min_queries: int = 8  # H3: positions measured need at least this many later queries
@@ -90,6 +94,10 @@ RANGES = {
     "h3_frequent_share": (0.0, 1.0, True, False),
     "h3_position_bins": (1, None, False, False),
     "h3_permutations": (100, None, False, False),
+    "h6_min_ratio": (1.0, None, True, False),
+    "h6_min_fold": (1.0, None, False, False),
+    "h6_tolerance": (0.0, None, True, False),
+    "h6_random_sets": (99, None, False, False),
 }
 
 
