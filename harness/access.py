@@ -294,7 +294,7 @@ class Subject:
             raise SinkbenchError(f"{self.name}: its output embedding has a bias that is not loaded here (remote subject)")
         return LogitMap(scale=scale, softcap=cap, bias=None if bias is None else bias.detach())
 
-    @cached_property
+    @property
     def learned_sinks(self) -> bool:
         """Do attention rows end in a learned sink logit (GPT-OSS's `sinks`)? Then the eager
         probabilities over keys sum to less than 1; the rest went to the learned sink."""

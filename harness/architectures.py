@@ -20,6 +20,10 @@ class Family:
     """Where a family keeps what sinkbench reads. Paths are tried in order (multimodal wrappers
     nest the text model one level deeper)."""
 
+    # Preset, since copyreg adds it to the class on the first pickle of an instance, and the
+    # class travels by value with every remote request (whose size must not change).
+    __slotnames__ = []
+
     layers: tuple[str, ...]
     final_norm: tuple[str, ...]
     attention: str  # attribute of a decoder layer

@@ -24,6 +24,8 @@ class LogitMap:
     then soft-cap (Gemma-2/3: cap * tanh(z / cap)). Read by sinkbench.access from the
     family table (sinkbench.architectures) and checked at load against the model's forward."""
 
+    __slotnames__ = []  # preset: see sinkbench.architectures.Family
+
     scale: float = 1.0
     softcap: float | None = None
     bias: torch.Tensor | None = None  # [V]

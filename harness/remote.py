@@ -123,7 +123,7 @@ class RemoteSubject(Subject):
     def __getstate__(self):
         state = dict(self.__dict__)
         state.update(meta={}, tokenizer=None)  # spectra (d x d) and tokenized text stay here
-        for name in ("nn", "norm_fold", "_projected_unembedding"):
+        for name in ("nn", "norm_fold", "_projected_unembedding", "logit_map"):
             state.pop(name, None)
         return state
 
