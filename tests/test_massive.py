@@ -1,0 +1,236 @@
+"""H6 (massive activations are dark): detection on synthetic hidden states with known
+massive coordinates, a null with none, the dark-share test against random coordinate sets
+(its false-pass rate and its power, measured here and quoted in docs/calibration.md),
+claim (b)'s verdicts on synthetic per-window arrays, and the whole grid on a tiny model
+whose BOS embedding carries a massive coordinate."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sinkbench import claims_h6
+from sinkbench.claims_h6 import H6Test, dark_share_test, h6_verdicts
+from sinkbench.config import Settings
+from sinkbench.massive import (Detection, carrier_positions, coordinate_dark_shares, detect, magnitudes, rank_pvalue,
+                               random_set_shares, set_share, threshold)
+from sinkbench.spectrum import Spectrum, folded_unembedding, right_singular_basis
+
+W, L, T, D = 8, 5, 16, 64
+
+
+def hidden_states(seed: int = 0, coords=(3, 7), value: float = 5000.0, onset: int = 2, positions=(0,)) -> dict:
+    """layer -> [W, T, D] Gaussian states (median |h| about 0.67); coords at `positions` set to
+    +-value from layer `onset` on."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for l in range(L):
+        h = torch.randn(W, T, D, generator=g)
+        if l >= onset:
+            for p in positions:
+                h[:, p, list(coords)] = value * torch.tensor([1.0, -1.0][: len(coords)] if len(coords) == 2 else 1.0)
+        out[l] = h
+    return out
+
+
+# --------------------------------------------------------------------------- detection
+def test_sun_criterion_finds_the_known_coordinates_layers_and_the_sink():
+    det = detect(magnitudes(hidden_states()), min_ratio=100.0)
+    assert det.criterion == "sun"
+    assert det.coordinates == [3, 7]
+    assert sorted(det.by_layer) == [2, 3, 4]
+    assert det.edit_layer == 2 and det.sink_coordinates == [3, 7]
+
+
+def test_below_sun_s_absolute_floor_the_scale_free_variant_finds_them():
+    # 80 < 100 (Sun's floor) but > 100 x the median |h| of a standard Gaussian (0.67)
+    det = detect(magnitudes(hidden_states(value=80.0)), min_ratio=100.0)
+    assert det.criterion == "ratio" and det.coordinates == [3, 7]
+
+
+def test_a_null_without_massive_coordinates_is_not_present_and_does_not_crash():
+    mag = magnitudes(hidden_states(value=3.0))
+    assert not detect(mag, min_ratio=100.0).present
+    out = h6_verdicts(mag, None, np.full(D, 0.05), alpha=0.05, min_ratio=100.0, min_fold=5.0, tolerance=0.1,
+                      n_sets=999, n_boot=50)
+    assert set(out) == set(claims_h6.CLAIMS)
+    assert all(not passed and m["present"] is False and "no massive" in m["reason"] for passed, m in out.values())
+
+
+def test_coordinates_off_the_sink_are_present_but_give_no_intervention():
+    det = detect(magnitudes(hidden_states(positions=(5,))), min_ratio=100.0)
+    assert det.coordinates == [3, 7] and det.edit_layer is None and det.sink_coordinates == []
+
+
+def test_one_window_s_outlier_is_not_a_massive_coordinate():
+    h = hidden_states(value=3.0)
+    h[3][0, 4, 11] = 5000.0  # one window, one layer
+    assert not detect(magnitudes(h), min_ratio=100.0).present
+
+
+def test_carrier_positions_count_windows_per_position():
+    h = hidden_states(positions=(0, 9))
+    mag = magnitudes(h)
+    thr = threshold(mag.median[:, 2], "sun", 100.0)
+    assert carrier_positions(h[2], [3, 7], thr) == {0: W, 9: W}
+
+
+# --------------------------------------------------------------------------- claim (a)
+def spectrum_with_dark(d: int = 200, dark=(), n_bands: int = 20, seed: int = 0) -> Spectrum:
+    """The spectrum of W_U diag(g) for a Gaussian W_U whose final-norm gain g is small on `dark`
+    coordinates: their directions fall into band K, as a small final-norm gain does in a model."""
+    g = torch.Generator().manual_seed(seed)
+    w_u = torch.randn(4 * d, d, generator=g, dtype=torch.float64)
+    gain = torch.ones(d, dtype=torch.float64)
+    gain[list(dark)] = 1e-3
+    b, s = right_singular_basis(folded_unembedding(w_u, gain))
+    return Spectrum(b.float(), s.float(), n_bands)
+
+
+def test_band_k_shares_are_the_diagonal_of_the_projector():
+    sp = spectrum_with_dark(dark=(1, 2))
+    diag = coordinate_dark_shares(sp)
+    assert diag.sum() == pytest.approx(sp.band_dim([sp.n_bands]), rel=1e-5)
+    assert np.allclose(diag, torch.diagonal(sp.keep([sp.n_bands])).numpy(), atol=1e-5)
+    assert diag[[1, 2]].min() > 0.99  # a near-zero gain puts e_i in the dark tail
+
+
+def test_rank_pvalue_is_exact_and_never_zero():
+    null = np.arange(99, dtype=float)
+    assert rank_pvalue(1000.0, null) == pytest.approx(1 / 100)
+    assert rank_pvalue(-1.0, null) == 1.0
+    assert rank_pvalue(float("nan"), null) == 1.0
+
+
+def test_random_sets_have_the_right_size_and_mean():
+    diag = np.linspace(0, 1, 50)
+    shares = random_set_shares(diag, 3, 4000, seed=1)
+    assert shares.shape == (4000,)
+    assert shares.mean() == pytest.approx(diag.mean(), abs=0.01)
+    assert random_set_shares(diag, 50, 5, seed=1) == pytest.approx(np.full(5, diag.mean()))
+
+
+def passes_a(diag, coords, min_fold: float = 5.0, n_sets: int = 999, alpha: float = 0.05) -> bool:
+    r = dark_share_test(diag, list(coords), n_sets)
+    return r["p_raw"] < alpha and r["dark_share"] >= min_fold * r["chance_dark_share"]
+
+
+def false_pass_and_power(size: int, trials: int = 300, seed: int = 0) -> tuple[float, float]:
+    """Claim (a)'s pass rate on random coordinate sets (the null) and on the dark ones, over
+    `trials` draws, on a spectrum with 3 dark (small-gain) coordinates out of 200 (band K: 10
+    dimensions), as a model's few massive coordinates among hundreds."""
+    dark = (0, 67, 134)
+    diag = coordinate_dark_shares(spectrum_with_dark(dark=dark))
+    rng = np.random.default_rng(seed)
+    null = np.mean([passes_a(diag, rng.choice(200, size, replace=False)) for _ in range(trials)])
+    power = np.mean([passes_a(diag, rng.choice(dark, size, replace=False)) for _ in range(trials // 10)])
+    return float(null), float(power)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_the_dark_share_test_false_passes_rarely_on_random_coordinates(size):
+    """The null: the 'massive' coordinates are random ones. The rank test is exact, so its raw
+    false-pass rate is at most alpha (the minimum fold makes it rarer still); measured."""
+    null, power = false_pass_and_power(size)
+    assert null <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 300)
+    assert power == 1.0
+
+
+def test_the_dark_share_test_fails_on_random_coordinates():
+    diag = coordinate_dark_shares(spectrum_with_dark(dark=(0, 20, 40)))
+    assert not passes_a(diag, [5, 77, 130])
+    assert passes_a(diag, [0, 20, 40])
+
+
+def test_a_dark_set_fails_claim_a_below_the_minimum_fold():
+    """A set above every random one but below min_fold x chance fails: 'far above' is a minimum."""
+    diag = np.full(100, 0.05)
+    diag[0] = 0.2  # 4x chance
+    assert dark_share_test(diag, [0], 999)["p_raw"] < 0.05
+    assert not passes_a(diag, [0], min_fold=5.0)
+    assert passes_a(diag, [0], min_fold=3.0)
+
+
+# --------------------------------------------------------------------------- claim (b)
+def test_arrays(rng, mean_rise=0.0, zero_rise=0.5, zero_drop=0.2, n=16) -> H6Test:
+    base = 3 + 0.1 * rng.standard_normal(n)
+    mass = 0.5 + 0.02 * rng.standard_normal(n)
+    noise = lambda s: s * rng.standard_normal(n)  # noqa: E731
+    return H6Test(base_nll=base, base_mass=mass, mean_nll=base + mean_rise + noise(0.01), mean_mass=mass + noise(0.005),
+                  zero_nll=base + zero_rise + noise(0.05), zero_mass=mass - zero_drop + noise(0.01),
+                  dark_sink_mass=mass - 0.3 + noise(0.01), dark_sink_nll=base + 0.4 + noise(0.05))
+
+
+test_arrays.__test__ = False  # a builder, not a test
+
+
+def verdicts_b(test: H6Test, tolerance: float = 0.1) -> dict:
+    return h6_verdicts(magnitudes(hidden_states()), test, coordinate_dark_shares(spectrum_with_dark(D, dark=(3, 7))),
+                       alpha=0.05, min_ratio=100.0, min_fold=5.0, tolerance=tolerance, n_sets=999, n_boot=400)
+
+
+def test_claim_b_passes_when_the_mean_is_harmless_and_zeroing_hurts():
+    out = verdicts_b(test_arrays(np.random.default_rng(0)))
+    assert out["a"][0] and out["b-mean"][0] and out["b-zero"][0]
+    m = out["b-zero"][1]
+    assert m["zeroed_over_dark_sink_drop"] == pytest.approx(0.2 / 0.3, rel=0.1)
+    lo, hi = m["zeroed_over_dark_sink_drop_ci"]
+    assert lo < m["zeroed_over_dark_sink_drop"] < hi
+
+
+def test_claim_b_fails_when_the_mean_costs_more_than_the_tolerance_or_zeroing_does_nothing():
+    out = verdicts_b(test_arrays(np.random.default_rng(1), mean_rise=0.3, zero_rise=0.0, zero_drop=0.0))
+    assert not out["b-mean"][0] and not out["b-zero"][0]
+
+
+def test_b_mean_false_passes_rarely_at_the_tolerance():
+    """The equivalence null at its boundary (mean rise = tolerance, skewed windows): the
+    b-mean criterion alone (raw, before Holm) passes at most about alpha of the time."""
+    from sinkbench.stats import mean_ci, mean_greater
+
+    rng = np.random.default_rng(2)
+    tol, trials, passed = 0.1, 300, 0
+    for i in range(trials):
+        rise = tol + 0.05 * (rng.lognormal(0, 0.6, 16) - np.exp(0.18))  # mean tol, long tail to the null side
+        passed += mean_greater(tol - rise, seed=i) < 0.05 and mean_ci(tol - rise, 400, seed=i)[0] >= 0
+    assert passed / trials <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / trials)
+
+
+# --------------------------------------------------------------------------- the grid on a model
+def test_the_grid_runs_on_a_tiny_model_with_a_massive_bos_coordinate(monkeypatch, windows):
+    """A tiny Llama whose BOS embedding carries 300 on coordinate 5: detection (Sun's criterion,
+    at the sink, from layer 0), claim (a) and Sun's intervention run to verdicts."""
+    from tests.conftest import as_subject, tiny_llama
+
+    from sinkbench import experiments, massive
+    from sinkbench.spectrum import spectrum_for
+    from sinkbench.sweep import FilterSweep
+
+    model = tiny_llama(seed=3)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[1, 5] = 300.0
+    subject = as_subject(model, "tiny-massive")
+    monkeypatch.setattr(experiments, "selection_windows", lambda subj, s: windows)
+    s = Settings(n_bands=8, n_seqs=len(windows), bootstrap=100, h6_random_sets=199)
+    sweep = FilterSweep(subject, windows, spectrum_for(subject, 8), 3, 1, layers=[])
+    out = massive.h6_grid(sweep, s)
+    det = out["a"][1]["detection"]
+    assert det["present"] and det["criterion"] == "sun" and 5 in det["coordinates"]
+    assert det["edit_layer"] == 0 and 5 in det["sink_coordinates"] and det["carrier_positions"].get(0) == len(windows)
+    for claim in claims_h6.CLAIMS:
+        passed, m = out[claim]
+        assert isinstance(passed, bool) and 0 <= m["verdict_stability"] <= 1
+    assert np.isfinite(out["b-zero"][1]["sink_mass_zeroed"])
+    assert len(out["a"][1]["sink_profile"]["sink_abs"]) == subject.d_model
+
+
+def test_detection_is_a_dataclass_default_not_present():
+    assert not Detection(None).present
+    assert set_share(np.arange(4.0), []) != set_share(np.arange(4.0), [])  # nan for an empty set
+
+
+def test_the_plugin_parametrizes_every_h6_claim():
+    from sinkbench import plugin
+
+    assert plugin.H6_CLAIMS == claims_h6.CLAIMS
+    assert plugin.P_VALUES_PER_CASE["test_massive_activations"][0] == "H6"
