@@ -12,37 +12,20 @@ Documented defaults: STABILITY_RESAMPLES resamples, a verdict is fragile below F
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from typing import Callable
 
 import numpy as np
 
 from .stats import case_seed
+from .units import map_windows
 
 STABILITY_RESAMPLES = 100
 FRAGILE_BELOW = 0.8
 
 
 def take_windows(obj, idx: np.ndarray):
-    """obj with every per-window array resampled at window indices idx. Arrays carry windows
-    on axis 0 unless their dataclass field says otherwise (metadata window_axis); dicts,
-    lists and tuples of inputs are walked; anything else is kept."""
-    if isinstance(obj, np.ndarray):
-        return obj[idx] if obj.ndim else obj
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        changes = {}
-        for f in dataclasses.fields(obj):
-            v = getattr(obj, f.name)
-            if isinstance(v, np.ndarray) and v.ndim:
-                changes[f.name] = np.take(v, idx, axis=f.metadata.get("window_axis", 0))
-            elif isinstance(v, (dict, tuple)) or dataclasses.is_dataclass(v):
-                changes[f.name] = take_windows(v, idx)
-        return dataclasses.replace(obj, **changes)
-    if isinstance(obj, dict):
-        return {k: take_windows(v, idx) for k, v in obj.items()}
-    if isinstance(obj, tuple):
-        return tuple(take_windows(v, idx) for v in obj)
-    return obj
+    """obj with every per-window array resampled at window indices idx (units.map_windows)."""
+    return map_windows(obj, lambda a, axis: np.take(a, idx, axis=axis))
 
 
 @contextlib.contextmanager

@@ -26,25 +26,31 @@ def group_mean(a: np.ndarray, groups: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.stack([np.take(a, np.flatnonzero(groups == g), axis=axis).mean(axis) for g in order], axis=axis)
 
 
-def by_group(obj, groups: np.ndarray):
-    """obj (a grid of verdict inputs: dataclasses, dicts, tuples of per-window arrays) with
-    every per-window array averaged within groups; like stability.take_windows."""
+def map_windows(obj, fn):
+    """obj (verdict inputs: dataclasses, dicts, tuples of per-window arrays) with fn(array,
+    axis) applied to every per-window array. Arrays carry windows on axis 0 unless their
+    dataclass field says otherwise (metadata window_axis); anything else is kept."""
     if isinstance(obj, np.ndarray):
-        return group_mean(obj.astype(float), groups) if obj.ndim else obj
+        return fn(obj, 0) if obj.ndim else obj
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         changes = {}
         for f in dataclasses.fields(obj):
             v = getattr(obj, f.name)
             if isinstance(v, np.ndarray) and v.ndim:
-                changes[f.name] = group_mean(v.astype(float), groups, axis=f.metadata.get("window_axis", 0))
+                changes[f.name] = fn(v, f.metadata.get("window_axis", 0))
             elif isinstance(v, (dict, tuple)) or dataclasses.is_dataclass(v):
-                changes[f.name] = by_group(v, groups)
+                changes[f.name] = map_windows(v, fn)
         return dataclasses.replace(obj, **changes)
     if isinstance(obj, dict):
-        return {k: by_group(v, groups) for k, v in obj.items()}
+        return {k: map_windows(v, fn) for k, v in obj.items()}
     if isinstance(obj, tuple):
-        return tuple(by_group(v, groups) for v in obj)
+        return tuple(map_windows(v, fn) for v in obj)
     return obj
+
+
+def by_group(obj, groups: np.ndarray):
+    """obj with every per-window array averaged within groups (one unit per group)."""
+    return map_windows(obj, lambda a, axis: group_mean(a.astype(float), groups, axis))
 
 
 def document_index(doc_starts: list[int], char_offsets: list[int]) -> np.ndarray:
