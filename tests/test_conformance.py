@@ -642,10 +642,13 @@ a post-processing the table does not know is never computed wrongly.
 ## Learned sink logits
 
 GPT-OSS (and the zoo's `tiny-bb-sinklogit`) adds a learned logit per head to every attention row; the eager
-probabilities over the keys then sum to less than 1. **Sink mass** (H1 (b), H5) is attention to position 0
-among the keys, as the model's eager `output_attentions` gives it; **sink rate** (Gu et al.) reads the same
-key probabilities; the **learned-sink mass** is 1 - row sum, the weight the learned logit absorbed
-(`sinkbench.metrics.learned_sink_mass`). The record's `architecture` field says whether the model has them.
+probabilities over the keys then sum to less than 1. **Sink mass** (read by H1 (b) and H5) is attention to
+position 0 among the keys, as the model's eager `output_attentions` gives it (checked above, GPT-OSS included);
+**sink rate** (Gu et al., recorded beside H1) reads key scores from the same key probabilities; the
+**learned-sink mass** is 1 - row sum, the weight the learned logits absorbed (`sinkbench.metrics.learned_sink_mass`).
+No criterion reads the learned-sink mass: every record's `architecture` field says `learned_sinks: true` and gives
+`learned_sink_mass_at_load`, its mean over layers, heads and queries on the load-time check input (5 tokens), so
+that a low sink mass can be read against it (for the zoo's `tiny-bb-sinklogit`: between 0 and 1, tested).
 
 ## nnterp (weighed, not adopted)
 
