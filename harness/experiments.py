@@ -128,6 +128,9 @@ def sink_rates(sweep: FilterSweep, s: Settings, epsilon: float = 0.3) -> dict:
     seen = sink_rate({l: v[..., : t - MIN_QUERIES + 1] for l, v in scores.items()}, epsilon)
     out.update(max_other_min_queries=seen["max_other"], max_other_min_queries_position=seen["max_other_position"],
                min_queries=MIN_QUERIES)
+    from .sink_controls import input_control_rates  # Gu et al.'s random- and repeated-token inputs, same shape
+
+    out["input_controls"] = input_control_rates(subj, sweep.windows, s.dataset, s.windows_per_pass(subj), epsilon)
     return out
 
 
