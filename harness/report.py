@@ -29,6 +29,8 @@ KEY_EFFECT = {  # the number shown next to pass/fail in the matrix: (metric, lab
     "H4/A1": ("capture_ratio", "capture×"), "H4/A2": ("control_capture_ratio", "ctrl×"),
     "H4/A3": ("recovered_share", "recovered"), "H4/B1": ("att_k", "att k"), "H4/B2": ("dark_ratio_k", "dark k"),
     "H5/1": ("dark_share", "dark share"), "H5/2": ("sink_drop_beyond_control", "sink drop − ctrl"),
+    "H6/a": ("fold_over_chance", "band-K share / chance"), "H6/b-mean": ("nll_rise_mean_set", "ΔNLL mean-set"),
+    "H6/b-zero": ("sink_drop_zeroed", "sink drop zeroed"),
 }
 SINK_RATE_ROW = "sink rate (Gu et al.)"  # from the H1 records: Sink_1 and the largest other position's rate
 
@@ -149,7 +151,34 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
              if r["hypothesis"] == "H3" and r.get("claim") == "4" and r["metrics"].get("sink_like_by_position")}
     if where:
         emit(*sink_position_figure(plt, where), f"{model}: where in the window H3's sink-like positions fall")
+    for r in recs:
+        if r["hypothesis"] == "H6" and r["metrics"].get("sink_profile"):
+            emit(*massive_figure(plt, r["metrics"]), f"{model}: the sink's |h| per coordinate, massive ones marked (H6)")
     return figs
+
+
+def massive_figure(plt, m: dict) -> tuple:
+    """H6: the sink's mean |h| per coordinate at the edit layer (log scale) above each
+    coordinate's band-K share, the massive coordinates marked in red, chance share dashed."""
+    import numpy as np
+
+    prof, det = m["sink_profile"], m.get("detection", {})
+    coords = det.get("coordinates", [])
+    x = np.arange(len(prof["sink_abs"]))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 4.2), sharex=True)
+    top.bar(x, prof["sink_abs"], width=1.0, color="#888")
+    top.set_yscale("log")
+    top.set_ylabel(f"|h| at the sink, layer {prof['layer']}", fontsize=8)
+    bottom.bar(x, prof["dark_share"], width=1.0, color="#888")
+    if det.get("chance_dark_share"):
+        bottom.axhline(det["chance_dark_share"], ls="--", color="k", lw=0.8, label="chance (dim K / d)")
+    for ax, values in ((top, prof["sink_abs"]), (bottom, prof["dark_share"])):
+        ax.scatter(coords, [values[i] for i in coords], color="red", zorder=3, s=18, label="massive" if ax is top else None)
+    top.legend(fontsize=7)
+    bottom.legend(fontsize=7)
+    bottom.set_ylabel("band-K share of e_i", fontsize=8)
+    bottom.set_xlabel("residual coordinate i")
+    return (fig,)
 
 
 def sink_position_figure(plt, where: dict) -> tuple:
@@ -170,7 +199,7 @@ def sink_position_figure(plt, where: dict) -> tuple:
 
 # --------------------------------------------------------------------------- case tables
 THRESHOLDS = ("min_delta", "min_sink_drop", "rho", "min_frontier", "frontier_tolerance", "min_recovered",
-              "min_share", "min_nll_rise", "min_sinks", "alpha")
+              "min_share", "min_nll_rise", "min_sinks", "min_fold", "tolerance", "alpha")
 P_VALUES = ("p_value", "p_values", "p_vs_random", "p_vs_middle", "p_sink_mass_drop", "p_dark_sink")
 
 
