@@ -18,6 +18,7 @@ from functools import cached_property
 import torch
 
 from . import architectures, attention
+from .architectures import unsupported_reason  # noqa: F401 (the config-only start-up check, before weights load)
 from .errors import SinkbenchError
 from .metrics import LogitMap
 

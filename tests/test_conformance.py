@@ -642,6 +642,10 @@ def write_docs(rows: list[dict], seconds: float) -> str:
 
 
 DOC_TAIL = """
+In CI (`pytest tests -m "not slow"`) the NLL, fold, sink-mass and block checks run on every row, and H1-H5 on one
+row per mechanism (`H_FAST`: Llama, Gemma-2, GPT-NeoX parallel, OPT project_out, Falcon ALiBi, Bloom, Phi, Cohere,
+Granite, GPT-OSS, DeepSeek-V3); `-m slow` runs H1-H5 on the others. This table runs everything.
+
 ## What a family needs
 
 One row in `sinkbench.architectures.FAMILIES`: where the decoder layers and the final norm are, the attribute
