@@ -53,6 +53,7 @@ def null_cases(fast: bool = False):
             yield pytest.param(case, id=case.replace(" ", "_"), marks=marks)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(null_cases()))
 def test_false_pass_rate_is_at_most_alpha(case):
     rate, se = cal.false_pass_rate(case, trials=TRIALS, seed=0)

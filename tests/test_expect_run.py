@@ -35,6 +35,7 @@ def first(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_a_run_checked_against_its_own_expectations_exits_0_with_findings_as_xfail(first, tmp_path):
     p = run("--expect", str(first / "expected.toml"), results=tmp_path)
     failing = sum(r["verdict"] == "fail" for r in read_jsonl(first / "run" / "results.jsonl"))
@@ -44,6 +45,7 @@ def test_a_run_checked_against_its_own_expectations_exits_0_with_findings_as_xfa
     assert " as expected, 0 flipped, 0 drifted, 0 new, 0 missing" in p.stdout
 
 
+@pytest.mark.slow
 def test_a_changed_threshold_exits_1_and_names_each_flipped_case(first, tmp_path):
     p = run("--expect", str(first / "run"), "--alpha", "0.5", results=tmp_path)  # a results folder as expectations
     flips = compare_records(read_jsonl(first / "run" / "results.jsonl"), read_jsonl(tmp_path / "results.jsonl")).verdict_changes
@@ -73,6 +75,7 @@ def edited(first, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_drift_new_and_missing_against_an_edited_expected_toml(edited, tmp_path):
     p = run("--expect", str(edited), results=tmp_path)
     assert p.returncode == 1 and "1 failed" in p.stdout, p.stdout[-3000:]  # the drift; new and missing are not red
@@ -81,6 +84,7 @@ def test_drift_new_and_missing_against_an_edited_expected_toml(edited, tmp_path)
     assert "new      " in p.stdout and "missing  fail: hypothesis=H1 model=tiny-bb-bos layer=99" in p.stdout
 
 
+@pytest.mark.slow
 def test_tolerance_absorbs_the_drift_and_strict_fails_on_missing_cases(edited, tmp_path):
     p = run("--expect", str(edited), "--expect-tolerance", "1.0", results=tmp_path / "r1")
     assert p.returncode == 0 and "0 drifted, 1 new, 1 missing" in p.stdout, p.stdout[-3000:]

@@ -193,6 +193,7 @@ def save_checkpoint(family: str, path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "opt"])
 def test_h1_runs_end_to_end(family, tmp_path):
     ckpt = save_checkpoint(family, tmp_path / family)

@@ -1,4 +1,5 @@
 """Before a run starts, sinkbench says which hypotheses cannot pass with so few windows."""
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ def test_min_windows_is_where_the_best_p_value_survives_holm():
         assert family * smallest_p(n) < 0.05 <= family * smallest_p(n - 1)
 
 
+@pytest.mark.slow
 def test_too_few_windows_are_named_before_the_run():
     out = collect(3)
     assert "with --n-seqs 3 no H1 verdict on tiny-bb-bos can pass: its Holm family of 6 tests needs >= 5 windows" in out

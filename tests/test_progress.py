@@ -1,4 +1,5 @@
 """Progress reaches the terminal while the work runs, outside pytest's output capture."""
+import pytest
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ def test_progress_counts_passes_and_estimates_the_time_left(monkeypatch):
     assert lines == ["H1 on m: 1/4 passes, 10s elapsed, about 30s left", "H1 on m: 2/4 passes, 20s elapsed, about 20s left"]
 
 
+@pytest.mark.slow
 def test_progress_lines_are_not_captured(tmp_path):
     cmd = [sys.executable, "-m", "pytest", "hypotheses/test_dark_tail_necessary.py", "-p", "no:cacheprovider",
            "--model", "tiny-bb-bos", "--layers", "0", "--seq-len", "32", "--n-seqs", "8", "--batch-size", "2",

@@ -1,5 +1,6 @@
 """The suite end to end on a zoo model, through pytest itself: results files, --resume
 after a killed run, --baseline comparisons and --models-file."""
+import pytest
 import json
 import subprocess
 import sys
@@ -23,6 +24,7 @@ def strip(rec):
     return {k: v for k, v in rec.items() if k != "time"}
 
 
+@pytest.mark.slow
 def test_resume_after_a_killed_run_equals_an_uninterrupted_run(tmp_path):
     full = tmp_path / "full"
     p = run("--model", "tiny-bb-bos", results=full)
@@ -37,6 +39,7 @@ def test_resume_after_a_killed_run_equals_an_uninterrupted_run(tmp_path):
     assert sorted(map(json.dumps, map(strip, lines(part)))) == sorted(map(json.dumps, map(strip, lines(full))))
 
 
+@pytest.mark.slow
 def test_baseline_identical_runs_are_clean_and_changed_settings_fail(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     run("--model", "tiny-bb-bos", results=a)
@@ -48,6 +51,7 @@ def test_baseline_identical_runs_are_clean_and_changed_settings_fail(tmp_path):
     assert "\nonly in " not in p.stdout and "\nverdict " not in p.stdout
 
 
+@pytest.mark.slow
 def test_models_file(tmp_path):
     f = tmp_path / "models.toml"
     f.write_text('[[model]]\nname = "tiny-bb-nobos"\nfamily = "zoo"\n')
@@ -59,6 +63,7 @@ def test_models_file(tmp_path):
     assert p.returncode != 0 and "needs name" in p.stderr + p.stdout
 
 
+@pytest.mark.slow
 def test_xdist_one_model_per_worker_keeps_results_intact(tmp_path):
     cmd = [sys.executable, "-m", "pytest", "hypotheses/test_dark_tail_necessary.py", "hypotheses/test_middle_dispensable.py",
            *ARGS, "-n", "2", "--dist", "loadgroup", "--model", "tiny-bb-bos", "--model", "tiny-bb-nobos", "--results", str(tmp_path)]

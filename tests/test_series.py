@@ -90,6 +90,7 @@ def test_registered_series_names_resolve_to_their_checkpoint():
     assert (src.kind, Path(src.path)) == ("hf_dir", ckpt)
 
 
+@pytest.mark.slow
 def test_every_record_carries_the_step_through_pytest(tmp_path):
     """H1 through pytest on two committed checkpoints (a series folder of links to them), a
     [[model]] with a declared step and a zoo model with none declared (its manifest's)."""
