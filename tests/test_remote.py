@@ -199,7 +199,7 @@ def test_weights_id_and_cache_keys_name_the_commit(hub):
     from sinkbench.plugin import Bench
     from sinkbench.config import make_settings
 
-    bench = Bench(SimpleNamespace(sinkbench_settings=make_settings(remote=True)))
+    bench = Bench(SimpleNamespace(sinkbench_settings=make_settings(remote=True), sinkbench_model_settings={}))
     key = bench.case_key("H1", "org/tiny", 2)
     (hub.root / "models--org--tiny" / "refs" / "main").write_text(other)  # main moves on
     remote.commit.cache_clear()
