@@ -234,8 +234,19 @@ def h6_grid(sweep, s) -> dict:
     layer = det.edit_layer if det.edit_layer is not None else (min(det.by_layer) if det.present else subj.n_layers // 2)
     for key, (_, m) in out.items():
         m["detection"] = info
+    if det.edit_layer is not None:
+        out["b-mean"][1]["sink_value_relative_sd"] = sink_value_spread(mag, det)
     out["a"][1]["sink_profile"] = sink_profile(mag, layer, diag)
     return out
+
+
+def sink_value_spread(mag: Magnitudes, det: Detection) -> float:
+    """How much the sink's massive coordinates vary over selection windows: the sd of their
+    values over the windows, relative to their mean |value|. About 0 when position 0 always
+    holds the same token (BOS): it attends only to itself, so its state is the same in every
+    window and setting it to its mean changes nothing (b-mean is then vacuous)."""
+    v = mag.sink_value[:, det.edit_layer, det.sink_coordinates]  # [W, m]
+    return float(v.std(0).mean() / max(float(np.abs(v.mean(0)).mean()), 1e-30))
 
 
 def intervention_inputs(sweep, det: Detection, mag: Magnitudes, batch: int):

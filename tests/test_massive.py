@@ -221,6 +221,8 @@ def test_the_grid_runs_on_a_tiny_model_with_a_massive_bos_coordinate(monkeypatch
         passed, m = out[claim]
         assert isinstance(passed, bool) and 0 <= m["verdict_stability"] <= 1
     assert np.isfinite(out["b-zero"][1]["sink_mass_zeroed"])
+    # BOS first in every window: the sink's state is the same everywhere, b-mean is vacuous, and says so
+    assert out["b-mean"][1]["sink_value_relative_sd"] < 1e-4
     assert len(out["a"][1]["sink_profile"]["sink_abs"]) == subject.d_model
 
 
