@@ -236,3 +236,21 @@ def test_the_plugin_parametrizes_every_h6_claim():
 
     assert plugin.H6_CLAIMS == claims_h6.CLAIMS
     assert plugin.P_VALUES_PER_CASE["test_massive_activations"][0] == "H6"
+
+
+def test_a_zoo_model_without_massive_activations_is_recorded_as_not_present(tmp_path):
+    """tiny-bb-bos through pytest: three recorded failures saying 'not present', no crash."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "pytest", "hypotheses/test_massive_activations.py", "-q", "-p", "no:cacheprovider",
+           "--model", "tiny-bb-bos", "--seq-len", "64", "--n-seqs", "8", "--results", str(tmp_path)]
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    assert out.stdout.count("not present: no massive activations") == 3
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["claim"] for r in records) == sorted(claims_h6.CLAIMS)
+    assert all(r["metrics"]["present"] is False for r in records)
