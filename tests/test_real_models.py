@@ -45,6 +45,7 @@ def test_filter_matches_plain_torch_on_real_model(alias, package, layer, edit):
         assert res.sink_mass.isnan().all()
 
 
+@pytest.mark.slow
 def test_layer_counts_come_from_the_cached_config():
     for alias, package, _ in REAL:
         if importlib.util.find_spec(package) is None:
