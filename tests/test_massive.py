@@ -238,6 +238,7 @@ def test_the_plugin_parametrizes_every_h6_claim():
     assert plugin.P_VALUES_PER_CASE["test_massive_activations"][0] == "H6"
 
 
+@pytest.mark.slow  # an end-to-end pytest subprocess (about 40 s at load 8), like the other runs marked slow
 def test_a_zoo_model_without_massive_activations_is_recorded_as_not_present(tmp_path):
     """tiny-bb-bos through pytest: three recorded failures saying 'not present', no crash."""
     import json
