@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     table = defaultdict(lambda: [0, 0, 0])
     for path in sorted(Path(a.inputs).glob("*.pkl")):
         d = pickle.loads(path.read_bytes())
-        if d["hypothesis"] == "H3":
+        if d["hypothesis"] not in ("H1", "H2", "H4A", "H4B", "H5"):  # H3: detector changed; H6: new
             continue
         old, new = verdicts(before, d["hypothesis"], d["inputs"], False), verdicts(now, d["hypothesis"], d["inputs"], True)
         for key in new:
