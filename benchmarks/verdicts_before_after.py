@@ -66,20 +66,47 @@ def verdicts(c, hypothesis: str, inputs, new: bool) -> dict:
     raise KeyError(hypothesis)
 
 
+def _arrays(obj):
+    """Every per-window array in a grid of verdict inputs (for the number of windows)."""
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            if f.metadata.get("window_axis", 0) == 0:
+                yield from _arrays(getattr(obj, f.name))
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _arrays(v)
+    elif isinstance(obj, tuple):
+        for v in obj:
+            yield from _arrays(v)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("inputs", help="folder of SINKBENCH_DUMP_INPUTS pickles")
     ap.add_argument("--before", default="ad5d30e", help="commit of the older verdict functions")
+    ap.add_argument("--stability", action="store_true", help="also the current verdicts' stability (window resamples)")
     a = ap.parse_args(argv)
     before = old_claims(a.before)
     from sinkbench import claims as now
 
+    from sinkbench.stability import FRAGILE_BELOW, verdict_stability
+
     table = defaultdict(lambda: [0, 0, 0])
+    fragile = []
     for path in sorted(Path(a.inputs).glob("*.pkl")):
         d = pickle.loads(path.read_bytes())
         if d["hypothesis"] not in ("H1", "H2", "H4A", "H4B", "H5"):  # H3: detector changed; H6: new
             continue
         old, new = verdicts(before, d["hypothesis"], d["inputs"], False), verdicts(now, d["hypothesis"], d["inputs"], True)
+        if a.stability:
+            n = len(next(iter(_arrays(d["inputs"]))))
+            shares = verdict_stability(lambda x: verdicts(now, d["hypothesis"], x, True), d["inputs"], n,
+                                       reads_intervals=d["hypothesis"] == "H2")
+            fragile += [(d["model"], d["hypothesis"], k, new[k][0], v) for k, v in shares.items() if v < FRAGILE_BELOW]
         for key in new:
             o, n = bool(old[key][0]), bool(new[key][0])
             cell = table[d["model"], d["hypothesis"]]
@@ -88,6 +115,8 @@ def main(argv=None) -> int:
             cell[2] += 1
             if o != n:
                 print(f"{d['model']} {d['hypothesis']} {key}: {'pass' if o else 'fail'} -> {'pass' if n else 'fail'}")
+    for model, hyp, key, passed, share in fragile:
+        print(f"fragile now: {model} {hyp} {key} {'pass' if passed else 'fail'}, same verdict on {share:.0%} of resamples")
     print("\n| model | hypothesis | passed before | passed now | cases |\n|---|---|---|---|---|")
     for (model, hyp), (o, n, t) in sorted(table.items()):
         print(f"| {model} | {hyp} | {o} | {n} | {t} |")
