@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -33,10 +34,19 @@ def results_problem(folder: str) -> str | None:
     path = Path(folder).expanduser()
     if path.exists() and not path.is_dir():
         return f"--results {folder}: is a file, not a folder; {fix}"
+    created = next((p for p in [path, *path.parents] if not p.exists() and p.parent.exists()), None)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return f"--results {folder}: cannot create the folder ({exc.strerror or type(exc).__name__}); {fix}"
+    try:
+        return _writable_problem(path, folder, fix)
+    finally:  # a check leaves nothing behind: a run that stops at start-up creates no folder
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _writable_problem(path: Path, folder: str, fix: str) -> str | None:
     target = path / "results.jsonl"
     if target.exists() and not target.is_file():
         return f"--results {folder}: {target} is not a file; remove it or {fix}"
