@@ -80,6 +80,7 @@ def run_pass(
     prefix: torch.Tensor | None = None,
     rows: slice = slice(None),
     copies: int = 1,
+    attention_mask: torch.Tensor | dict | None = None,
 ) -> PassResult:
     """Run one traced forward pass on a batch of windows.
 
@@ -92,7 +93,10 @@ def run_pass(
     edited prefix is fed in: the same numbers as a full pass, without recomputing
     the layers the edit cannot affect.
     copies: the batch is `copies` repeats of ids (and of prefix), for Edit.stack;
-    results are copy-major [copies * B, ...]."""
+    results are copy-major [copies * B, ...].
+    attention_mask: an additive float mask [1, 1, T, T] on the model's device (0 where a query may read a key, the
+    dtype's minimum where not), or a dict of them by layer type, that replaces the model's own masks
+    (sinkbench.streaming)."""
     nn = subject.nn
     ids = ids.to(subject.device).repeat(copies, 1)
     if prefix is not None:
@@ -102,7 +106,8 @@ def run_pass(
     saved_mass, saved_hidden, saved_readout = {}, {}, {}
     post = subject.logit_map  # bias, scale and soft cap of the model's own logits
     plan = dict.fromkeys(attn_set, "probs" if attn_readout is not None else "sink")
-    with torch.no_grad(), attention_plan(plan), subject.trace(ids, logits_to_keep=1):
+    masked = {} if attention_mask is None else {"attention_mask": attention_mask}
+    with torch.no_grad(), attention_plan(plan), subject.trace(ids, logits_to_keep=1, **masked):
         unembedding = subject.unembedding_in(nn)  # inside the trace: on NDIF, the server's
         # nnsight requires touching modules in execution order.
         if prefix is not None:
