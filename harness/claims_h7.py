@@ -1,5 +1,5 @@
 """H7 verdicts (sinks that do work) from per-window arrays: pure functions, like
-sinkbench.claims. docs/methods.md §10 states the criteria; the window (or, with --units
+sinkbench.claims. docs/methods.md §11 states the criteria; the window (or, with --units
 document, the document) is the unit of replication. NLLs are the mean over the predictions
 made at positions >= W under each regime (sinkbench.streaming).
 

@@ -1,6 +1,6 @@
 """H7, sinks that do work: attention regimes as masks on the test windows (StreamingLLM,
 Xiao et al. 2023), and the grid that hands their NLLs to the verdicts (sinkbench.claims_h7).
-docs/methods.md §10 states every definition and why.
+docs/methods.md §11 states every definition and why.
 
 A regime says which keys each query may read. Query i reads key j <= i when
   * full:    always (the model's own mask; no mask is passed);

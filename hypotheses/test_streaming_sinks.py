@@ -1,5 +1,5 @@
 """H7, sinks that do work (StreamingLLM, Xiao et al. 2023, against Cancedda 2024;
-docs/methods.md §10).
+docs/methods.md §11).
 
 Attention regimes as masks on the test windows, positions unchanged (sinkbench.streaming):
 full causal, a sliding window of W keys (h7_window, default seq_len // 4), the window plus
