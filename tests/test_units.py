@@ -50,3 +50,13 @@ def test_dependence_warning_names_the_hypothesis_and_model():
     recs += [{"hypothesis": "H2", "model": "m", "metrics": {"lag1_autocorrelation": v}} for v in (0.1, -0.2, None)]
     lines = dependence_warnings(recs)
     assert len(lines) == 1 and "H1 on m" in lines[0] and "0.38" in lines[0] and "--units document" in lines[0]
+
+
+def test_a_bad_units_value_is_one_line():
+    import pytest
+
+    from sinkbench.config import check_statistics, make_settings
+    from sinkbench.errors import SinkbenchError
+
+    with pytest.raises(SinkbenchError, match=r"^--units 'documents': expected one of window, document$"):
+        check_statistics(make_settings(units="documents"))
