@@ -61,6 +61,13 @@ def families(monkeypatch) -> dict[str, int]:
     claims.h5_verdicts(H5Inputs(np.full(N, 0.8), b, np.full(N, 0.5), b + 1, np.full(N, 0.2), b + 0.1, np.full(N, 0.45)),
                        alpha=0.05, min_share=0.5, min_sink_drop=0.1, min_nll_rise=0.05, n_boot=50)
     out["H5"] = sizes.pop()
+    from sinkbench import claims_h7
+    from sinkbench.streaming import H7Test
+
+    monkeypatch.setattr(claims_h7, "holm", claims.holm)  # the spy
+    claims_h7.h7_verdicts(H7Test(b, b + 1, b + 0.1, b + 0.1, b + 0.9), alpha=0.05, min_gap=0.1, min_recovered=0.5,
+                          n_boot=50)
+    out["H7"] = sizes.pop()
     return out
 
 
