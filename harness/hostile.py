@@ -1,4 +1,4 @@
-"""Hostile nulls: every test of H1, H2, H4 and H5 at its boundary, under noise built to break it.
+"""Hostile nulls: every test of H1, H2, H4, H5 and H7 at its boundary, under noise built to break it.
 
 For each criterion, `CONTRASTS` builds the per-window inputs of its verdict function so that
 the contrast under test has mean exactly at its boundary (the claim false, just), with
@@ -222,6 +222,31 @@ def _h5(which: str):
     return run
 
 
+# ---- H7: 3 tests per model
+def _h7(which: str):
+    def run(e, rng):
+        from .claims_h7 import h7_verdicts
+        from .streaming import H7Test
+
+        n = e.size
+        full = _nll(rng, n)
+        window = full + 1.0 + _small(rng, n, 0.1)
+        sink1 = full + 0.1 + _small(rng, n, 0.05)
+        control = window - 0.05 + _small(rng, n, 0.05)
+        if which == "gap":  # the gap at its minimum: sink1 and control scaled with it
+            window = full + 0.1 + 0.05 * e
+            sink1, control = full + _small(rng, n, 0.005), window + 0.05
+        elif which == "recovered":  # the first token recovers exactly the minimum share
+            sink1 = window - 0.5 * (window - full) - 0.2 * e
+        elif which == "control":  # the control recovers exactly the minimum share
+            control = window - 0.5 * (window - full) + 0.2 * e
+        t = H7Test(full, window, sink1, sink1 + _small(rng, n, 0.01), control)
+        return h7_verdicts(t, alpha=ALPHA, min_gap=0.1, min_recovered=0.5, n_boot=N_BOOT)[
+            {"gap": "a", "recovered": "b", "control": "c"}[which]][0]
+
+    return run
+
+
 CONTRASTS = {
     "H1a vs random": _h1("vs_random"), "H1a vs middle": _h1("vs_middle"), "H1a above min_delta": _h1("min_delta"),
     "H1b sink-mass drop": _h1("sink_mass"), "H1b NLL rise": _h1("sink_nll"),
@@ -232,6 +257,8 @@ CONTRASTS = {
     "H4-B1 attention": _h4b("attention"), "H4-B1 NLL": _h4b("nll"), "H4-B2 dark ratio": _h4b("dark"),
     "H5-1 share": _h5("share"), "H5-2 mass vs base": _h5("mass_vs_base"), "H5-2 NLL vs base": _h5("nll_vs_base"),
     "H5-2 mass vs control": _h5("mass_vs_control"), "H5-2 NLL vs control": _h5("nll_vs_control"),
+    "H7a eviction gap": _h7("gap"), "H7b first token recovers": _h7("recovered"),
+    "H7c control does not": _h7("control"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Hostile nulls (sinkbench.hostile): every test of H1, H2, H4 and H5 at its boundary under
+"""Hostile nulls (sinkbench.hostile): every test of H1, H2, H4, H5 and H7 at its boundary under
 Gaussian, t2, lognormal (tail on either side), AR(1), zero-heavy and NaN-bearing windows,
 with the rest of its Holm family clear. The full grid at 1000 trials is the nightly job
 (`-m slow`; docs/calibration.md has its table); the fast set runs every null on one test
@@ -28,7 +28,7 @@ def check(criterion: str, null: str, trials: int) -> None:
     assert rate <= bound(trials), f"{criterion} under {null}: false-pass rate {rate:.3f} > {bound(trials):.4f}"
 
 
-FAST = ["H1b sink-mass drop", "H2b", "H4-A3 recovered share", "H4-B2 dark ratio", "H5-2 mass vs control"]
+FAST = ["H1b sink-mass drop", "H2b", "H4-A3 recovered share", "H4-B2 dark ratio", "H5-2 mass vs control", "H7b first token recovers"]
 
 
 @pytest.mark.parametrize("null", [n for n in hostile.NULLS if n != DEPENDENT])
