@@ -15,25 +15,39 @@ gaps between spread test windows and never overlap them (select_starts)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import SinkbenchError
 
 
-def pydoc_text() -> str:
+def pydoc_topics() -> list[str]:
     """Python's own pydoc_data.topics (about 465 KB of English), sorted by key."""
     from pydoc_data.topics import topics
 
-    return "\n".join(topics[k] for k in sorted(topics))
+    return [topics[k] for k in sorted(topics)]
+
+
+def pydoc_text() -> str:
+    return "\n".join(pydoc_topics())
 
 
 def load_text(dataset: str) -> str:
     """--dataset: 'pydoc', a .txt file, a .jsonl file with a 'text' field, or a hub
     spec 'name:config:split:column' (via `datasets`, for users who are online)."""
+    docs, separator = load_documents(dataset)
+    return separator.join(docs)
+
+
+def load_documents(dataset: str) -> tuple[list[str], str]:
+    """The dataset's documents and the separator load_text joins them with: pydoc topics,
+    jsonl records and hub rows joined by newlines; a .txt file's blocks between blank lines
+    (each keeps its own trailing blank line, so they join with nothing into the file)."""
     if dataset in ("pydoc", "auto", "", None):
-        return pydoc_text()
+        return pydoc_topics(), "\n"
     path = Path(dataset).expanduser()
     if path.suffix in (".txt", ".jsonl"):
         if not path.is_file():
@@ -45,7 +59,8 @@ def load_text(dataset: str) -> str:
         except OSError as exc:
             raise SinkbenchError(f"--dataset {dataset}: cannot read it ({exc.strerror or type(exc).__name__})") from None
         if path.suffix == ".txt":
-            return text
+            starts = [0] + [m.end() for m in re.finditer(r"\n[ \t]*\n", text)]
+            return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])], ""
         texts = []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -57,7 +72,7 @@ def load_text(dataset: str) -> str:
                 texts.append(value)
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise SinkbenchError(f"--dataset {dataset}: line {n} is not a JSON object with a string 'text' field") from None
-        return "\n".join(texts)
+        return texts, "\n"
     parts = dataset.split(":")
     if len(parts) == 4:
         name, config, split, column = parts
@@ -69,7 +84,7 @@ def load_text(dataset: str) -> str:
             raise SinkbenchError(f"--dataset {dataset}: could not load from the hub ({type(exc).__name__}: {exc})") from None
         if column not in ds.column_names:
             raise SinkbenchError(f"--dataset {dataset}: no column {column!r}; columns are {ds.column_names}")
-        return "\n".join(t for t in ds[column] if t)
+        return [t for t in ds[column] if t], "\n"
     raise SinkbenchError(
         f"--dataset {dataset!r}: expected 'pydoc', a .txt file, a .jsonl file with a 'text' field, "
         "or a hub spec 'name:config:split:column'"
@@ -230,40 +245,19 @@ def window_layout(subject, dataset: str, seq_len: int, n_seqs: int, bos: bool | 
             "select_starts": select_starts(test, body, n_select, n_tokens)}
 
 
-def documents(subject, dataset: str) -> list[str]:
-    """The dataset's documents, in the order subject_text joins them with newlines: pydoc
-    topics, jsonl records, hub rows; a .txt file's blocks between blank lines."""
-    from .errors import SinkbenchError
-
-    if dataset == "auto" and "zoo" in subject.meta:
-        raise SinkbenchError("--units document: a zoo model's generated language has no documents; use --units window")
-    if dataset in ("pydoc", "auto", "", None):
-        from pydoc_data.topics import topics
-
-        return [topics[k] for k in sorted(topics)]
-    path = Path(dataset).expanduser()
-    if path.suffix == ".jsonl":
-        return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    text = load_text(dataset)
-    if path.suffix == ".txt":
-        import re
-
-        starts = [0] + [m.end() for m in re.finditer(r"\n[ \t]*\n", text)]
-        return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
-    return text.split("\n")
-
-
 def window_documents(subject, dataset: str, starts: list[int]) -> list[int]:
-    """The document of each window's first text token (windows start at these token offsets)."""
+    """The document (see load_documents) of each window's first text token; windows start
+    at these token offsets of text_tokens. Memoised per subject."""
     from .units import document_index
 
-    docs = documents(subject, dataset)
-    text = subject_text(subject, dataset)
-    doc_starts, pos = [], 0
-    for d in docs:  # the offsets where each document starts in the joined text
-        doc_starts.append(pos)
-        pos += len(d) + (0 if text[pos + len(d):pos + len(d) + 1] != "\n" else 1)
-    enc = subject.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = [enc["offset_mapping"][s][0] for s in starts]
-    return document_index(doc_starts, offsets).tolist()
-
+    memo = subject.meta.setdefault("window_documents", {})
+    key = (dataset, tuple(starts))
+    if key not in memo:
+        if dataset == "auto" and "zoo" in subject.meta:
+            raise SinkbenchError("--units document: a zoo model's generated language has no documents; "
+                                 "use --units window")
+        docs, separator = load_documents("pydoc" if dataset == "auto" else dataset)
+        doc_starts = np.cumsum([0] + [len(d) + len(separator) for d in docs[:-1]])
+        enc = subject.tokenizer(separator.join(docs), add_special_tokens=False, return_offsets_mapping=True)
+        memo[key] = document_index(doc_starts, [enc["offset_mapping"][i][0] for i in starts]).tolist()
+    return memo[key]

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from sinkbench.claims import H1Inputs
-from sinkbench.data import documents
+from sinkbench.data import load_documents, load_text, window_documents
 from sinkbench.units import by_group, document_index
 
 
@@ -24,14 +24,16 @@ def test_windows_map_to_the_document_they_start_in():
 
 
 def test_documents_of_each_dataset_kind(tmp_path):
-    subject = SimpleNamespace(meta={})
     j = tmp_path / "d.jsonl"
     j.write_text("\n".join(json.dumps({"text": t}) for t in ["one doc", "two", "three"]))
-    assert documents(subject, str(j)) == ["one doc", "two", "three"]
+    assert load_documents(str(j))[0] == ["one doc", "two", "three"]
     t = tmp_path / "d.txt"
     t.write_text("para one\nstill one\n\npara two\n")
-    assert [d.strip() for d in documents(subject, str(t))] == ["para one\nstill one", "para two"]
-    assert len(documents(subject, "pydoc")) > 50  # pydoc topics
+    assert [d.strip() for d in load_documents(str(t))[0]] == ["para one\nstill one", "para two"]
+    assert len(load_documents("pydoc")[0]) > 50  # pydoc topics
+    for dataset in (str(j), str(t), "pydoc"):  # the documents are exactly the text load_text reads
+        docs, separator = load_documents(dataset)
+        assert separator.join(docs) == load_text(dataset)
 
 
 def test_zoo_text_has_no_documents():
@@ -40,7 +42,7 @@ def test_zoo_text_has_no_documents():
     from sinkbench.errors import SinkbenchError
 
     with pytest.raises(SinkbenchError, match="--units document"):
-        documents(SimpleNamespace(meta={"zoo": {}}), "auto")
+        window_documents(SimpleNamespace(meta={"zoo": {}}), "auto", [0])
 
 
 def test_dependence_warning_names_the_hypothesis_and_model():
@@ -60,3 +62,20 @@ def test_a_bad_units_value_is_one_line():
 
     with pytest.raises(SinkbenchError, match=r"^--units 'documents': expected one of window, document$"):
         check_statistics(make_settings(units="documents"))
+
+
+def test_windows_are_mapped_to_the_documents_their_first_token_sits_in(tmp_path):
+    import re
+
+    class Words:  # a tokenizer of whitespace-separated words, with character offsets
+        def __call__(self, text, add_special_tokens=False, return_offsets_mapping=False):
+            return {"offset_mapping": [m.span() for m in re.finditer(r"\S+", text)]}
+
+    j = tmp_path / "d.jsonl"
+    j.write_text("\n".join(json.dumps({"text": t}) for t in ["a b c", "d e", "f g h i"]))
+    subject = SimpleNamespace(meta={}, tokenizer=Words())
+    # word 0 'a' and 2 'c' in document 0, 3 'd' in 1, 5 'f' and 8 'i' in 2
+    assert window_documents(subject, str(j), [0, 2, 3, 5, 8]) == [0, 0, 1, 2, 2]
+    t = tmp_path / "d.txt"
+    t.write_text("a b\n\nc d\n \ne\n")
+    assert window_documents(subject, str(t), [0, 1, 2, 4]) == [0, 0, 1, 2]
