@@ -122,7 +122,7 @@ def _no_interval(*args, **kwargs) -> tuple[float, float]:
 @contextlib.contextmanager
 def exact_fast_stats(intervals: bool = True):
     """Inside the block, sinkbench.claims uses the fast exact versions above (same numbers).
-    intervals=False also skips the bootstrap intervals (bootstrap_ci and ratio_ci return
+    intervals=False also skips the bootstrap intervals (claims.ci_mean and ci_ratio return
     NaN): only for criteria whose verdict reads no interval (every one but H2b; the
     equality of the verdicts with and without them is tested)."""
     import scipy.stats

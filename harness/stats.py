@@ -63,7 +63,12 @@ class Windows:
 
     @property
     def too_many_nan(self) -> bool:
-        return self.n_total > 0 and self.n_nan > MAX_NAN_SHARE * self.n_total
+        return too_many_nan(self.n_nan, self.n_total)
+
+
+def too_many_nan(n_nan: int, n_total: int) -> bool:
+    """More NaN windows than MAX_NAN_SHARE: a test fails and an interval is NaN."""
+    return n_total > 0 and n_nan > MAX_NAN_SHARE * n_total
 
 
 def informative(values) -> Windows:
@@ -104,8 +109,9 @@ def _studentized(m_b: np.ndarray, s_b: np.ndarray, m: float, n: int) -> np.ndarr
 def mean_greater(values, seed: int = 0, resamples: int = TEST_RESAMPLES) -> float:
     """One-sided p-value of H0 'mean <= 0' against 'mean > 0' over windows: the larger of
     Student's t and the bootstrap-t p-value, over the finite, non-zero windows (see the
-    module docstring). Fewer than 2 informative windows, or too many NaN ones, give 1.
-    Informative windows with no spread give the sign-test value 2^-n when positive."""
+    module docstring), times the small-sample margin skew_margin(n). Fewer than 2 informative
+    windows, or too many NaN ones, give 1. Informative windows with no spread give the
+    sign-test value 2^-n when positive."""
     w = informative(values)
     d, n = w.values, w.informative
     if w.too_many_nan or n < 2:
@@ -134,7 +140,7 @@ def mean_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> t
     finite = np.isfinite(v)
     d = v[finite]
     n = d.size
-    if n < 2 or (v.size and (~finite).sum() > MAX_NAN_SHARE * v.size):
+    if n < 2 or too_many_nan(int((~finite).sum()), v.size):
         return (float("nan"), float("nan"))
     m, s = float(d.mean()), float(d.std(ddof=1))
     if s == 0.0:
@@ -146,11 +152,6 @@ def mean_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> t
     return (float(m - q_hi * se), float(m - q_lo * se))
 
 
-def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """The interval of a mean over windows (the studentized one, `mean_ci`)."""
-    return mean_ci(values, n_boot, seed, level)
-
-
 def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Studentized bootstrap interval of r = mean(num) / mean(den), resampling windows jointly:
     the standard error is the delta method's, sd(num - r den) / (sqrt n |mean(den)|), recomputed
@@ -160,7 +161,7 @@ def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -
     (BCa covered 0.84-0.93 at nominal 0.95 over 16 windows; this 0.90-0.95: calibration.md.)"""
     num, den = np.asarray(num, float).ravel(), np.asarray(den, float).ravel()
     finite = np.isfinite(num) & np.isfinite(den)
-    if num.size == 0 or (~finite).sum() > MAX_NAN_SHARE * num.size or finite.sum() < 2:
+    if finite.sum() < 2 or too_many_nan(int((~finite).sum()), num.size):
         return (float("nan"), float("nan"))
     a, b = num[finite], den[finite]
     n = a.size
