@@ -115,10 +115,6 @@ def _make_fast_spearmanr(original):
     return fast_spearmanr
 
 
-def _no_interval(*args, **kwargs) -> tuple[float, float]:
-    return (float("nan"), float("nan"))
-
-
 @contextlib.contextmanager
 def exact_fast_stats(intervals: bool = True):
     """Inside the block, sinkbench.claims uses the fast exact versions above (same numbers).
@@ -127,16 +123,15 @@ def exact_fast_stats(intervals: bool = True):
     equality of the verdicts with and without them is tested)."""
     import scipy.stats
 
-    names = ("binomial_greater", "proportion_ci", "ci_mean", "ci_ratio")
+    names = ("binomial_greater", "proportion_ci")
     saved = {name: getattr(_claims, name) for name in names}
     spearman = scipy.stats.spearmanr
     _claims.binomial_greater = fast_binomial_greater
     _claims.proportion_ci = fast_proportion_ci
-    if not intervals:
-        _claims.ci_mean = _claims.ci_ratio = _no_interval
     scipy.stats.spearmanr = _make_fast_spearmanr(spearman)
     try:
-        yield
+        with contextlib.nullcontext() if intervals else _claims.without_intervals():
+            yield
     finally:
         for name, fn in saved.items():
             setattr(_claims, name, fn)

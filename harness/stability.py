@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import claims
 from .stats import case_seed
 from .units import map_windows
 
@@ -28,21 +29,6 @@ def take_windows(obj, idx: np.ndarray):
     return map_windows(obj, lambda a, axis: np.take(a, idx, axis=axis))
 
 
-@contextlib.contextmanager
-def _without_intervals():
-    """Intervals are not verdicts (except H2b's upper end, whose caller keeps them): skipping
-    them makes a resample several times cheaper and changes no pass/fail."""
-    from . import claims
-
-    saved = claims.ci_mean, claims.ci_ratio
-    nan = lambda *a, **k: (float("nan"), float("nan"))  # noqa: E731
-    claims.ci_mean = claims.ci_ratio = nan
-    try:
-        yield
-    finally:
-        claims.ci_mean, claims.ci_ratio = saved
-
-
 def verdict_stability(verdicts: Callable[[object], dict], inputs, n_windows: int, *, resamples: int = STABILITY_RESAMPLES,
                       seed: int = 0, reads_intervals: bool = False) -> dict:
     """verdicts(inputs) -> key -> (passed, metrics). Returns key -> share of `resamples`
@@ -50,7 +36,7 @@ def verdict_stability(verdicts: Callable[[object], dict], inputs, n_windows: int
     reference = {k: bool(v[0]) for k, v in verdicts(inputs).items()}
     same = dict.fromkeys(reference, 0)
     rng = np.random.default_rng(seed)
-    guard = contextlib.nullcontext() if reads_intervals else _without_intervals()
+    guard = contextlib.nullcontext() if reads_intervals else claims.without_intervals()
     with guard:
         for _ in range(resamples):
             idx = rng.integers(0, n_windows, n_windows)
