@@ -67,13 +67,14 @@ def document_groups(subject, s: Settings) -> np.ndarray | None:
     return np.asarray(window_documents(subject, s.dataset, layout["test_starts"]))
 
 
-def as_units(inputs, groups: np.ndarray | None):
-    """Per-window verdict inputs, or (--units document) per-document means of them; and how
-    many units the tests run over."""
+def as_units(inputs, subject, s: Settings, n_windows: int):
+    """The verdict inputs over the unit of replication, and how many units there are: the
+    n_windows test windows, or (--units document) per-document means of them."""
     from .units import by_group
 
+    groups = document_groups(subject, s)
     if groups is None:
-        return inputs, None
+        return inputs, n_windows
     return by_group(inputs, groups), len(set(groups.tolist()))
 
 
@@ -93,8 +94,8 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
         )
     verdicts = lambda g: h1_verdicts(g, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop,  # noqa: E731
                                      n_boot=s.bootstrap)
-    grid, n_units = as_units(grid, document_groups(sweep.subject, s))
-    results = stability.attach(verdicts(grid), verdicts, grid, n_units or len(base.nll), "H1", model=sweep.subject.name)
+    grid, n_units = as_units(grid, sweep.subject, s, len(base.nll))
+    results = stability.attach(verdicts(grid), verdicts, grid, n_units, "H1", model=sweep.subject.name)
     for layer, (_, metrics) in results.items():
         metrics["sink_mass_dark_all"] = float(sweep.get(layer, "dark_all").post_filter_sink_mass(layer).mean())
         hidden = sweep.base_hidden.get(layer)
@@ -179,8 +180,8 @@ def h2_grid(sweep: FilterSweep, layers: list[int], ks: list[int], s: Settings, f
                                   k=k_b, deleted_share=shares.get(k_b, 0.0))
     verdicts = lambda g: h2_verdicts(g[0], g[1], alpha=s.alpha, n_boot=s.bootstrap,  # noqa: E731
                                      tolerance=s.frontier_tolerance, min_frontier=s.h2_min_frontier)
-    (grid, grid_b), n_units = as_units((grid, grid_b), document_groups(sweep.subject, s))
-    results = stability.attach(verdicts((grid, grid_b)), verdicts, (grid, grid_b), n_units or len(base.nll), "H2",
+    (grid, grid_b), n_units = as_units((grid, grid_b), sweep.subject, s, len(base.nll))
+    results = stability.attach(verdicts((grid, grid_b)), verdicts, (grid, grid_b), n_units, "H2",
                                reads_intervals=True, model=sweep.subject.name)  # H2b's verdict reads its interval's upper end
     if frontier:
         for layer in layers:
@@ -334,7 +335,7 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
     subj = sweep.subject
     sweep.base()
     freq = frequent_mask(subj.tokenizer, to_numpy(sweep.windows), Counter(text_tokens(subj, s.dataset)))
-    raws, targets_used, all_writes = {}, {}, {}
+    targets_used, all_writes = {}, {}
     for layer in layers:
         targets = {kind: choose_targets(sweep.windows, kind, freq) for kind in TARGET_KINDS}
         writes = h4a_writes(subj, sweep.windows, sweep.spectrum, layer, targets, s.windows_per_pass(subj),
@@ -342,16 +343,10 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
         for kind in TARGET_KINDS:
             targets_used[layer, kind] = targets[kind]
             all_writes[layer, kind] = {mode: writes[kind, mode] for mode in WRITES}
-            raws[layer, kind] = h4a_raw(all_writes[layer, kind], rho, s.bootstrap, s.h4_min_recovered, key=(layer, kind))
-    groups = document_groups(subj, s)
-    if groups is not None:
-        all_writes, _ = as_units(all_writes, groups)
-        raws = {lt: h4a_raw(w, rho, s.bootstrap, s.h4_min_recovered, key=lt) for lt, w in all_writes.items()}
-    out = h4a_verdicts(raws, alpha=s.alpha)
     verdicts = lambda ws: h4a_verdicts({lt: h4a_raw(w, rho, s.bootstrap, s.h4_min_recovered, key=lt)  # noqa: E731
                                         for lt, w in ws.items()}, alpha=s.alpha)
-    stability.attach(out, verdicts, all_writes, len(set(groups.tolist())) if groups is not None else len(sweep.windows), "H4A",
-                     model=subj.name)
+    all_writes, n_units = as_units(all_writes, subj, s, len(sweep.windows))
+    out = stability.attach(verdicts(all_writes), verdicts, all_writes, n_units, "H4A", model=subj.name)
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
         m["target_positions"] = t.tolist()
@@ -403,8 +398,8 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
                        "nll_dark_k": nll_excluding(dark_k, skip), "nll_dark_0": nll_excluding(dark_0, skip),
                        "dark_ratio_k": dr[:, k], "dark_ratio_ordinary": dr[:, ordinary].mean(1)}
     verdicts = lambda g: h4b_verdicts(g, alpha=s.alpha, n_boot=s.bootstrap)  # noqa: E731
-    grid, n_units = as_units(grid, document_groups(subj, s))
-    out = stability.attach(verdicts(grid), verdicts, grid, n_units or len(w), "H4B", model=subj.name)
+    grid, n_units = as_units(grid, subj, s, len(w))
+    out = stability.attach(verdicts(grid), verdicts, grid, n_units, "H4B", model=subj.name)
     for key, (_, m) in out.items():
         m["nll_positions_left_out"] = skip
     return out
@@ -440,8 +435,8 @@ def h5_grid(sweep: FilterSweep, s: Settings, min_share: float, seed: int) -> dic
                  control_nll=np.mean([c[0] for c in ctrl], 0), control_mass=np.mean([c[1] for c in ctrl], 0))
     verdicts = lambda v: h5_verdicts(v, alpha=s.alpha, min_share=min_share, min_sink_drop=s.h5_min_sink_drop,  # noqa: E731
                                      min_nll_rise=s.h5_min_nll_rise, n_boot=s.bootstrap)
-    x, n_units = as_units(x, document_groups(subj, s))
-    out = stability.attach(verdicts(x), verdicts, x, n_units or len(x.share), "H5", model=subj.name)
+    x, n_units = as_units(x, subj, s, len(x.share))
+    out = stability.attach(verdicts(x), verdicts, x, n_units, "H5", model=subj.name)
     for _, m in out.values():
         m.update(component=att.names[chosen], chosen_on="selection windows",
                  chosen_dark_write_on_selection=float(chosen_on.dark_write[:, chosen].mean()),

@@ -215,7 +215,7 @@ def h6_grid(sweep, s) -> dict:
     Sun's intervention at the sink on test windows; the verdicts of sinkbench.claims_h6 with
     their stability (claim (a) over selection-window resamples, (b) over test-window ones)."""
     from . import claims_h6
-    from .experiments import as_units, document_groups, selection_windows
+    from .experiments import as_units, selection_windows
 
     subj = sweep.subject
     batch = s.windows_per_pass(subj)
@@ -226,7 +226,7 @@ def h6_grid(sweep, s) -> dict:
     det = detect(mag, s.h6_min_ratio)
     test, n_units = None, None
     if det.edit_layer is not None:
-        test, n_units = as_units(intervention_inputs(sweep, det, mag, batch), document_groups(subj, s))
+        test, n_units = as_units(intervention_inputs(sweep, det, mag, batch), subj, s, len(sweep.windows))
     out = claims_h6.verdicts_with_stability(mag, test, diag, s, model=subj.name, n_units=n_units)
     info = detection_record(det, mag, hidden, select, diag, subj.tokenizer, s.h6_min_ratio)
     info["chosen_on"] = "selection windows"

@@ -138,12 +138,12 @@ def h7_grid(sweep, s) -> dict:
     """H7 on one model: the five regimes on the test windows, the verdicts of
     sinkbench.claims_h7 with their stability, and what the record needs to read them."""
     from . import claims_h7
-    from .experiments import as_units, document_groups
+    from .experiments import as_units
 
     subj = sweep.subject
     w = window_size(s)
     test, by_position = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w)
-    units, n_units = as_units(test, document_groups(subj, s))
+    units, n_units = as_units(test, subj, s, len(sweep.windows))
     out = claims_h7.verdicts_with_stability(units, s, model=subj.name, n_units=n_units)
     info = {"window": w, "control_position": CONTROL_POSITION, "read_from_position": w,
             "first_token_is_bos": bool(subj.uses_bos), "model_own_mask": own_mask(subj.model.config),
