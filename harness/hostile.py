@@ -19,13 +19,13 @@ nulls (sinkbench.h3_stats, tests/test_distributed.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import case_seed
 from .claims import H1Inputs, H2bInputs, H2Inputs, H5Inputs, h1_verdicts, h2_verdicts, h4a_raw, h4a_verdicts, \
     h4b_verdicts, h5_verdicts
+from .designate import WriteResult
+from .stats import case_seed
 
 ALPHA = 0.05
 D = dict(min_delta=0.5, min_sink_drop=0.2, tolerance=0.25, rho=3.0, min_recovered=0.5, min_share=0.5,
@@ -137,13 +137,6 @@ def _h2b(e, rng):
 
 
 # ---- H4-A: one layer, one target kind, 8 tests
-@dataclass
-class _Write:  # the fields of designate.WriteResult the verdicts read
-    att_t: np.ndarray
-    att_0: np.ndarray
-    nll_after: np.ndarray
-
-
 def _h4a(which: str):
     case = {"capture": ("A1", "add"), "fall": ("A1", "add"), "control_below": ("A2", "add"),
             "damage": ("A3", "transplant"), "recovered": ("A3", "transplant")}[which]
@@ -152,10 +145,10 @@ def _h4a(which: str):
         n = e.size
         b_att, b0, nll = rng.uniform(0.01, 0.02, n), 0.6 + _small(rng, n, 0.03), _nll(rng, n)
         rho = D["rho"]
-        add = _Write(b_att * 10 * (1 + _small(rng, n, 0.1)), b0 * 0.7, nll + _small(rng, n, 0.01))
-        broken = _Write(b_att, b0 * 0.5, nll + 1.0 + _small(rng, n, 0.05))
-        transplant = _Write(b_att * 15, b0 * 0.5, nll + 0.1 + _small(rng, n, 0.05))
-        control = _Write(b_att * 1.2 * (1 + _small(rng, n, 0.05)), b0 * 0.95, nll + _small(rng, n, 0.01))
+        add = WriteResult(b_att * 10 * (1 + _small(rng, n, 0.1)), b0 * 0.7, nll + _small(rng, n, 0.01))
+        broken = WriteResult(b_att, b0 * 0.5, nll + 1.0 + _small(rng, n, 0.05))
+        transplant = WriteResult(b_att * 15, b0 * 0.5, nll + 0.1 + _small(rng, n, 0.05))
+        control = WriteResult(b_att * 1.2 * (1 + _small(rng, n, 0.05)), b0 * 0.95, nll + _small(rng, n, 0.01))
         if which == "capture":
             add.att_t = rho * b_att * (1 + 0.3 * e)
         elif which == "fall":
@@ -168,7 +161,7 @@ def _h4a(which: str):
         elif which == "recovered":
             dmg = broken.nll_after - nll
             transplant.nll_after = nll + (1 - D["min_recovered"]) * dmg - 0.2 * e
-        w = {"base": _Write(b_att, b0, nll), "add": add, "transplant": transplant, "control": control, "broken": broken}
+        w = {"base": WriteResult(b_att, b0, nll), "add": add, "transplant": transplant, "control": control, "broken": broken}
         raws = {(1, "t"): h4a_raw(w, rho, N_BOOT, D["min_recovered"], key=(1, "t"))}
         return h4a_verdicts(raws, alpha=ALPHA)[(1, "t") + case][0]
 
