@@ -237,6 +237,9 @@ def window_problem(name: str, source, s: Settings, trust_remote_code: bool) -> s
     except Exception as exc:
         return f"--model {name}: cannot read its tokenizer ({type(exc).__name__}); check the checkpoint's tokenizer files"
     if s.dataset == "auto" and manifest is not None:
+        if s.units == "document":
+            return (f"--units document: {name} is evaluated on its own generated language, which has no documents; "
+                    "use --units window, or pass a --dataset with documents")
         text = data.zoo_text(manifest)
     else:
         text = data.load_text(s.dataset)

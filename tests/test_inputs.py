@@ -459,3 +459,14 @@ def test_models_file_sets_windows_per_model_and_records_carry_them(tmp_path):
     params = {r["model"]: r["params"] for r in map(json.loads, (tmp_path / "results" / "results.jsonl").read_text().splitlines())}
     assert (params["tiny-bb-bos"]["seq_len"], params["tiny-bb-bos"]["n_seqs"]) == (32, 12)
     assert (params["tiny-bb-nobos"]["seq_len"], params["tiny-bb-nobos"]["n_seqs"]) == (64, 16)
+
+
+def test_document_units_on_a_zoo_language_stop_at_start_up(tmp_path):
+    """--units document needs documents; a zoo model's generated language has none: one line,
+    status 4, before any model loads."""
+    code, out = _pytest(tmp_path, "--model", "tiny-bb-bos", "--seq-len", "64", "--units", "document",
+                        "--results", str(tmp_path / "r"))
+    assert code == 4, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines == ["ERROR: --units document: tiny-bb-bos is evaluated on its own generated language, which has no "
+                     "documents; use --units window, or pass a --dataset with documents"], out
