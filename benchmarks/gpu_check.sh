@@ -35,7 +35,7 @@ WHEELS=(nnsight==0.8.1 greenlet==3.5.6 websocket-client==1.9.2 zstandard==0.25.0
         pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 gguf==0.19.0)
 
 if [ "$MODE" = "--fetch-wheels" ]; then
-    # wheels for the GPU image's Python 3.12 (see /work/.library/device/README.md, nvidia-h200)
+    # wheels for the GPU image's Python 3.12 (the lent H200 image: torch 2.11, transformers 5.17, no package index)
     grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
     exec python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
