@@ -42,6 +42,7 @@ class Settings:
     h7_window: int = 0  # H7: keys a sliding-window regime keeps (0: seq_len // 4)
     h7_min_gap: float = 0.1  # H7 (a): nats NLL(window) - NLL(full) must exceed
     h7_min_recovered: float = 0.5  # H7 (b)/(c): share of (a)'s gap the kept sink must recover (the control must not)
+    h7_min_designated: float = 0.5  # H7 (d): share of the natural sink's recovery the designated sink must recover
     h3_min_ratio: float = 5.0  # H3 sink-like: attention received / the layer's own at those (query, key) cells
     h3_max_cv: float = 1.0  # H3 sink-like: coefficient of variation over the key's queries (a steady bar)
     h3_min_queries: int = 8  # H3: positions measured need at least this many later queries
@@ -104,6 +105,7 @@ RANGES = {
     "h7_window": (0, None, False, False),
     "h7_min_gap": (0.0, None, False, False),
     "h7_min_recovered": (0.0, 1.0, True, False),
+    "h7_min_designated": (0.0, 1.0, True, False),
 }
 
 

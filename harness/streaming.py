@@ -34,7 +34,7 @@ dict of masks by layer type where the types differ), and the record says what th
 mask was."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -114,41 +114,105 @@ def regime_token_nll(subject, windows: torch.Tensor, batch: int, regime: str, wi
     return to_numpy(run_batched(subject, windows, batch, attention_mask=mask).token_nll)
 
 
+def designated_edit(spectrum, layer: int, n_windows: int):
+    """H4-A's dark write ("add", designate.write_dark) at `layer`: position 0's band-K
+    component added to the control token's residual, in every window."""
+    from functools import partial
+
+    from .designate import write_dark
+    from .interventions import Edit
+
+    targets = torch.full((n_windows,), CONTROL_POSITION, dtype=torch.long)
+    return Edit(layer, partial(write_dark, targets=targets, dark=spectrum.keep([spectrum.n_bands]), mode="add"))
+
+
+def passes_per_run(n_grid_layers: int) -> int:
+    """Forward passes H7 runs per batch of test windows: the five mask regimes and one
+    designated regime per grid layer (the profile rides on them; sinkbench.sink_profile)."""
+    return len(REGIMES) + n_grid_layers
+
+
 @dataclass
 class H7Test:
     """Per-test-window arrays [N]: mean NLL of the predictions made at positions >= W under
-    each regime."""
+    each regime; designated: grid layer -> [N] (the control regime with H4's dark write there)."""
 
     full: np.ndarray
     window: np.ndarray
     sink1: np.ndarray
     sink4: np.ndarray
     control: np.ndarray
+    designated: dict = field(default_factory=dict)
 
 
-def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int) -> tuple[H7Test, dict]:
-    """The regimes' per-window NLLs over positions >= W, and their mean NLL by position
-    (regime -> [T-1] over windows; the StreamingLLM curve)."""
-    token = {r: regime_token_nll(subject, windows, batch, r, window) for r in REGIMES}
-    test = H7Test(**{r: v[:, window:].mean(1) for r, v in token.items()})
-    return test, {r: v.mean(0).tolist() for r, v in token.items()}
+def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=None, layers=()) -> tuple[H7Test, dict]:
+    """The regimes' per-window NLLs over positions >= W, and what the record reads beside
+    them: per regime (designated ones as designated_L<l>) the mean NLL by position ([T-1]
+    over windows; the StreamingLLM curve) and the value/key profile of positions 0 and the
+    control per layer (sinkbench.sink_profile; its learned_sink_mass is the learned sinks')."""
+    from .claims_h7 import designated_key
+    from .sink_profile import profiled_pass, summarize
+
+    positions, t = (0, CONTROL_POSITION), windows.shape[1]
+    runs = {r: (regime_mask(subject, t, r, window), None) for r in REGIMES}
+    for layer in layers:
+        runs[designated_key(layer)] = (regime_mask(subject, t, "control", window),
+                                       designated_edit(spectrum, layer, len(windows)))
+    token, profile = {}, {}
+    for r, (mask, edit) in runs.items():
+        res, prof = profiled_pass(subject, windows, batch, positions=positions, from_query=window,
+                                  attention_mask=mask, edit=edit)
+        token[r], profile[r] = to_numpy(res.token_nll), summarize(prof, positions)
+    read = {r: v[:, window:].mean(1) for r, v in token.items()}
+    test = H7Test(**{r: read[r] for r in REGIMES}, designated={l: read[designated_key(l)] for l in layers})
+    return test, {"nll_by_position": {r: v.mean(0).tolist() for r, v in token.items()}, "profile": profile}
+
+
+def profile_comparison(profile: dict, layers) -> dict | None:
+    """Per grid layer l, each profile measure as its mean over layers l+1..L-1 (where H4-A's
+    write can act): the natural sink (position 0 under sink1), the plain control token
+    (position 1 under control) and the designated sink (position 1 under designated_L<l>)."""
+    from .claims_h7 import designated_key
+    from .sink_profile import over_layers
+
+    if profile.get("sink1") is None:
+        return None
+    c = str(CONTROL_POSITION)
+    return {str(l): {"natural": over_layers(profile["sink1"], 0, l + 1),
+                     "control": over_layers(profile["control"], CONTROL_POSITION, l + 1),
+                     "designated": over_layers(profile[designated_key(l)], CONTROL_POSITION, l + 1),
+                     "positions": {"natural": 0, "control": int(c), "designated": int(c)}} for l in layers}
 
 
 def h7_grid(sweep, s) -> dict:
-    """H7 on one model: the five regimes on the test windows, the verdicts of
-    sinkbench.claims_h7 with their stability, and what the record needs to read them."""
+    """H7 on one model: the five regimes and the designated one per grid layer on the test
+    windows, the verdicts of sinkbench.claims_h7 with their stability, and what the record
+    needs to read them."""
     from . import claims_h7
-    from .experiments import as_units
+    from .experiments import as_units, parse_layers
 
     subj = sweep.subject
     w = window_size(s)
-    test, by_position = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w)
+    layers = parse_layers(s.layers, subj.n_layers, subj.name)
+    test, extra = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w, sweep.spectrum, layers)
     units, n_units = as_units(test, subj, s, len(sweep.windows))
     out = claims_h7.verdicts_with_stability(units, s, model=subj.name, n_units=n_units)
+    profile = extra["profile"]
+    learned = subj.learned_sinks
     info = {"window": w, "control_position": CONTROL_POSITION, "read_from_position": w,
             "first_token_is_bos": bool(subj.uses_bos), "model_own_mask": own_mask(subj.model.config),
-            "nll_by_regime": {r: float(np.mean(getattr(test, r))) for r in REGIMES},
-            "nll_by_position": by_position}
-    for _, m in out.values():
+            "designated_layers": layers, "designated_write": "add: position 0's band-K component into the control token "
+            "(designate.write_dark), at one grid layer per regime, under the control regime's mask",
+            "nll_by_regime": {r: float(np.mean(v)) for r, v in
+                              {**{r: getattr(test, r) for r in REGIMES},
+                               **{claims_h7.designated_key(l): d for l, d in test.designated.items()}}.items()},
+            "nll_by_position": extra["nll_by_position"],
+            "learned_sinks": bool(learned),
+            "learned_sink_mass": {r: (p["learned_sink_mass"] if p is not None else None) for r, p in profile.items()}
+            if learned else None,
+            "sink_profile": profile_comparison(profile, layers)}
+    for key, (_, m) in out.items():
         m["regimes"] = info
+        if key == "d":
+            m["profile_by_regime"] = profile
     return out

@@ -1,0 +1,163 @@
+"""The sink's value/key profile (docs/methods.md §11): what a sink position looks like to
+attention, beyond the attention it receives. Per layer i and position p, per window:
+
+  value_ratio     ||v_p|| / median_j ||v_j||  (value vectors of layer i, mean over kv heads;
+                  "value drain", Gu et al. 2025, Guo et al. 2024: a sink's value is small)
+  query_key_cos   mean over heads and the later queries q >= from_query (q > p) of
+                  cos(query_q, key_p), post-rotary, the vectors the scores are made of
+  residual_ratio  ||h_p|| / median_j ||h_j||  (the residual entering decoder layer i)
+  attention       mean attention (heads, the same queries) to p
+
+j runs over the positions other than the profiled ones. Beside them, per layer: the mean
+cosine between those queries and every other key they see (`query_key_cos_reference`, the
+baseline the sink's cosine is read against) and the mass the learned sink logits absorbed
+(1 - row sum of the softmax over real keys; 0 for a model without learned sinks).
+
+How it is read: the layers' eager attention function gets the post-rotary queries, keys and
+values. `capturing(subject)` wraps it (the module's `_sinkbench_eager`, sinkbench.attention)
+and hooks each decoder layer's input, and `profile_readout` (an `attn_readout` of
+interventions.run_pass) collects what the wrapper computed for the same layer, so the profile
+rides on an ordinary pass (any mask, any edit) and is checkpointed with it. Families whose
+attention does not go through transformers' AttentionInterface (Falcon, Bloom) have no
+profile (None). fp32 reductions whatever the model's dtype."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import partial
+
+import numpy as np
+import torch
+
+MEASURES = ("value_ratio", "query_key_cos", "residual_ratio", "attention")
+_stash: dict = {}  # data_ptr of a layer's attention probabilities -> what the wrapper computed
+_residual: dict = {}  # decoder layer index -> norms [B, T] of its input residual
+
+
+def supported(subject) -> bool:
+    return bool(subject.arch is not None and subject.arch.attention_interface and not subject.remote
+                and hasattr(subject.attention(subject.model, 0), "_sinkbench_eager"))
+
+
+def _stats(query, key, value, probs, residual, positions: tuple, from_query: int) -> torch.Tensor:
+    """[B, 4 * len(positions) + 2]: MEASURES per position, then the cosine reference and the
+    learned-sink mass."""
+    b, hq, t, _ = query.shape
+    key = key.float().repeat_interleave(hq // key.shape[1], 1)
+    q = torch.nn.functional.normalize(query.float(), dim=-1)
+    k = torch.nn.functional.normalize(key, dim=-1)
+    cos = q @ k.transpose(2, 3)  # [B, H, T, T]
+    vn = value.float().norm(dim=-1).mean(1)  # [B, T]
+    others = torch.ones(t, dtype=torch.bool, device=query.device)
+    others[list(positions)] = False
+    qs = torch.arange(t, device=query.device) >= from_query
+    out = []
+    for p in positions:
+        later = qs & (torch.arange(t, device=query.device) > p)
+        out += [vn[:, p] / vn[:, others].median(1).values,
+                cos[:, :, later, p].mean((1, 2)),
+                residual[:, p] / residual[:, others].median(1).values if residual is not None
+                else torch.full((b,), float("nan"), device=query.device),
+                probs[:, :, later, p].float().mean((1, 2))]
+    i, j = torch.arange(t, device=query.device)[:, None], torch.arange(t, device=query.device)[None]
+    seen = ((j <= i) & others[None] & qs[:, None]).float()  # keys other than the profiled ones
+    out.append((cos * seen).sum((-1, -2)).mean(1) / seen.sum().clamp_min(1))
+    out.append((1 - probs[:, :, qs].float().sum(-1)).mean((1, 2)))
+    return torch.stack(out, 1)
+
+
+def _wrapped(forward, positions, from_query, layer):
+    def eager(module, query, key, value, attention_mask, **kwargs):
+        out, probs = forward(module, query, key, value, attention_mask, **kwargs)
+        _stash[probs.data_ptr()] = _stats(query, key, value, probs, _residual.get(layer), positions, from_query)
+        return out, probs
+    return eager
+
+
+def _residual_hook(layer):
+    def hook(module, args, kwargs):
+        h = args[0] if args else kwargs["hidden_states"]
+        _residual[layer] = h.float().norm(dim=-1)
+    return hook
+
+
+@contextmanager
+def capturing(subject, positions: tuple, from_query: int):
+    """Within the block, every layer whose attention computes its probabilities ('probs' in
+    the attention plan) also computes the profile of `positions` for profile_readout."""
+    from .attention import generic_eager
+
+    modules = [subject.attention(subject.model, i) for i in range(subject.n_layers)]
+    saved = [m._sinkbench_eager for m in modules]
+    hooks = [subject.layer(subject.model, i).register_forward_pre_hook(_residual_hook(i), with_kwargs=True)
+             for i in range(subject.n_layers)]
+    for i, m in enumerate(modules):
+        m._sinkbench_eager = _wrapped(saved[i] or generic_eager, tuple(positions), from_query, i)
+    try:
+        yield
+    finally:
+        for m, f in zip(modules, saved):
+            m._sinkbench_eager = f
+        for h in hooks:
+            h.remove()
+        _stash.clear()
+        _residual.clear()
+
+
+def profile_readout(probs, rows):
+    """attn_readout for run_pass: what the wrapper computed for these probabilities."""
+    return _stash.pop(probs.data_ptr())
+
+
+def profiled_pass(subject, windows: torch.Tensor, batch: int, *, positions: tuple, from_query: int,
+                  attention_mask=None, edit=None, layers=None):
+    """run_batched with the profile of `positions` at `layers` (default: all): the PassResult
+    and profile {layer: [N, 4 * len(positions) + 2]} (None where not supported)."""
+    from .interventions import run_batched
+
+    layers = list(range(subject.n_layers)) if layers is None else list(layers)
+    if not supported(subject):
+        return run_batched(subject, windows, batch, attention_mask=attention_mask, edit=edit), None
+    with capturing(subject, positions, from_query):
+        res = run_batched(subject, windows, batch, attention_mask=attention_mask, edit=edit, attn_layers=layers,
+                          attn_readout=partial(profile_readout))
+    return res, {i: res.attention[i].float().cpu() for i in layers}
+
+
+def summarize(profile: dict | None, positions: tuple) -> dict | None:
+    """Per-window profile -> means over windows, per layer (lists ordered by layer):
+    {"layers": [...], "<position>": {measure: [...]}, "query_key_cos_reference": [...],
+    "learned_sink_mass": [...]}."""
+    if profile is None:
+        return None
+    layers = sorted(profile)
+    m = np.stack([np.nanmean(profile[i].numpy(), 0) for i in layers])  # [L, cols]
+    out = {"layers": layers}
+    for n, p in enumerate(positions):
+        out[str(p)] = {k: m[:, 4 * n + c].tolist() for c, k in enumerate(MEASURES)}
+    out["query_key_cos_reference"] = m[:, -2].tolist()
+    out["learned_sink_mass"] = m[:, -1].tolist()
+    return out
+
+
+def over_layers(summary: dict | None, position: int, first_layer: int) -> dict | None:
+    """Each measure's mean over the summary's layers >= first_layer (H4-A's readout layers
+    l+1..L-1 for a write at l), for one position."""
+    if summary is None:
+        return None
+    keep = [n for n, i in enumerate(summary["layers"]) if i >= first_layer]
+    mean = lambda v: float(np.mean([v[n] for n in keep])) if keep else float("nan")  # noqa: E731
+    out = {k: mean(v) for k, v in summary[str(position)].items()}
+    out["query_key_cos_reference"] = mean(summary["query_key_cos_reference"])
+    out["learned_sink_mass"] = mean(summary["learned_sink_mass"])
+    return out
+
+
+def sink_profile(subject, windows: torch.Tensor, batch: int, position: int, *, from_query: int = 1,
+                 attention_mask=None, edit=None, first_layer: int = 0) -> dict | None:
+    """The profile of one position (e.g. H4-A's designated target under its write), means over
+    windows and over layers >= first_layer, with the per-layer lists: for a caller outside H7.
+    A per-window position (H4-A's targets differ by window) is not handled: give one position."""
+    _, prof = profiled_pass(subject, windows, batch, positions=(position,), from_query=from_query,
+                            attention_mask=attention_mask, edit=edit, layers=range(first_layer, subject.n_layers))
+    summary = summarize(prof, (position,))
+    return None if summary is None else {**over_layers(summary, position, first_layer), "per_layer": summary}
