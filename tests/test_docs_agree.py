@@ -65,8 +65,8 @@ def families(monkeypatch) -> dict[str, int]:
     from sinkbench.streaming import H7Test
 
     monkeypatch.setattr(claims_h7, "holm", claims.holm)  # the spy
-    claims_h7.h7_verdicts(H7Test(b, b + 1, b + 0.1, b + 0.1, b + 0.9), alpha=0.05, min_gap=0.1, min_recovered=0.5,
-                          n_boot=50)
+    claims_h7.h7_verdicts(H7Test(b, b + 1, b + 0.1, b + 0.1, b + 0.9, designated={l: b + 0.2 for l in range(3)}),
+                          alpha=0.05, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=50)
     out["H7"] = sizes.pop()
     return out
 

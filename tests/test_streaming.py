@@ -4,6 +4,7 @@ arrays (a model where evicting the sink changes nothing fails (a); a control tok
 rescues fails (c))."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,7 @@ def verdicts(t):
 
 
 def test_a_streaming_sink_passes_every_claim():
-    out = verdicts(synthetic(gap=1.0, sink_left=0.1, control_left=0.9))
+    out = verdicts(with_designated(synthetic(gap=1.0, sink_left=0.1, control_left=0.9), left=0.2))
     assert set(out) == set(CLAIMS) and all(passed for passed, _ in out.values())
     assert out["b"][1]["recovered_share"] == pytest.approx(0.9, abs=0.02)
     assert out["c"][1]["recovered_share"] == pytest.approx(0.1, abs=0.02)
@@ -108,3 +109,141 @@ def test_a_model_where_evicting_changes_nothing_fails_a():
 def test_a_control_token_that_rescues_fails_c():
     out = verdicts(synthetic(gap=1.0, sink_left=0.1, control_left=0.1))
     assert out["a"][0] and out["b"][0] and not out["c"][0]
+
+
+# --------------------------------------------------------------------------- claim (d)
+def with_designated(t: H7Test, left: float, seed: int = 1) -> H7Test:
+    """t with a designated regime at grid layers 3 and 6: at layer 6 it leaves `left` of the
+    gap (like sink1 at 0.1, the control at 0.9), at layer 3 it does nothing (the control's)."""
+    rng = np.random.default_rng(seed)
+    gap = t.window - t.full
+    d6 = t.full + left * gap + 0.01 * rng.standard_normal(gap.size)
+    return dataclasses.replace(t, designated={3: t.control.copy(), 6: d6})
+
+
+def test_a_designated_sink_that_rescues_passes_d_and_the_family_grows_by_a_test_per_layer():
+    out = verdicts(with_designated(synthetic(gap=1.0, sink_left=0.1, control_left=0.9), left=0.2))
+    passed, m = out["d"]
+    assert set(out) == set(CLAIMS) and passed and m["passing_layers"] == [6] and m["best_layer"] == 6
+    assert m["share_of_sink1"]["6"] == pytest.approx(0.8 / 0.9, abs=0.03)
+    assert m["share_of_sink1"]["3"] == pytest.approx(0.1 / 0.9, abs=0.03) and m["p_value_by_layer"]["3"] > 0.5
+    assert m["sink_rescues"] and all(out[k][0] for k in "abc")
+
+
+def test_a_designated_write_that_does_nothing_fails_d():
+    """The written control token is the control token: it recovers what the control does."""
+    t = synthetic(gap=1.0, sink_left=0.1, control_left=0.9)
+    passed, m = verdicts(dataclasses.replace(t, designated={3: t.control.copy(), 6: t.control.copy()}))["d"]
+    assert not passed and m["passing_layers"] == [] and max(m["p_value_by_layer"].values()) > 0.5
+
+
+def test_d_at_its_boundary_rarely_passes():
+    """Null: the designated sink recovers exactly h7_min_designated of sink1's recovery, with
+    noise; d passes in about alpha of the draws or fewer (two layers, both at the boundary)."""
+    passes = []
+    for seed in range(60):
+        t = synthetic(gap=1.0, sink_left=0.1, control_left=0.9, seed=seed)
+        rng = np.random.default_rng(100 + seed)
+        natural = t.window - t.sink1
+        at = lambda: t.window - 0.5 * natural + 0.2 * rng.standard_normal(natural.size)  # noqa: E731
+        passes.append(verdicts(dataclasses.replace(t, designated={3: at(), 6: at()}))["d"][0])
+    assert np.mean(passes) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 60)
+
+
+def test_a_model_where_evicting_changes_nothing_fails_d_too():
+    t = synthetic(gap=0.0, sink_left=0.0, control_left=0.0)
+    passed, m = verdicts(dataclasses.replace(t, designated={3: t.control.copy()}))["d"]
+    assert not passed and m["sink_rescues"] is False
+
+
+def test_the_designated_regime_is_the_control_regime_plus_h4_s_write(bos):
+    """Through the pass: a write of nothing (a zero dark projector) gives the control regime's
+    NLLs exactly; the real write changes them; sinkbench.designate's write_dark does the adding."""
+    from types import SimpleNamespace
+
+    from sinkbench.claims_h7 import designated_key
+    from sinkbench.spectrum import spectrum_for
+
+    subject, windows = bos
+    spectrum = spectrum_for(subject, 20, "U")
+    test, extra = streaming.h7_inputs(subject, windows, 8, W, spectrum, layers=[0])
+    ref = streaming.regime_token_nll(subject, windows, 8, "control", W)
+    np.testing.assert_allclose(test.control, ref[:, W:].mean(1), atol=1e-5)
+    assert np.abs(test.designated[0] - test.control).max() > 1e-4
+    nothing = SimpleNamespace(n_bands=20, keep=lambda bands: torch.zeros(subject.d_model, subject.d_model))
+    zero, _ = streaming.h7_inputs(subject, windows, 8, W, nothing, layers=[0])
+    np.testing.assert_allclose(zero.designated[0], test.control, atol=1e-5)
+    assert streaming.passes_per_run(1) == len(extra["nll_by_position"]) == 6
+    prof = extra["profile"]
+    assert set(prof) == {*streaming.REGIMES, designated_key(0)}
+    # position 0 and its residual are the same in every regime (it sees only itself)
+    assert prof["sink1"]["0"]["residual_ratio"][0] == pytest.approx(prof["full"]["0"]["residual_ratio"][0], rel=0.05)
+
+
+# --------------------------------------------------------------------------- the profile
+def test_the_profile_matches_a_plain_forward_of_a_tiny_random_llama():
+    """value / residual norm ratios, query-key cosine and attention of positions 0 and 3 on a
+    tiny random Llama, against hooks on v_proj, q_proj, k_proj with transformers' own rotary,
+    hidden states and attention maps of a plain eager forward."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    from tests.conftest import as_subject, tiny_llama
+    from sinkbench.sink_profile import profiled_pass, summarize
+
+    subject = as_subject(tiny_llama(seed=3))
+    model = subject.model
+    ids = torch.randint(3, 259, (4, 24), generator=torch.Generator().manual_seed(0))
+    ids[:, 0] = 1
+    positions, from_q = (0, 3), 8
+    _, prof = profiled_pass(subject, ids, 4, positions=positions, from_query=from_q)
+    ours = summarize(prof, positions)
+
+    got = {}
+    hooks = [getattr(model.model.layers[1].self_attn, n).register_forward_hook(
+        lambda m, a, o, n=n: got.__setitem__(n, o)) for n in ("q_proj", "k_proj", "v_proj")]
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True, output_attentions=True)
+    for h in hooks:
+        h.remove()
+    att = model.model.layers[1].self_attn
+    hd = att.head_dim
+    shape = lambda x: x.view(4, 24, -1, hd).transpose(1, 2)  # noqa: E731
+    cos_sin = model.model.rotary_emb(out.hidden_states[1], torch.arange(24)[None])
+    q, k = apply_rotary_pos_emb(shape(got["q_proj"]), shape(got["k_proj"]), *cos_sin)
+    k = k.repeat_interleave(q.shape[1] // k.shape[1], 1)
+    vn = shape(got["v_proj"]).norm(dim=-1).mean(1)
+    rn = out.hidden_states[1].norm(dim=-1)  # the residual entering layer 1
+    others = [j for j in range(24) if j not in positions]
+    for p in positions:
+        later = [i for i in range(24) if i >= from_q and i > p]
+        cos = torch.nn.functional.cosine_similarity(q[:, :, later], k[:, :, p:p + 1], dim=-1).mean((1, 2))
+        want = {"value_ratio": vn[:, p] / vn[:, others].median(1).values,
+                "residual_ratio": rn[:, p] / rn[:, others].median(1).values,
+                "query_key_cos": cos, "attention": out.attentions[1][:, :, later, p].mean((1, 2))}
+        for key, v in want.items():
+            assert ours[str(p)][key][1] == pytest.approx(float(v.mean()), rel=1e-4, abs=1e-6), (p, key)
+    assert max(abs(x) for x in ours["learned_sink_mass"]) < 1e-5  # no learned sinks: rows sum to 1
+
+
+def test_the_learned_sink_mass_of_the_zoo_sink_logit_model():
+    """tiny-bb-sinklogit (GPT-OSS shape, learned per-head sink logits): the profile's
+    learned_sink_mass is 1 - the row sum of a plain eager forward's attention over real keys,
+    for the queries read; h7 records it per regime and layer (None for a model without)."""
+    from transformers import AutoModelForCausalLM
+
+    from sinkbench.access import load_subject
+    from sinkbench.data import windows_for
+    from sinkbench.sink_profile import profiled_pass, summarize
+
+    zoo = ZOO_BOS.parent / "tiny-bb-sinklogit"
+    subject = load_subject("tiny-bb-sinklogit")
+    assert subject.learned_sinks
+    ids = windows_for(subject, "auto", 32, 4)
+    mask = streaming.regime_mask(subject, 32, "window", 8)
+    _, prof = profiled_pass(subject, ids, 4, positions=(0, 1), from_query=8, attention_mask=mask)
+    ours = summarize(prof, (0, 1))["learned_sink_mass"]
+    model = AutoModelForCausalLM.from_pretrained(zoo, attn_implementation="eager").eval()
+    with torch.no_grad():
+        att = model(ids, attention_mask=mask, output_attentions=True).attentions
+    want = [float((1 - a[:, :, 8:].sum(-1)).mean()) for a in att]
+    assert ours == pytest.approx(want, abs=1e-5) and max(want) > 0.01

@@ -1,0 +1,61 @@
+"""H7's figure (docs/methods.md §11): the StreamingLLM curve (mean NLL by position under each
+attention regime) and the recovered shares with their 95% intervals, from one H7 record's
+metrics (any claim's: each carries `regimes` and `recovered_shares`)."""
+from __future__ import annotations
+
+import io
+
+COLORS = {"full": "k", "window": "C3", "sink1": "C0", "sink4": "C9", "control": "C7"}
+
+
+def draw_h7(plt, metrics: dict, model: str = ""):
+    """(figure, title): left, mean NLL of the prediction made at each position per regime
+    (the window's edge W dashed; NLL is read from there on); right, each kept-token regime's
+    share of the eviction gap it recovers, with its interval (designated_L<l>: the control token
+    given H4's dark write at layer l; the dotted lines are h7_min_recovered and 0 and 1)."""
+    regimes = metrics["regimes"]
+    by_pos = regimes["nll_by_position"]
+    w = regimes["window"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.6, 1]})
+    designated = [r for r in by_pos if r.startswith("designated")]
+    for j, r in enumerate([*COLORS, *designated]):
+        if r in by_pos:
+            ys = by_pos[r]
+            color = COLORS.get(r, f"C{(j + 1) % 10}")
+            left.plot(range(len(ys)), ys, lw=1.0 if r in ("full", "window") else 0.8, color=color,
+                      ls="--" if r.startswith("designated") else "-", label=r)
+    left.axvline(w, color="#888", ls="--", lw=0.8)
+    left.text(w, left.get_ylim()[1], f" W = {w}", fontsize=7, va="top", color="#555")
+    left.set_xlabel("position of the prediction", fontsize=8)
+    left.set_ylabel("mean NLL (nats)", fontsize=8)
+    left.legend(fontsize=7, ncol=2)
+    left.grid(alpha=0.25)
+    shares = metrics.get("recovered_shares", {})
+    names = [r for r in shares if not r.endswith("_of_sink1")]
+    for y, r in enumerate(names):
+        s, (lo, hi) = shares[r]
+        right.errorbar([s], [y], xerr=[[max(s - lo, 0)], [max(hi - s, 0)]] if lo == lo and hi == hi else None,
+                       fmt="o", color=COLORS.get(r, "C1"), ms=5, capsize=3)
+    right.set_yticks(range(len(names)), names, fontsize=7)
+    for x, ls in ((0, ":"), (1, ":"), (metrics.get("min_recovered", 0.5), "--")):
+        right.axvline(x, color="#888", ls=ls, lw=0.8)
+    right.set_xlabel("share of NLL(window) - NLL(full) recovered (95% interval)", fontsize=8)
+    right.invert_yaxis()
+    right.grid(alpha=0.25)
+    for ax in (left, right):
+        ax.tick_params(labelsize=7)
+    nll = regimes["nll_by_regime"]
+    title = (f"{model + ': ' if model else ''}H7, attention regimes (W = {w}, read from position {regimes['read_from_position']};"
+             f" NLL full {nll['full']:.3f}, window {nll['window']:.3f}, sink1 {nll['sink1']:.3f})")
+    return fig, title
+
+
+def h7_figure(plt, metrics: dict, model: str = "") -> tuple[str, bytes]:
+    """(title, PNG bytes) of draw_h7, the convention of report.py's figures."""
+    fig, title = draw_h7(plt, metrics, model)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return title, buf.getvalue()
