@@ -215,7 +215,7 @@ def _h5(which: str):
     return run
 
 
-# ---- H7: 3 tests per model
+# ---- H7: 3 tests per model + 1 per grid layer (claim d; one layer here)
 def _h7(which: str):
     def run(e, rng):
         from .claims_h7 import h7_verdicts
@@ -226,6 +226,7 @@ def _h7(which: str):
         window = full + 1.0 + _small(rng, n, 0.1)
         sink1 = full + 0.1 + _small(rng, n, 0.05)
         control = window - 0.05 + _small(rng, n, 0.05)
+        designated = None
         if which == "gap":  # the gap at its minimum: sink1 and control scaled with it
             window = full + 0.1 + 0.05 * e
             sink1, control = full + _small(rng, n, 0.005), window + 0.05
@@ -233,9 +234,13 @@ def _h7(which: str):
             sink1 = window - 0.5 * (window - full) - 0.2 * e
         elif which == "control":  # the control recovers exactly the minimum share
             control = window - 0.5 * (window - full) + 0.2 * e
-        t = H7Test(full, window, sink1, sink1 + _small(rng, n, 0.01), control)
-        return h7_verdicts(t, alpha=ALPHA, min_gap=0.1, min_recovered=0.5, n_boot=N_BOOT)[
-            {"gap": "a", "recovered": "b", "control": "c"}[which]][0]
+        elif which == "designated":  # the designated sink recovers exactly the minimum share of sink1's recovery
+            designated = window - 0.5 * (window - sink1) - 0.2 * e
+        if designated is None:  # a designated sink as good as the first token
+            designated = sink1 + _small(rng, n, 0.01)
+        t = H7Test(full, window, sink1, sink1 + _small(rng, n, 0.01), control, designated={0: designated})
+        return h7_verdicts(t, alpha=ALPHA, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=N_BOOT)[
+            {"gap": "a", "recovered": "b", "control": "c", "designated": "d"}[which]][0]
 
     return run
 
@@ -251,7 +256,7 @@ CONTRASTS = {
     "H5-1 share": _h5("share"), "H5-2 mass vs base": _h5("mass_vs_base"), "H5-2 NLL vs base": _h5("nll_vs_base"),
     "H5-2 mass vs control": _h5("mass_vs_control"), "H5-2 NLL vs control": _h5("nll_vs_control"),
     "H7a eviction gap": _h7("gap"), "H7b first token recovers": _h7("recovered"),
-    "H7c control does not": _h7("control"),
+    "H7c control does not": _h7("control"), "H7d designated sink recovers": _h7("designated"),
 }
 
 
