@@ -90,8 +90,8 @@ def h7_verdicts(t, *, alpha: float, min_gap: float, min_recovered: float, n_boot
                                           "p_value_raw": float(raw[i]), **window_counts(c[key])})
     pd = {l: float(p[3 + n]) for n, l in enumerate(layers)}
     passing = [l for l in layers if pd[l] < alpha]
-    best = min(layers, key=lambda l: pd[l]) if layers else None
     of = lambda l: shares[designated_key(l) + "_of_sink1"]  # noqa: E731
+    best = min(layers, key=lambda l: (pd[l], -np.nan_to_num(of(l)[0], nan=-np.inf))) if layers else None  # ties: the larger share
     out["d"] = (bool(passing), {
         **common, "regime": "designated", "layers": layers, "passing_layers": passing, "best_layer": best,
         "share_of_sink1": {str(l): of(l)[0] for l in layers}, "share_of_sink1_ci": {str(l): of(l)[1] for l in layers},
