@@ -9,9 +9,10 @@ attention, beyond the attention it receives. Per layer i and position p, per win
   attention       mean attention (heads, the same queries) to p
 
 j runs over the positions other than the profiled ones. Beside them, per layer: the mean
-cosine between those queries and every other key they see (`query_key_cos_reference`, the
-baseline the sink's cosine is read against) and the mass the learned sink logits absorbed
-(1 - row sum of the softmax over real keys; 0 for a model without learned sinks).
+cosine between those queries and every other key before them (`query_key_cos_reference`,
+the baseline the sink's cosine is read against) and the mass the learned sink logits
+absorbed (1 - row sum of the softmax over real keys; 0 for a model without learned sinks).
+A position may be one per window (H4-A's targets): pass a [N] tensor instead of an int.
 
 How it is read: the layers' eager attention function gets the post-rotary queries, keys and
 values. `capturing(subject)` wraps it (the module's `_sinkbench_eager`, sinkbench.attention)
@@ -38,37 +39,49 @@ def supported(subject) -> bool:
                 and hasattr(subject.attention(subject.model, 0), "_sinkbench_eager"))
 
 
-def _stats(query, key, value, probs, residual, positions: tuple, from_query: int) -> torch.Tensor:
-    """[B, 4 * len(positions) + 2]: MEASURES per position, then the cosine reference and the
-    learned-sink mass."""
+def _per_key(query, key, value, probs, residual, from_query: int) -> dict:
+    """Per-key reductions of one layer, for any later choice of positions: value and residual
+    norms [B, T], and over the queries i >= from_query later than the key (i > j) the sums of
+    the query-key cosine and of the attention [B, T], their count [T], and the learned-sink
+    mass [B]."""
     b, hq, t, _ = query.shape
     key = key.float().repeat_interleave(hq // key.shape[1], 1)
     q = torch.nn.functional.normalize(query.float(), dim=-1)
     k = torch.nn.functional.normalize(key, dim=-1)
-    cos = q @ k.transpose(2, 3)  # [B, H, T, T]
-    vn = value.float().norm(dim=-1).mean(1)  # [B, T]
-    others = torch.ones(t, dtype=torch.bool, device=query.device)
-    others[list(positions)] = False
-    qs = torch.arange(t, device=query.device) >= from_query
+    ar = torch.arange(t, device=query.device)
+    later = ((ar[:, None] > ar[None]) & (ar[:, None] >= from_query)).float()  # [query, key]
+    cos = (q @ k.transpose(2, 3)).mean(1)  # [B, T, T], mean over heads
+    qs = ar >= from_query
+    return {"vn": value.float().norm(dim=-1).mean(1),
+            "rn": residual if residual is not None else torch.full((b, t), float("nan"), device=query.device),
+            "cos": (cos * later).sum(1), "att": (probs.float().mean(1) * later).sum(1), "n": later.sum(0),
+            "learned": (1 - probs[:, :, qs].float().sum(-1)).mean((1, 2))}
+
+
+def _select(r: dict, idx: list) -> torch.Tensor:
+    """[B, 4 * len(idx) + 2] from _per_key's arrays: MEASURES at each position (idx: one [B]
+    index tensor per profiled position), then the cosine reference (every other key, pairs
+    weighted equally) and the learned-sink mass."""
+    b, t = r["vn"].shape
+    rows = torch.arange(b, device=r["vn"].device)
+    others = torch.ones(b, t, dtype=torch.bool, device=r["vn"].device)
+    for p in idx:
+        others[rows, p] = False
+    med = lambda x: torch.stack([x[i][others[i]].median() for i in range(b)])  # noqa: E731
+    n = r["n"][None].expand(b, -1)
     out = []
-    for p in positions:
-        later = qs & (torch.arange(t, device=query.device) > p)
-        out += [vn[:, p] / vn[:, others].median(1).values,
-                cos[:, :, later, p].mean((1, 2)),
-                residual[:, p] / residual[:, others].median(1).values if residual is not None
-                else torch.full((b,), float("nan"), device=query.device),
-                probs[:, :, later, p].float().mean((1, 2))]
-    i, j = torch.arange(t, device=query.device)[:, None], torch.arange(t, device=query.device)[None]
-    seen = ((j <= i) & others[None] & qs[:, None]).float()  # keys other than the profiled ones
-    out.append((cos * seen).sum((-1, -2)).mean(1) / seen.sum().clamp_min(1))
-    out.append((1 - probs[:, :, qs].float().sum(-1)).mean((1, 2)))
+    for p in idx:
+        out += [r["vn"][rows, p] / med(r["vn"]), r["cos"][rows, p] / n[rows, p].clamp_min(1),
+                r["rn"][rows, p] / med(r["rn"]), r["att"][rows, p] / n[rows, p].clamp_min(1)]
+    out.append((r["cos"] * others).sum(1) / (n * others).sum(1).clamp_min(1))
+    out.append(r["learned"])
     return torch.stack(out, 1)
 
 
-def _wrapped(forward, positions, from_query, layer):
+def _wrapped(forward, from_query, layer):
     def eager(module, query, key, value, attention_mask, **kwargs):
         out, probs = forward(module, query, key, value, attention_mask, **kwargs)
-        _stash[probs.data_ptr()] = _stats(query, key, value, probs, _residual.get(layer), positions, from_query)
+        _stash[probs.data_ptr()] = _per_key(query, key, value, probs, _residual.get(layer), from_query)
         return out, probs
     return eager
 
@@ -81,9 +94,9 @@ def _residual_hook(layer):
 
 
 @contextmanager
-def capturing(subject, positions: tuple, from_query: int):
+def capturing(subject, from_query: int):
     """Within the block, every layer whose attention computes its probabilities ('probs' in
-    the attention plan) also computes the profile of `positions` for profile_readout."""
+    the attention plan) also computes the per-key reductions profile_readout selects from."""
     from .attention import generic_eager
 
     modules = [subject.attention(subject.model, i) for i in range(subject.n_layers)]
@@ -91,7 +104,7 @@ def capturing(subject, positions: tuple, from_query: int):
     hooks = [subject.layer(subject.model, i).register_forward_pre_hook(_residual_hook(i), with_kwargs=True)
              for i in range(subject.n_layers)]
     for i, m in enumerate(modules):
-        m._sinkbench_eager = _wrapped(saved[i] or generic_eager, tuple(positions), from_query, i)
+        m._sinkbench_eager = _wrapped(saved[i] or generic_eager, from_query, i)
     try:
         yield
     finally:
@@ -103,23 +116,29 @@ def capturing(subject, positions: tuple, from_query: int):
         _residual.clear()
 
 
-def profile_readout(probs, rows):
-    """attn_readout for run_pass: what the wrapper computed for these probabilities."""
-    return _stash.pop(probs.data_ptr())
+def profile_readout(probs, rows, *, positions: tuple):
+    """attn_readout for run_pass: the profile of `positions` (each an int, or a [N] tensor of
+    one position per window, as H4-A's targets) from what the wrapper computed for these
+    probabilities."""
+    r = _stash.pop(probs.data_ptr())
+    b = r["vn"].shape[0]
+    idx = [torch.full((b,), p, dtype=torch.long) if isinstance(p, int) else p[rows].long() for p in positions]
+    return _select(r, [i.to(r["vn"].device) for i in idx])
 
 
 def profiled_pass(subject, windows: torch.Tensor, batch: int, *, positions: tuple, from_query: int,
                   attention_mask=None, edit=None, layers=None):
-    """run_batched with the profile of `positions` at `layers` (default: all): the PassResult
-    and profile {layer: [N, 4 * len(positions) + 2]} (None where not supported)."""
+    """run_batched with the profile of `positions` (ints, or [N] tensors of one position per
+    window) at `layers` (default: all): the PassResult and profile {layer: [N, 4 *
+    len(positions) + 2]} (None where not supported)."""
     from .interventions import run_batched
 
     layers = list(range(subject.n_layers)) if layers is None else list(layers)
     if not supported(subject):
         return run_batched(subject, windows, batch, attention_mask=attention_mask, edit=edit), None
-    with capturing(subject, positions, from_query):
+    with capturing(subject, from_query):
         res = run_batched(subject, windows, batch, attention_mask=attention_mask, edit=edit, attn_layers=layers,
-                          attn_readout=partial(profile_readout))
+                          attn_readout=partial(profile_readout, positions=tuple(positions)))
     return res, {i: res.attention[i].float().cpu() for i in layers}
 
 
@@ -152,12 +171,13 @@ def over_layers(summary: dict | None, position: int, first_layer: int) -> dict |
     return out
 
 
-def sink_profile(subject, windows: torch.Tensor, batch: int, position: int, *, from_query: int = 1,
+def sink_profile(subject, windows: torch.Tensor, batch: int, position, *, from_query: int = 1,
                  attention_mask=None, edit=None, first_layer: int = 0) -> dict | None:
-    """The profile of one position (e.g. H4-A's designated target under its write), means over
-    windows and over layers >= first_layer, with the per-layer lists: for a caller outside H7.
-    A per-window position (H4-A's targets differ by window) is not handled: give one position."""
+    """The profile of one position (an int, or a [N] tensor: H4-A's per-window targets), e.g.
+    a designated target under its write (edit=): each measure's mean over windows and over
+    layers >= first_layer, and the per-layer lists ("per_layer", the position keyed "0"). For a
+    caller outside H7; None for a family without a profile. One extra pass per call."""
     _, prof = profiled_pass(subject, windows, batch, positions=(position,), from_query=from_query,
                             attention_mask=attention_mask, edit=edit, layers=range(first_layer, subject.n_layers))
-    summary = summarize(prof, (position,))
-    return None if summary is None else {**over_layers(summary, position, first_layer), "per_layer": summary}
+    summary = summarize(prof, (0,))
+    return None if summary is None else {**over_layers(summary, 0, first_layer), "per_layer": summary}
