@@ -42,7 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sinkbench.calibration import exact_fast_stats  # noqa: E402
-from sinkbench.claims import H1Inputs, h1_verdicts, h3_raw, h3_verdicts, h4a_raw, h4a_verdicts  # noqa: E402
+from sinkbench.hypotheses.h1_dark_tail import H1Inputs, h1_verdicts  # noqa: E402
+from sinkbench.hypotheses.h3_distributed import h3_raw, h3_verdicts  # noqa: E402
+from sinkbench.hypotheses.h4a_designated_write import h4a_raw, h4a_verdicts  # noqa: E402
 from sinkbench.config import make_settings  # noqa: E402
 
 DOC = ROOT / "docs" / "calibration.md"
@@ -112,9 +114,8 @@ def h2_shape(subject, s, windows, spectrum, layers, out):
     whose skew decides how well a Wilcoxon and a percentile bootstrap of 16 windows
     calibrate H2b at its tolerance."""
     from scipy.stats import skew
-
-    from sinkbench.claims import frontier_k
-    from sinkbench.experiments import omega_deleted_share
+    from sinkbench.hypotheses.h2_middle import frontier_k
+    from sinkbench.hypotheses.h2_middle import omega_deleted_share
     from sinkbench.sweep import FilterSweep
 
     sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
@@ -134,7 +135,9 @@ def h2_shape(subject, s, windows, spectrum, layers, out):
 def real_effects(subject, s, windows, spectrum, layers, out):
     """Not a null: the model's own H2 (a and b), H4-B (a designated-sink zoo model) and H5
     verdict metrics, through sinkbench.experiments, for the power table's effect sizes."""
-    from sinkbench.experiments import h2_grid, h4b_grid, h5_grid
+    from sinkbench.hypotheses.h2_middle import h2_grid
+    from sinkbench.hypotheses.h4b_designated_training import h4b_grid
+    from sinkbench.hypotheses.h5_sink_writer import h5_grid
     from sinkbench.sweep import FilterSweep, resolve_ks
 
     sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
@@ -157,7 +160,8 @@ def h3_null(subject, s, spectrum, perms, out, seed=0):
 
     from sinkbench.data import text_tokens, windows_for
     from sinkbench.distributed import choose_active_layers, measure_positions
-    from sinkbench.experiments import h3_conditions, selection_windows
+    from sinkbench.experiments import selection_windows
+    from sinkbench.hypotheses.h3_distributed import h3_conditions
 
     counts = Counter(text_tokens(subject, s.dataset))
     batch = s.windows_per_pass(subject)

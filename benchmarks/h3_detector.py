@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sinkbench.claims import h3_raw, h3_verdicts  # noqa: E402
+from sinkbench.hypotheses.h3_distributed import h3_raw, h3_verdicts  # noqa: E402
 from sinkbench.config import make_settings  # noqa: E402
 from sinkbench.distributed import SinkRule, position_histogram  # noqa: E402
 
@@ -136,7 +136,8 @@ def model(args) -> dict:
     from sinkbench.access import load_subject
     from sinkbench.data import text_tokens, windows_for
     from sinkbench.distributed import calibrate_detector, measure_positions
-    from sinkbench.experiments import h3_conditions, selection_windows
+    from sinkbench.experiments import selection_windows
+    from sinkbench.hypotheses.h3_distributed import h3_conditions
     from sinkbench.spectrum import spectrum_for
 
     over = {k: v for k, v in {"seq_len": args.seq_len, "n_seqs": args.n_seqs}.items() if v}

@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 from sinkbench.access import Subject, load_subject  # noqa: E402
 from sinkbench.config import make_settings  # noqa: E402
 from sinkbench.data import windows_for  # noqa: E402
-from sinkbench.experiments import h1_grid, h2_grid  # noqa: E402
+from sinkbench.hypotheses.h1_dark_tail import h1_grid  # noqa: E402
+from sinkbench.hypotheses.h2_middle import h2_grid  # noqa: E402
 from sinkbench.spectrum import spectrum_for  # noqa: E402
 from sinkbench.sweep import FilterSweep  # noqa: E402
 

@@ -22,8 +22,11 @@ import math
 
 import numpy as np
 
-from .claims import H1Inputs, H2bInputs, H2Inputs, H5Inputs, h1_verdicts, h2_verdicts, h4a_raw, h4a_verdicts, \
-    h4b_verdicts, h5_verdicts
+from .hypotheses.h1_dark_tail import H1Inputs, h1_verdicts
+from .hypotheses.h2_middle import H2bInputs, H2Inputs, h2_verdicts
+from .hypotheses.h4a_designated_write import h4a_raw, h4a_verdicts
+from .hypotheses.h4b_designated_training import h4b_verdicts
+from .hypotheses.h5_sink_writer import H5Inputs, h5_verdicts
 from .designate import WriteResult
 from .stats import case_seed
 

@@ -21,17 +21,8 @@ from pathlib import Path
 
 from .compare import case_id, latest, load_results
 from .errors import SinkbenchError
+from .registry import key_effects  # the number shown next to pass/fail in the matrix: claim -> (metric, label)
 
-KEY_EFFECT = {  # the number shown next to pass/fail in the matrix: (metric, label)
-    "H1": ("dark_all_delta", "ΔNLL dark"), "H2/a": ("head_minus_omega", "head−Ω"), "H2/b": ("omega_delta", "ΔNLL Ω"),
-    "H3/1": ("frequent_share_minus_base_rate", "freq − base"), "H3/2": ("within_window_spearman", "ρ"),
-    "H3/3": ("cos_sink_like_minus_ordinary", "Δcos"), "H3/4": ("share_windows_with_min_sinks", "windows ≥2 sinks"),
-    "H4/A1": ("capture_ratio", "capture×"), "H4/A2": ("control_capture_ratio", "ctrl×"),
-    "H4/A3": ("recovered_share", "recovered"), "H4/B1": ("att_k", "att k"), "H4/B2": ("dark_ratio_k", "dark k"),
-    "H5/1": ("dark_share", "dark share"), "H5/2": ("sink_drop_beyond_control", "sink drop − ctrl"),
-    "H6/a": ("fold_over_chance", "band-K share / chance"), "H6/b-mean": ("nll_rise_mean_set", "ΔNLL mean-set"),
-    "H6/b-zero": ("sink_drop_zeroed", "sink drop zeroed"),
-}
 SINK_RATE_ROW = "sink rate (Gu et al.)"  # from the H1 records: Sink_1 and the largest other position's rate
 
 
@@ -49,7 +40,7 @@ def matrix_rows(records) -> tuple[list, list, dict]:
         c = cells[key, model]
         c[0] += r["verdict"] == "pass"
         c[1] += 1
-        metric = KEY_EFFECT.get(key, (None,))[0]
+        metric = key_effects().get(key, (None,))[0]
         v = r.get("metrics", {}).get(metric)
         if isinstance(v, (int, float)):
             c[2].append(v)
@@ -84,7 +75,6 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     figs = []
     caption = settings_line(recs[0])
@@ -98,103 +88,13 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
         plt.close(fig)
         figs.append((title, buf.getvalue()))
 
-    h2 = [r for r in recs if r["hypothesis"] == "H2" and r["metrics"].get("frontier", {}).get("omega_deltas")]
-    if h2:
-        by_layer = {r["layer"]: r["metrics"]["frontier"]["omega_deltas"] for r in h2}
-        layers = sorted(by_layer)
-        ks = sorted({int(k) for d in by_layer.values() for k in d})
-        grid = np.array([[by_layer[l].get(str(k), np.nan) for k in ks] for l in layers], float)
-        fig, ax = plt.subplots(figsize=(6, max(2.8, 0.8 + 0.35 * len(layers))))
-        im = ax.imshow(grid, aspect="auto", cmap="magma_r", vmin=0)
-        ax.set_xticks(range(len(ks)), [str(k) for k in ks], fontsize=7)
-        ax.set_yticks(range(len(layers)), [str(l) for l in layers], fontsize=7)
-        ax.set_xlabel("Ω_k: head bands 1..k kept, plus the dark tail")
-        ax.set_ylabel("layer filtered")
-        fig.colorbar(im, ax=ax, label="NLL increase (nats)")
-        emit(fig, f"{model}: NLL increase under sink-preserving filters (layer x kept bands)")
+    from .registry import units
 
-    h1 = sorted((r for r in recs if r["hypothesis"] == "H1"), key=lambda r: r["layer"])
-    if h1:
-        layers = [r["layer"] for r in h1]
-        fig, ax = plt.subplots(figsize=(6, 3))
-        for metric, label in (("sink_mass_base", "unfiltered"), ("sink_mass_dark_all", "dark tail removed, all positions"),
-                              ("sink_mass_dark_sink", "dark tail removed at the sink")):
-            ax.plot(layers, [r["metrics"].get(metric) for r in h1], marker="o", label=label)
-        ax.set_xlabel("layer filtered")
-        ax.set_ylabel("post-filter sink mass")
-        ax.legend(fontsize=7)
-        emit(fig, f"{model}: post-filter sink mass per layer under each filter")
-        if any("dark_ratio_sink" in r["metrics"] for r in h1):
-            fig, ax = plt.subplots(figsize=(6, 3))
-            ax.plot(layers, [r["metrics"].get("dark_ratio_sink") for r in h1], marker="o", label="sink (position 0)")
-            ax.plot(layers, [r["metrics"].get("dark_ratio_ordinary") for r in h1], marker="s", label="ordinary positions")
-            ax.set_yscale("log")
-            ax.set_xlabel("layer")
-            ax.set_ylabel("dark ratio ||P_K h|| / ||(I-P_K) h||")
-            ax.legend(fontsize=7)
-            emit(fig, f"{model}: dark-tail share of the sink vs ordinary positions")
-
-    h3 = [r for r in recs if r["hypothesis"] == "H3" and r.get("claim") == "2" and r["metrics"].get("scatter_sample")]
-    for r in h3:
-        s = r["metrics"]["scatter_sample"]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        sink = np.array(s["sink_like"], bool)
-        x, y = np.array(s["bar_ratio"]), np.array(s["dark_ratio"])
-        ax.scatter(x[~sink], y[~sink], s=6, alpha=0.5, label="ordinary")
-        ax.scatter(x[sink], y[sink], s=14, color="red", label="sink-like")
-        ax.set_xscale("log")
-        ax.set_xlabel("attention received / expected at its query-key cells")
-        ax.set_ylabel("dark ratio")
-        ax.legend(fontsize=7)
-        emit(fig, f"{model} ({r.get('condition')}): attention received vs dark ratio (mean within-window ρ={r['metrics'].get('within_window_spearman', float('nan')):.2f})")
-    where = {r.get("condition"): r["metrics"]["sink_like_by_position"] for r in recs
-             if r["hypothesis"] == "H3" and r.get("claim") == "4" and r["metrics"].get("sink_like_by_position")}
-    if where:
-        emit(*sink_position_figure(plt, where), f"{model}: where in the window H3's sink-like positions fall")
-    for r in recs:
-        if r["hypothesis"] == "H6" and r["metrics"].get("sink_profile"):
-            emit(*massive_figure(plt, r["metrics"]), f"{model}: the sink's |h| per coordinate, massive ones marked (H6)")
+    for unit in units().values():  # each hypothesis unit draws its own figures from its records
+        if unit.figures is not None:
+            for fig, title in unit.figures(plt, model, recs):
+                emit(fig, title)
     return figs
-
-
-def massive_figure(plt, m: dict) -> tuple:
-    """H6: the sink's mean |h| per coordinate at the edit layer (log scale) above each
-    coordinate's band-K share, the massive coordinates marked in red, chance share dashed."""
-    import numpy as np
-
-    prof, det = m["sink_profile"], m.get("detection", {})
-    coords = det.get("coordinates", [])
-    x = np.arange(len(prof["sink_abs"]))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 4.2), sharex=True)
-    top.bar(x, prof["sink_abs"], width=1.0, color="#888")
-    top.set_yscale("log")
-    top.set_ylabel(f"|h| at the sink, layer {prof['layer']}", fontsize=8)
-    bottom.bar(x, prof["dark_share"], width=1.0, color="#888")
-    if det.get("chance_dark_share"):
-        bottom.axhline(det["chance_dark_share"], ls="--", color="k", lw=0.8, label="chance (dim K / d)")
-    for ax, values in ((top, prof["sink_abs"]), (bottom, prof["dark_share"])):
-        ax.scatter(coords, [values[i] for i in coords], color="red", zorder=3, s=18, label="massive" if ax is top else None)
-    top.legend(fontsize=7)
-    bottom.legend(fontsize=7)
-    bottom.set_ylabel("band-K share of e_i", fontsize=8)
-    bottom.set_xlabel("residual coordinate i")
-    return (fig,)
-
-
-def sink_position_figure(plt, where: dict) -> tuple:
-    """H3: the share of measured positions that are sink-like, per bin of the window, one bar
-    series per BOS condition (a recency artefact shows as a ramp at the window's end)."""
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6, 2.8))
-    width = 0.8 / len(where)
-    for c, (cond, h) in enumerate(sorted(where.items(), key=lambda kv: str(kv[0]))):
-        rate = [v if v is not None and v == v else 0.0 for v in h["rate"]]
-        ax.bar(np.arange(h["bins"]) + c * width, rate, width, label=f"{cond}: {sum(h['sink_like'])} sink-like")
-    ax.set_xlabel(f"bin of the window (1/{h['bins']} of its length each; position 0 excluded)")
-    ax.set_ylabel("share sink-like")
-    ax.legend(fontsize=7)
-    return (fig,)
 
 
 # --------------------------------------------------------------------------- case tables
@@ -224,7 +124,7 @@ def key_numbers(r: dict) -> str:
     """The criterion's key numbers: the claim's key effect first, then every metric with a 95%
     interval beside it (value [lo, hi]), then the Holm-adjusted p-values."""
     m = r.get("metrics", {})
-    first = KEY_EFFECT.get(claim_key(r), (None,))[0]
+    first = key_effects().get(claim_key(r), (None,))[0]
     names = [n[:-3] for n in m if n.endswith("_ci") and n[:-3] in m]
     names = ([first] if first in m else []) + sorted(n for n in names if n != first)
     out = []
@@ -490,7 +390,7 @@ def step_matrix(recs: list[dict]) -> tuple[list[str], list[list[str]]]:
                 row.append("–")
                 continue
             p = sum(r["verdict"] == "pass" for r in rs)
-            metric, label = KEY_EFFECT.get(k, (None, ""))
+            metric, label = key_effects().get(k, (None, ""))
             vals = [r["metrics"].get(metric) for r in rs if isinstance(r.get("metrics", {}).get(metric), (int, float))]
             row.append(f"{'PASS' if p == len(rs) else 'FAIL' if p == 0 else 'MIXED'} {p}/{len(rs)}"
                        + effect_text(label, (min(vals), max(vals)) if vals else None))
@@ -544,7 +444,7 @@ def history_figure(model: str, runs: list[tuple[str, Path, list[dict]]]) -> tupl
         for r in recs:
             if r["model"] != model:
                 continue
-            metric = KEY_EFFECT.get(claim_key(r), (None,))[0]
+            metric = key_effects().get(claim_key(r), (None,))[0]
             v = r.get("metrics", {}).get(metric)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 series[claim_key(r)].setdefault(case_id(r), {})[i] = (v, r["verdict"] == "pass")
@@ -569,7 +469,7 @@ def history_figure(model: str, runs: list[tuple[str, Path, list[dict]]]) -> tupl
                 ax.plot(xs, [pts[x][0] for x in xs], color=c, lw=0.9, alpha=0.8)
                 for x in xs:
                     ax.plot([x], [pts[x][0]], marker="o", ms=4.5, color=c, markerfacecolor=c if pts[x][1] else "white", ls="none")
-            ax.set_title(f"{claim}: {KEY_EFFECT[claim][1]}", fontsize=8)
+            ax.set_title(f"{claim}: {key_effects()[claim][1]}", fontsize=8)
         ax.set_xticks(range(len(runs)), labels, fontsize=6, rotation=30, ha="right")
         ax.set_xlim(-0.3, len(runs) - 0.7)
         ax.tick_params(axis="y", labelsize=7)
@@ -639,7 +539,7 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
             rate = cells[k, m]
             return f"INFO Sink_1 {rate['sink_1']:.2f} · max other {rate['max_other']:.2f} (ε={rate['epsilon']})"
         p, t, eff = cells[k, m]
-        label = KEY_EFFECT.get(k, (None, ""))[1]
+        label = key_effects().get(k, (None, ""))[1]
         return f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + effect_text(label, eff)
 
     src = f"`{latest_dir / 'results.jsonl'}`"

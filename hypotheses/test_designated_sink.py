@@ -14,30 +14,12 @@ B (a zoo model trained with a <sink> token at k):
     the dark tail at k raises NLL more than removing it at 0 (NLL of the predictions not
     made at 0, k-1 or k: those are edited directly or predict the <sink> token itself);
  B2 the residual at k is darker (dark ratio) than ordinary positions.
-Holm over each model's grid."""
-import pytest
+Holm over each model's grid.
 
-from sinkbench.claims import windows_note
+The hypothesis itself (grid, verdicts, calibration nulls, figures) is the unit
+sinkbench.hypotheses.h4a_designated_write, sinkbench.hypotheses.h4b_designated_training; this file only names its tests."""
+from sinkbench.hypotheses import h4a_designated_write, h4b_designated_training
+from sinkbench.registry import pytest_function
 
-
-
-def test_designated_by_intervention(sinkbench, model_name, layer, target, h4_case):
-    claim, variant = h4_case.split("-")
-    sinkbench.resume("H4", model_name, layer, claim=claim, variant=variant, target=target)
-    passed, m = sinkbench.h4a(model_name)[layer, target, claim, variant]
-    params = sinkbench.params(model_name, target=target, variant=variant, rho=sinkbench.settings.h4_rho, bands=[sinkbench.settings.n_bands])
-    sinkbench.record("H4", model_name, layer, params, passed, m, claim=claim, variant=variant, target=target)
-    shown = {k: v for k, v in m.items() if k not in ("target_positions", "target_tokens")}
-    assert passed, f"H4 {claim} ({variant}) fails on {model_name}, layer {layer}, {target} target: {shown}" + windows_note(m)
-
-
-def test_designated_by_training(sinkbench, model_name, layer, b_claim):
-    sinkbench.resume("H4", model_name, layer, claim=b_claim, target=None)
-    subject = sinkbench.subject(model_name)
-    if subject.meta.get("zoo", {}).get("evaluation", {}).get("designated_sink") is None:
-        pytest.skip(f"{model_name} was not trained with a designated sink token (B applies to tiny-bb-designated)")
-    passed, m = sinkbench.h4b(model_name)[layer, b_claim]
-    k = subject.meta["zoo"]["evaluation"]["designated_sink"]
-    params = sinkbench.params(model_name, designated_position=k, bands=[sinkbench.settings.n_bands])
-    sinkbench.record("H4", model_name, layer, params, passed, m, claim=b_claim, target=None, designated_position=k)
-    assert passed, f"H4 {b_claim} fails on {model_name}, layer {layer}: {m}" + windows_note(m)
+test_designated_by_intervention = pytest_function(h4a_designated_write.HYPOTHESIS, "test_designated_by_intervention")
+test_designated_by_training = pytest_function(h4b_designated_training.HYPOTHESIS, "test_designated_by_training")

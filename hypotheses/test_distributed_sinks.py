@@ -16,23 +16,11 @@ one statistic per test window, tested by permutations within windows (h3_stats):
  4. more than one sink: more than half of the windows have at least two sink-like
     positions, position 0 included when it meets the rule (exact binomial test,
     Clopper-Pearson interval).
-p-values Holm-corrected over the model's conditions x claims."""
-import pytest
+p-values Holm-corrected over the model's conditions x claims.
 
-from sinkbench.distributed import SinkRule
+The hypothesis itself (grid, verdicts, calibration nulls, figures) is the unit
+sinkbench.hypotheses.h3_distributed; this file only names its tests."""
+from sinkbench.hypotheses import h3_distributed
+from sinkbench.registry import pytest_function
 
-
-def test_distributed_sinks(sinkbench, model_name, condition, claim):
-    sinkbench.resume("H3", model_name, None, claim=claim, condition=condition)
-    if condition == "bos" and sinkbench.subject(model_name).bos_id is None:
-        pytest.skip(f"{model_name}: the tokenizer has no BOS token to force on")
-    grid = sinkbench.h3(model_name)
-    passed, m = grid[condition, claim]
-    s = sinkbench.settings
-    params = sinkbench.params(model_name, condition=condition, **SinkRule.from_settings(s).record(),
-                              h3_position_bins=s.h3_position_bins, h3_permutations=s.h3_permutations)
-    sinkbench.record("H3", model_name, None, params, passed, m, claim=claim, condition=condition)
-    shown = {k: v for k, v in m.items() if k not in ("per_window", "per_window_counts", "scatter_sample", "top_sink_tokens",
-                                                "layer_scores", "sink_like_by_position")}
-    assert passed, f"H3 claim {claim} fails on {model_name} ({condition}): " + ", ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+test_distributed_sinks = pytest_function(h3_distributed.HYPOTHESIS, "test_distributed_sinks")

@@ -10,15 +10,11 @@ the sink's residual, and later heads find the sink through it.
     raises the NLL of the other predictions, against the base run and against
     h5_controls equal-norm removals of other components at or before its layer, by at
     least h5_min_sink_drop (relative sink mass) and h5_min_nll_rise nats beyond them.
-Tests of means over windows (skew-guarded), Holm over the model's five p-values."""
-from sinkbench.claims import windows_note
+Tests of means over windows (skew-guarded), Holm over the model's five p-values.
 
+The hypothesis itself (grid, verdicts, calibration nulls, figures) is the unit
+sinkbench.hypotheses.h5_sink_writer; this file only names its tests."""
+from sinkbench.hypotheses import h5_sink_writer
+from sinkbench.registry import pytest_function
 
-def test_sink_writer(sinkbench, model_name, h5_claim):
-    sinkbench.resume("H5", model_name, None, claim=h5_claim)
-    passed, m = sinkbench.h5(model_name)[h5_claim]
-    params = sinkbench.params(model_name, component=m["component"], min_share=sinkbench.settings.h5_min_share,
-                              bands=[sinkbench.settings.n_bands], positions="sink")
-    sinkbench.record("H5", model_name, None, params, passed, m, claim=h5_claim)
-    shown = {k: v for k, v in m.items() if k != "mean_dark_write_per_component"}
-    assert passed, f"H5 claim {h5_claim} fails on {model_name}: {shown}" + windows_note(m)
+test_sink_writer = pytest_function(h5_sink_writer.HYPOTHESIS, "test_sink_writer")

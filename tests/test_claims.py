@@ -2,9 +2,10 @@
 null cases that fail through their tests (not only through a threshold)."""
 import numpy as np
 import pytest
-
-from sinkbench.claims import (H1Inputs, H2bInputs, H2Inputs, H5Inputs, compression_frontier, frontier_k, h1_verdicts,
-                            h2_verdicts, h4a_raw, h4a_verdicts, h5_verdicts)
+from sinkbench.hypotheses.h1_dark_tail import H1Inputs, h1_verdicts
+from sinkbench.hypotheses.h2_middle import H2bInputs, H2Inputs, compression_frontier, frontier_k, h2_verdicts
+from sinkbench.hypotheses.h5_sink_writer import H5Inputs, h5_verdicts
+from sinkbench.hypotheses.h4a_designated_write import h4a_raw, h4a_verdicts
 from sinkbench.designate import WriteResult
 from sinkbench.stats import min_windows, ratio_ci
 

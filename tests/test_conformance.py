@@ -388,7 +388,11 @@ def run_hypotheses(subject) -> dict[str, str]:
     """Each hypothesis's grid on the subject, to verdicts: 'ran (n verdicts)' per hypothesis.
     H4 is H4-A (H4-B needs a zoo model trained with a designated sink)."""
     from sinkbench.data import windows_for
-    from sinkbench.experiments import h1_grid, h2_grid, h3_grid, h4a_grid, h5_grid
+    from sinkbench.hypotheses.h1_dark_tail import h1_grid
+    from sinkbench.hypotheses.h2_middle import h2_grid
+    from sinkbench.hypotheses.h3_distributed import h3_grid
+    from sinkbench.hypotheses.h4a_designated_write import h4a_grid
+    from sinkbench.hypotheses.h5_sink_writer import h5_grid
     from sinkbench.spectrum import spectrum_for
     from sinkbench.sweep import FilterSweep, resolve_ks
 

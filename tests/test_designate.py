@@ -4,8 +4,8 @@ from functools import partial
 
 import numpy as np
 import torch
-
-from sinkbench.claims import h4a_raw, h4a_verdicts, h4b_verdicts
+from sinkbench.hypotheses.h4a_designated_write import h4a_raw, h4a_verdicts
+from sinkbench.hypotheses.h4b_designated_training import h4b_verdicts
 from sinkbench.designate import WriteResult, choose_targets, target_readout, write_dark
 from tests.test_spectrum import random_spectrum
 

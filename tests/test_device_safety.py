@@ -51,7 +51,11 @@ def test_the_subclass_refuses_numpy_like_a_gpu_tensor():
 
 def test_h1_to_h5_readouts_are_device_safe(llama_subject, device_readouts, tmp_path, monkeypatch):
     from sinkbench.data import windows_for
-    from sinkbench.experiments import h1_grid, h2_grid, h3_grid, h4a_grid, h5_grid
+    from sinkbench.hypotheses.h1_dark_tail import h1_grid
+    from sinkbench.hypotheses.h2_middle import h2_grid
+    from sinkbench.hypotheses.h3_distributed import h3_grid
+    from sinkbench.hypotheses.h4a_designated_write import h4a_grid
+    from sinkbench.hypotheses.h5_sink_writer import h5_grid
     from sinkbench.spectrum import spectrum_for
     from sinkbench.sweep import FilterSweep
 
@@ -71,7 +75,7 @@ def test_h1_to_h5_readouts_are_device_safe(llama_subject, device_readouts, tmp_p
 def test_h4b_readouts_are_device_safe(device_readouts):
     from sinkbench.access import load_subject
     from sinkbench.data import windows_for
-    from sinkbench.experiments import h4b_grid
+    from sinkbench.hypotheses.h4b_designated_training import h4b_grid
     from sinkbench.spectrum import spectrum_for
     from sinkbench.sweep import FilterSweep
 

@@ -3,8 +3,7 @@ from collections import Counter
 
 import numpy as np
 import torch
-
-from sinkbench.claims import h3_raw, h3_verdicts
+from sinkbench.hypotheses.h3_distributed import h3_raw, h3_verdicts
 from sinkbench.config import Settings
 from sinkbench.distributed import (PositionTable, SinkRule, cell_baseline, expected_received, frequent_token_ids,
                                    is_punct_or_space, position_histogram, uniform_received)
@@ -207,8 +206,7 @@ def test_report_draws_where_sinks_fall():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sinkbench.report import sink_position_figure
+    from sinkbench.hypotheses.h3_distributed import sink_position_figure
 
     sink = np.zeros((2, 15), bool)
     sink[0, 14] = True

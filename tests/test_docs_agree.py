@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sinkbench import calibration as cal
 from sinkbench import claims
-from sinkbench.claims import H1Inputs, H2bInputs, H2Inputs, H5Inputs
 from sinkbench.designate import WriteResult
+from sinkbench.hypotheses import (h1_dark_tail, h2_middle, h3_distributed, h4a_designated_write, h4b_designated_training,
+                                  h5_sink_writer)
+from sinkbench.hypotheses.h1_dark_tail import H1Inputs
+from sinkbench.hypotheses.h2_middle import H2bInputs, H2Inputs
+from sinkbench.hypotheses.h5_sink_writer import H5Inputs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 N = 16
@@ -26,7 +29,8 @@ def counted(monkeypatch) -> list[int]:
         sizes.append(len(p))
         return real(p)
 
-    monkeypatch.setattr(claims, "holm", spy)
+    for module in (claims, h5_sink_writer):  # every module whose verdicts call holm by name
+        monkeypatch.setattr(module, "holm", spy)
     return sizes
 
 
@@ -41,24 +45,24 @@ def families(monkeypatch) -> dict[str, int]:
     b = arr(rng)
     h1 = H1Inputs(b, b + 2, b + 0.2, b + 0.1, b, b + 2, b + 0.5, b + 0.5, np.full(N, 0.5), np.full(N, 0.2),
                   random_each=np.stack([b + 0.1, b + 0.2, b + 0.3]))
-    claims.h1_verdicts({l: h1 for l in range(3)}, alpha=0.05, min_delta=0.5, min_sink_drop=0.2, n_boot=50)
+    h1_dark_tail.h1_verdicts({l: h1 for l in range(3)}, alpha=0.05, min_delta=0.5, min_sink_drop=0.2, n_boot=50)
     out["H1"] = sizes.pop()
-    claims.h2_verdicts({(l, k): H2Inputs(b, b + 0.1, b + 0.5, 30, 30) for l in range(3) for k in (5, 10, 15)},
+    h2_middle.h2_verdicts({(l, k): H2Inputs(b, b + 0.1, b + 0.5, 30, 30) for l in range(3) for k in (5, 10, 15)},
                        {l: H2bInputs(b, b + 0.1, 15, 0.3) for l in range(3)}, alpha=0.05, n_boot=50)
     out["H2"] = sizes.pop()
-    tables = {c: cal.h3_table(rng, N, None, dict(cal.H3_PROFILE)) for c in ("bos", "nobos")}
-    claims.h3_verdicts({c: claims.h3_raw(t, permutations=50) for c, t in tables.items()}, alpha=0.05, n_boot=50)
+    tables = {c: h3_distributed.h3_table(rng, N, None, dict(h3_distributed.H3_PROFILE)) for c in ("bos", "nobos")}
+    h3_distributed.h3_verdicts({c: h3_distributed.h3_raw(t, permutations=50) for c, t in tables.items()}, alpha=0.05, n_boot=50)
     out["H3"] = sizes.pop()
     w = {m: WriteResult(np.full(N, 0.01) * f, np.full(N, 0.6), b + d) for m, f, d in
          [("base", 1, 0), ("add", 10, 0), ("transplant", 15, 0.1), ("control", 1.2, 0), ("broken", 1, 1)]}
-    claims.h4a_verdicts({(l, t): claims.h4a_raw(w, 3.0, 50, 0.5, key=(l, t)) for l in range(3) for t in range(3)},
+    h4a_designated_write.h4a_verdicts({(l, t): h4a_designated_write.h4a_raw(w, 3.0, 50, 0.5, key=(l, t)) for l in range(3) for t in range(3)},
                         alpha=0.05)
     out["H4-A"] = sizes.pop()
     g = {"att_k": np.full(N, 0.6), "att_0": np.full(N, 0.3), "nll_base": b, "nll_dark_k": b + 1, "nll_dark_0": b + 0.2,
          "dark_ratio_k": np.full(N, 2.0), "dark_ratio_ordinary": np.full(N, 0.5)}
-    claims.h4b_verdicts({l: g for l in range(3)}, alpha=0.05, n_boot=50)
+    h4b_designated_training.h4b_verdicts({l: g for l in range(3)}, alpha=0.05, n_boot=50)
     out["H4-B"] = sizes.pop()
-    claims.h5_verdicts(H5Inputs(np.full(N, 0.8), b, np.full(N, 0.5), b + 1, np.full(N, 0.2), b + 0.1, np.full(N, 0.45)),
+    h5_sink_writer.h5_verdicts(H5Inputs(np.full(N, 0.8), b, np.full(N, 0.5), b + 1, np.full(N, 0.2), b + 0.1, np.full(N, 0.45)),
                        alpha=0.05, min_share=0.5, min_sink_drop=0.1, min_nll_rise=0.05, n_boot=50)
     out["H5"] = sizes.pop()
     from sinkbench import claims_h7

@@ -231,11 +231,12 @@ def test_detection_is_a_dataclass_default_not_present():
     assert set_share(np.arange(4.0), []) != set_share(np.arange(4.0), [])  # nan for an empty set
 
 
-def test_the_plugin_parametrizes_every_h6_claim():
-    from sinkbench import plugin
+def test_the_unit_parametrizes_every_h6_claim():
+    from sinkbench.registry import test_p_values, units
 
-    assert plugin.H6_CLAIMS == claims_h6.CLAIMS
-    assert plugin.P_VALUES_PER_CASE["test_massive_activations"][0] == "H6"
+    (test,) = units()["H6"].tests
+    assert test.axes[0].values(None, "any") == list(claims_h6.CLAIMS)
+    assert test_p_values()["test_massive_activations"][0] == "H6"
 
 
 @pytest.mark.slow  # an end-to-end pytest subprocess (about 40 s at load 8), like the other runs marked slow

@@ -1,8 +1,8 @@
 """Verdict stability: the share of window resamples on which the whole verdict procedure
 (tests, minimums, Holm) returns the same verdict."""
 import numpy as np
-
-from sinkbench.claims import H1Inputs, H5Inputs, h1_verdicts, h5_verdicts
+from sinkbench.hypotheses.h1_dark_tail import H1Inputs, h1_verdicts
+from sinkbench.hypotheses.h5_sink_writer import H5Inputs, h5_verdicts
 from sinkbench.designate import WriteResult
 from sinkbench.stability import FRAGILE_BELOW, attach, take_windows, verdict_stability
 

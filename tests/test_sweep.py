@@ -1,8 +1,7 @@
 """FilterSweep on a tiny model, and the null comparison run through real forward passes."""
 import numpy as np
 import torch
-
-from sinkbench.claims import H1Inputs, h1_verdicts
+from sinkbench.hypotheses.h1_dark_tail import H1Inputs, h1_verdicts
 from sinkbench.spectrum import spectrum_for
 from sinkbench.stats import holm, mean_greater
 from sinkbench.sweep import FilterSweep, middle_band, resolve_ks
@@ -77,7 +76,7 @@ def test_h2_reads_no_filter_it_does_not_use(llama_subject, windows, tmp_path, mo
     """H2a's Omega_k and head_{k+1}, H2b's Omega_k* and the frontier's Omega_k: nothing else
     (a head_{k*+1} for H2b would be a wasted pass per layer)."""
     from sinkbench.config import make_settings
-    from sinkbench.experiments import h2_filters
+    from sinkbench.hypotheses.h2_middle import h2_filters
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), 4, 1)

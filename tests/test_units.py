@@ -3,8 +3,7 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
-
-from sinkbench.claims import H1Inputs
+from sinkbench.hypotheses.h1_dark_tail import H1Inputs
 from sinkbench.data import load_documents, load_text, window_documents
 from sinkbench.units import by_group, document_index
 

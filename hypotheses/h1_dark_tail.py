@@ -1,0 +1,290 @@
+"""H1, the dark tail is necessary (Cancedda 2024; docs/methods.md).
+
+After decoder layer l:
+ (a) removing band K (the U-dark tail) at all positions raises NLL by at least
+     h1_min_delta nats, significantly more than removing a random subspace of the
+     same dimension and more than removing the median middle band;
+ (b) removing band K at the sink position only lowers post-filter sink mass by at
+     least h1_min_sink_drop (relative; significant) and raises the NLL of the other
+     predictions (those made at positions >= 1) significantly.
+Paired one-sided tests of means over windows (skew-guarded), Holm-corrected over the model's
+layers x 6 tests. Also recorded: the share of (a)'s damage that (b) reproduces.
+
+This module is the hypothesis unit (sinkbench.registry): its grid, verdicts, simulated
+calibration nulls, checks and figures; hypotheses/test_*.py only names its tests."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sinkbench import stability
+from sinkbench.calibration import DEFAULTS, N_BOOT_CHEAP, Criterion, hardness, split_profile, window_noise
+from sinkbench.claims import ci_mean, ci_ratio, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
+from sinkbench.config import Settings
+from sinkbench.experiments import as_units
+from sinkbench.registry import LAYER, Hypothesis, Test
+from sinkbench.stats import prediction_greater
+from sinkbench.sweep import FilterSweep, middle_band
+from sinkbench.tensors import to_numpy
+
+
+@dataclass
+class H1Inputs:
+    """Per-window arrays [N] for one layer. NLLs of every prediction, except the *_rest
+    ones: predictions made at positions >= 1 (an edit at the sink changes the prediction
+    made at position 0 directly, not through attention)."""
+
+    base: np.ndarray
+    dark_all: np.ndarray
+    random: np.ndarray  # averaged over seeds
+    middle: np.ndarray
+    base_rest: np.ndarray
+    dark_all_rest: np.ndarray
+    dark_sink: np.ndarray
+    dark_sink_rest: np.ndarray
+    sink_mass_base: np.ndarray  # post-filter layers of the unfiltered run
+    sink_mass_dark_sink: np.ndarray  # post-filter layers, dark tail removed at the sink
+    # [S, N]: each random subspace's NLL (S >= 2 for the subspace test); windows on axis 1
+    random_each: np.ndarray | None = field(default=None, metadata={"window_axis": 1})
+
+
+def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: float, n_boot: int) -> dict:
+    """grid: layer -> H1Inputs. Holm over layers x 6 tests. Returns layer -> (passed, metrics).
+    Every test is of a mean over windows (stats.mean_greater), a ratio of means through its
+    linear contrast.
+    (a) dark-tail removal at all positions raises mean NLL by more than min_delta (test of
+        rise - min_delta), more than the middle band (paired), and more than random
+        subspaces of its dimension do: paired over windows against their mean, and as a
+        subspace, against the spread of the random subspaces' mean costs (one-sided
+        prediction-interval t-test, S - 1 degrees of freedom), so that band K must stand out
+        from random subspaces, not only from the few that were drawn;
+    (b) dark-tail removal at the sink only drops mean post-filter sink mass by more than
+        min_sink_drop of it (test of (1 - min_sink_drop) * base - edited: the ratio-of-means
+        drop against its minimum), and the mean NLL of the other predictions rises."""
+    raw, contrasts = {}, {}
+    for layer, x in grid.items():
+        delta = x.dark_all - x.base
+        each = None if x.random_each is None else np.asarray(x.random_each, float) - x.base
+        c = {"vs_random": x.dark_all - x.random, "vs_middle": x.dark_all - x.middle, "above_min_delta": delta - min_delta,
+             "sink_mass_drop": (1 - min_sink_drop) * x.sink_mass_base - x.sink_mass_dark_sink,
+             "dark_sink": x.dark_sink_rest - x.base_rest}
+        contrasts[layer] = c
+        raw[layer] = [test_mean(c["vs_random"], "H1", layer, "vs_random"), test_mean(c["vs_middle"], "H1", layer, "vs_middle"),
+                      test_mean(c["above_min_delta"], "H1", layer, "above_min_delta"),
+                      prediction_greater(mean_or_nan(delta), np.nanmean(each, 1)) if each is not None else 1.0,
+                      test_mean(c["sink_mass_drop"], "H1", layer, "sink_mass_drop"),
+                      test_mean(c["dark_sink"], "H1", layer, "dark_sink")]
+    adjusted = holm_by_key(raw)
+    out = {}
+    for layer, x in grid.items():
+        p_rand, p_mid, p_min, p_subspaces, p_mass, p_sink = adjusted[layer]
+        ci = lambda v, name: ci_mean(v, n_boot, "H1", layer, name)
+        delta = x.dark_all - x.base
+        sink_delta, all_rest_delta = x.dark_sink_rest - x.base_rest, x.dark_all_rest - x.base_rest
+        mass_base, mass_dark = mean_or_nan(x.sink_mass_base), mean_or_nan(x.sink_mass_dark_sink)
+        mass_lost = x.sink_mass_base - x.sink_mass_dark_sink
+        sink_drop = mean_or_nan(mass_lost) / mass_base if mass_base > 0 else float("nan")
+        a = bool(mean_or_nan(delta) >= min_delta and max(p_rand, p_mid, p_min, p_subspaces) < alpha)
+        b = bool(sink_drop >= min_sink_drop and p_mass < alpha and p_sink < alpha)
+        random_costs = [] if x.random_each is None else np.nanmean(np.asarray(x.random_each, float) - x.base, 1)
+        share_rest = mean_or_nan(all_rest_delta)
+        out[layer] = (a and b, {
+            "base_nll": mean_or_nan(x.base),
+            "dark_all_nll": mean_or_nan(x.dark_all),
+            "dark_all_delta": mean_or_nan(delta),
+            "dark_all_delta_ci": ci(delta, "dark_all_delta"),
+            "random_delta": mean_or_nan(x.random - x.base),
+            "random_delta_ci": ci(x.random - x.base, "random_delta"),
+            "random_delta_per_subspace": [round(float(c), 6) for c in random_costs],
+            "middle_delta": mean_or_nan(x.middle - x.base),
+            "middle_delta_ci": ci(x.middle - x.base, "middle_delta"),
+            "p_vs_random": p_rand, "p_vs_middle": p_mid, "p_above_min_delta": p_min,
+            "p_vs_random_subspaces": p_subspaces,
+            "p_vs_random_raw": raw[layer][0], "p_vs_middle_raw": raw[layer][1], "p_above_min_delta_raw": raw[layer][2],
+            "p_vs_random_subspaces_raw": raw[layer][3],
+            # (b): NLL of the predictions made at positions >= 1; the all-prediction mean beside it
+            "dark_sink_delta": mean_or_nan(sink_delta),
+            "dark_sink_delta_ci": ci(sink_delta, "dark_sink_delta"),
+            "dark_sink_delta_all_predictions": mean_or_nan(x.dark_sink - x.base),
+            "p_dark_sink": p_sink, "p_dark_sink_raw": raw[layer][5],
+            "sink_mass_base": mass_base,
+            "sink_mass_dark_sink": mass_dark,
+            "sink_mass_drop": sink_drop,
+            "sink_mass_drop_ci": ci_ratio(mass_lost, x.sink_mass_base, n_boot, "H1", layer, "sink_mass_drop"),
+            "p_sink_mass_drop": p_mass, "p_sink_mass_drop_raw": raw[layer][4],
+            # how much of the all-position damage removing the tail at the sink alone reproduces
+            "sink_share_of_damage": mean_or_nan(sink_delta) / share_rest if share_rest > 0 else float("nan"),
+            "sink_share_of_damage_ci": ci_ratio(sink_delta, all_rest_delta, n_boot, "H1", layer, "share"),
+            "claim_a": a,
+            "claim_b": b,
+            **window_counts(*contrasts[layer].values()),
+        })
+    return out
+
+
+def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
+    base = sweep.base()
+    grid = {}
+    for layer in layers:
+        sweep.prefetch(layer, sweep.filters_for("h1"))
+        dark_all, dark_sink = sweep.get(layer, "dark_all"), sweep.get(layer, "dark_sink")
+        grid[layer] = H1Inputs(
+            base=base.nll, dark_all=dark_all.nll, random=sweep.random_mean_nll(layer),
+            middle=sweep.get(layer, "middle").nll, base_rest=base.nll_rest, dark_all_rest=dark_all.nll_rest,
+            dark_sink=dark_sink.nll, dark_sink_rest=dark_sink.nll_rest,
+            sink_mass_base=base.post_filter_sink_mass(layer),
+            sink_mass_dark_sink=dark_sink.post_filter_sink_mass(layer),
+            random_each=np.stack([sweep.get(layer, f"random{q}").nll for q in sweep.seeds]),
+        )
+    verdicts = lambda g: h1_verdicts(g, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop,  # noqa: E731
+                                     n_boot=s.bootstrap)
+    grid, n_units = as_units(grid, sweep.subject, s, len(base.nll))
+    results = stability.attach(verdicts(grid), verdicts, grid, n_units, "H1", model=sweep.subject.name)
+    for layer, (_, metrics) in results.items():
+        metrics["sink_mass_dark_all"] = float(sweep.get(layer, "dark_all").post_filter_sink_mass(layer).mean())
+        hidden = sweep.base_hidden.get(layer)
+        if hidden is not None:  # the dark tail's share at the sink vs ordinary positions (report figure)
+            ratio = to_numpy(sweep.spectrum.dark_ratio(hidden.float()))
+            metrics["dark_ratio_sink"] = float(ratio[:, 0].mean())
+            metrics["dark_ratio_ordinary"] = float(ratio[:, 1:].mean())
+        metrics["middle_band"] = middle_band(s.n_bands)
+        metrics["removed_dims"] = sweep.spectrum.band_dim([s.n_bands])
+        # per test window, in the order of params.windows.test_starts: for audits that rebuild the windows
+        metrics["per_window"] = {"base_nll": np.round(base.nll, 6).tolist(),
+                                 "dark_all_nll": np.round(grid[layer].dark_all, 6).tolist(),
+                                 "sink_mass_base": np.round(grid[layer].sink_mass_base, 6).tolist()}
+    return results
+
+
+# Measured on SmolLM2-135M, layer 15, 16 x 128-token pydoc windows (benchmarks/calibrate_zoo.py
+# and the default run's H1 records): a random 28-dim subspace costs 1.09 nats, the window sd
+# of one subspace's rise beyond the shared hardness is 0.18, window hardness cv 0.11, the
+# middle band costs 0.15; between random subspaces the mean cost varies with sd 0.27
+# (tau = 0.24), which the first null leaves out (tau = 0) and the second puts in.
+H1_PROFILE = dict(random_rise=1.09, tau=0.0, random_sd=0.18, dark_sd=0.3, middle_rise=0.15, middle_sd=0.05, cv=0.11,
+                  sink_rise=0.6, sink_sd=0.25, sink_drop=0.4, drop_sd=0.1, mass=0.5, mass_sd=0.05, seeds=3)
+
+
+def _h1_arrays(rng, trials, n, layers, excess, p):
+    shape = (trials, layers, n)
+    h = hardness(rng, shape, p["cv"])
+    base = 3.1 + 0.35 * rng.standard_normal((trials, 1, n)) + 0.02 * rng.standard_normal(shape)
+    # each random subspace (and, under the null, the "dark" one) has its own mean effect:
+    # random_rise * (1 + tau * z_s), fixed across the windows of a trial
+    sub = p["random_rise"] * (1 + p["tau"] * rng.standard_normal((trials, layers, p["seeds"] + 1, 1)))
+    rand = base[:, :, None] + sub[:, :, 1:] * h[:, :, None] + p["random_sd"] * window_noise(rng, (trials, layers, p["seeds"], n))
+    random = rand.mean(2)
+    dark_mean = sub[:, :, 0] + excess  # [trials, layers, 1]
+    dark_sd = p["random_sd"] if excess == 0 else p["dark_sd"]
+    dark_all = base + dark_mean * h + dark_sd * window_noise(rng, shape)
+    middle = base + p["middle_rise"] * h + p["middle_sd"] * window_noise(rng, shape)
+    base_rest = base - 0.01
+    dark_sink_rest = base_rest + p["sink_rise"] * h + p["sink_sd"] * window_noise(rng, shape)
+    mass0 = np.clip(p["mass"] + p["mass_sd"] * rng.standard_normal(shape), 0.05, 0.95)
+    drop = p["sink_drop"] + p["drop_sd"] * rng.standard_normal(shape)
+    mass1 = np.clip(mass0 * (1 - drop) + 0.005 * rng.standard_normal(shape), 0.0, 1.0)
+    return dict(base=base * np.ones(shape), dark_all=dark_all, random=random, random_each=rand, middle=middle,
+                base_rest=base_rest * np.ones(shape),
+                dark_all_rest=dark_all - 0.01, dark_sink=dark_sink_rest + 0.01, dark_sink_rest=dark_sink_rest,
+                sink_mass_base=mass0, sink_mass_dark_sink=mass1)
+
+
+def _h1_sim(claim):
+    def simulate(rng, trials, n, layers, effect, **profile):
+        _, p = split_profile(effect, H1_PROFILE, profile)
+        if claim == "a":
+            arr = _h1_arrays(rng, trials, n, layers, effect, p)
+        else:
+            arr = _h1_arrays(rng, trials, n, layers, p.pop("excess", 2.0), dict(p, sink_drop=effect))
+        out = np.zeros((trials, layers), bool)
+        s = DEFAULTS
+        for t in range(trials):
+            grid = {l: H1Inputs(**{k: v[t, l] for k, v in arr.items()}) for l in range(layers)}
+            res = h1_verdicts(grid, alpha=s["alpha"], min_delta=s["h1_min_delta"], min_sink_drop=s["h1_min_sink_drop"],
+                              n_boot=N_BOOT_CHEAP)
+            out[t] = [res[l][1]["claim_" + claim] for l in range(layers)]
+        return out
+
+    return simulate
+
+
+NULLS = (
+    Criterion("H1a", "dark-tail NLL rise minus the random-subspace rise (nats)", _h1_sim("a"),
+              nulls={"random-like": dict(effect=0.0),
+                     "random-like, subspaces differ": dict(effect=0.0, tau=0.24),
+                     "at min_delta": dict(effect=DEFAULTS["h1_min_delta"] - 0.1, random_rise=0.1)},
+              clear=dict(effect=1.0), profile=H1_PROFILE,
+              description="H1(a): band K removed everywhere raises NLL >= min_delta, more than a random subspace and the middle band"),
+    Criterion("H1b", "relative sink-mass drop (tail removed at the sink)", _h1_sim("b"),
+              nulls={"no NLL effect": dict(effect=0.4, sink_rise=0.0),
+                     "drop at min_sink_drop": dict(effect=DEFAULTS["h1_min_sink_drop"])},
+              clear=dict(effect=0.4), profile=H1_PROFILE,
+              description="H1(b): band K removed at the sink lowers later sink mass by >= min_sink_drop and raises NLL"),
+)
+
+
+# --------------------------------------------------------------------------- the unit
+def measure(bench, model_name: str) -> dict:
+    return h1_grid(bench.sweep(model_name), bench.layers(model_name), bench.settings)
+
+
+def check(bench, model_name: str, layer: int) -> None:
+    bench.resume("H1", model_name, layer)
+    s = bench.settings
+    passed, m = bench.results(HYPOTHESIS, model_name)[layer]
+    m["dark_alignment_UE"] = bench.dark_alignment(model_name)
+    m["sink_rate"] = bench.sink_rate(model_name)  # of the unedited model: context for the verdict
+
+    params = bench.params(model_name, bands=[s.n_bands], positions=["all", "sink"],
+                          min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop)
+    bench.record("H1", model_name, layer, params, passed, m)
+
+    assert m["claim_a"], (
+        f"H1(a) fails on {model_name} after layer {layer}: removing the dark tail raises mean NLL by "
+        f"{m['dark_all_delta']:.3f} nats (need >= {s.h1_min_delta}); random {m['random_delta']:.3f} "
+        f"(Holm p={m['p_vs_random']:.3g}), middle {m['middle_delta']:.3f} (Holm p={m['p_vs_middle']:.3g})" + windows_note(m)
+    )
+    lo, hi = m["sink_mass_drop_ci"]
+    assert m["claim_b"], (
+        f"H1(b) fails on {model_name} after layer {layer}: dark tail removed at the sink only: sink mass "
+        f"{m['sink_mass_base']:.3f} -> {m['sink_mass_dark_sink']:.3f} (drop {m['sink_mass_drop']:.1%}, 95% CI "
+        f"{lo:.1%}..{hi:.1%}, need >= {s.h1_min_sink_drop:.0%}, Holm p={m['p_sink_mass_drop']:.3g}), NLL of the other "
+        f"predictions +{m['dark_sink_delta']:.3f} (Holm p={m['p_dark_sink']:.3g})" + windows_note(m)
+    )
+
+
+def figures(plt, model: str, recs: list[dict]) -> list:
+    """Post-filter sink mass per layer under each filter; the dark ratio of the sink vs
+    ordinary positions."""
+    h1 = sorted((r for r in recs if r["hypothesis"] == "H1"), key=lambda r: r["layer"])
+    if not h1:
+        return []
+    out = []
+    layers = [r["layer"] for r in h1]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for metric, label in (("sink_mass_base", "unfiltered"), ("sink_mass_dark_all", "dark tail removed, all positions"),
+                          ("sink_mass_dark_sink", "dark tail removed at the sink")):
+        ax.plot(layers, [r["metrics"].get(metric) for r in h1], marker="o", label=label)
+    ax.set_xlabel("layer filtered")
+    ax.set_ylabel("post-filter sink mass")
+    ax.legend(fontsize=7)
+    out.append((fig, f"{model}: post-filter sink mass per layer under each filter"))
+    if any("dark_ratio_sink" in r["metrics"] for r in h1):
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot(layers, [r["metrics"].get("dark_ratio_sink") for r in h1], marker="o", label="sink (position 0)")
+        ax.plot(layers, [r["metrics"].get("dark_ratio_ordinary") for r in h1], marker="s", label="ordinary positions")
+        ax.set_yscale("log")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("dark ratio ||P_K h|| / ||(I-P_K) h||")
+        ax.legend(fontsize=7)
+        out.append((fig, f"{model}: dark-tail share of the sink vs ordinary positions"))
+    return out
+
+
+HYPOTHESIS = Hypothesis(
+    name="H1", title="the dark tail is necessary",
+    tests=(Test("test_dark_tail_necessary", (LAYER,), check, p_values=6),),
+    measure=measure, passes=lambda bench, name: bench.filter_passes(name, bench.sweep(name).filters_for("h1")),
+    nulls=NULLS, key_effects={"H1": ("dark_all_delta", "ΔNLL dark")}, figures=figures,
+    methods="docs/methods.md §5 (H1), §6", built_in=True)
