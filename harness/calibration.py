@@ -1,8 +1,11 @@
-"""Calibration of the H1-H5 criteria by simulation: false-pass rates under nulls with
-realistic within-window structure, and power (windows needed) at given effects.
+"""Calibration of the criteria by simulation: false-pass rates under nulls with realistic
+within-window structure, and power (windows needed) at given effects.
 
-Every simulated trial builds the per-window arrays one real run would hand to the verdict
-functions of sinkbench.claims (H1Inputs, H2Inputs/H2bInputs, a PositionTable, WriteResults,
+This module is the engine (Criterion, the window-level noise, simulate / false_pass_rate /
+power, the tables); each hypothesis unit declares its own criteria and simulators beside its
+verdicts (`NULLS` in sinkbench.hypotheses.h1_dark_tail ... h5_sink_writer, read through the
+registry). Every simulated trial builds the per-window arrays one real run would hand to
+the unit's verdict functions (H1Inputs, H2Inputs/H2bInputs, a PositionTable, WriteResults,
 the H4-B dict, H5Inputs) and calls those functions unchanged; a criterion "passes" in a
 trial when the verdict function says so for the case under test. Nothing here re-implements
 a verdict.
