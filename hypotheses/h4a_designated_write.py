@@ -1,4 +1,4 @@
-"""H4, a sink can be designated by hand (docs/methods.md).
+"""H4-A, a sink can be designated by hand, by intervention (docs/methods.md §5).
 
 A (any model), after layer l, for targets t in {middle, frequent-token, ordinary-token position}:
  A1 capture: writing position 0's dark-tail component into t (add, or transplant =
@@ -9,11 +9,6 @@ A (any model), after layer l, for targets t in {middle, frequent-token, ordinary
  A3 rescue: with the dark tail removed at position 0, also writing it into t lowers the
     NLL of the predictions after t significantly and recovers at least h4_min_recovered
     (default 0.5) of the damage (recovered share with its bootstrap CI).
-B (a zoo model trained with a <sink> token at k):
- B1 attention from non-trigger queries after k goes to k more than to 0, and removing
-    the dark tail at k raises NLL more than removing it at 0 (NLL of the predictions not
-    made at 0, k-1 or k: those are edited directly or predict the <sink> token itself);
- B2 the residual at k is darker (dark ratio) than ordinary positions.
 Holm over each model's grid.
 
 This module is the hypothesis unit (sinkbench.registry): its grid, verdicts, simulated

@@ -1,14 +1,5 @@
-"""H4, a sink can be designated by hand (docs/methods.md).
+"""H4-B, a sink can be designated by hand, by training (docs/methods.md §5).
 
-A (any model), after layer l, for targets t in {middle, frequent-token, ordinary-token position}:
- A1 capture: writing position 0's dark-tail component into t (add, or transplant =
-    add + remove it from 0) raises attention to t from later queries significantly and
-    by >= rho (3x), while attention to position 0 from the same queries falls;
- A2 specificity: the dark write captures significantly more than a same-norm write from
-    the non-dark bands, which stays below rho;
- A3 rescue: with the dark tail removed at position 0, also writing it into t lowers the
-    NLL of the predictions after t significantly and recovers at least h4_min_recovered
-    (default 0.5) of the damage (recovered share with its bootstrap CI).
 B (a zoo model trained with a <sink> token at k):
  B1 attention from non-trigger queries after k goes to k more than to 0, and removing
     the dark tail at k raises NLL more than removing it at 0 (NLL of the predictions not
