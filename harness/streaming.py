@@ -9,7 +9,9 @@ A regime says which keys each query may read. Query i reads key j <= i when
   * sink4:   the window, or j < 4 (StreamingLLM's four initial tokens);
   * control: the window, or j = CONTROL_POSITION (1): one always-visible token that is not
              the natural sink, at the same distance class (it leaves the window one step
-             after position 0 does, and every query >= W + 1 sees it from as far as the sink).
+             after position 0 does, and every query >= W + 1 sees it from as far as the sink);
+  * designated_L<l>: the control mask, and the control token given H4-A's dark write
+             (position 0's band-K component added to its residual) at grid layer l.
 NLL is read on the predictions made at positions >= W: those whose window no longer holds
 position 0 (token_nll[:, W:], position t predicting token t + 1).
 
