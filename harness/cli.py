@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         from .compare import load_results
         from .expect import load, summarize
 
-        from .report import load_runs
+        from .report_over_time import load_runs
 
         expected = load(args.expect)  # before the figures: a bad --expect fails fast
         newest = load_runs(args.dir)[-1][1]  # the expectations are checked against the latest run

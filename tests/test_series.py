@@ -15,7 +15,8 @@ import pytest
 from sinkbench import models
 from sinkbench.cli import main
 from sinkbench.errors import SinkbenchError
-from sinkbench.report import expand_runs, load_runs, write_report
+from sinkbench.report import write_report
+from sinkbench.report_over_time import expand_runs, load_runs
 from sinkbench.results import append_jsonl
 from sinkbench.series import checkpoint_info, read_models_file, step_fields
 
@@ -165,7 +166,7 @@ def test_report_draws_a_series_against_the_step(tmp_path):
 
 
 def test_from_step_says_when_a_claim_flickers():
-    from sinkbench.report import from_step
+    from sinkbench.report_over_time import from_step
 
     assert from_step([1, 2, 3], [False, True, True]) == "from step 2 on"
     assert from_step([1, 2, 3], [True, False, True]) == "from step 3 on (first at 1, then lost)"
