@@ -126,10 +126,47 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
                                         for lt, w in ws.items()}, alpha=s.alpha)
     all_writes, n_units = as_units(all_writes, subj, s, len(sweep.windows))
     out = stability.attach(verdicts(all_writes), verdicts, all_writes, n_units, "H4A", model=subj.name)
+    profiles = target_profiles(sweep, layers, targets, s)
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
         m["target_positions"] = t.tolist()
         m["target_tokens"] = subj.tokenizer.convert_ids_to_tokens(sweep.windows[torch.arange(len(t)), t].tolist())
+        m["value_key_profile"] = profiles.get((layer, kind))
+    return out
+
+
+def target_profiles(sweep: FilterSweep, layers: list[int], targets: dict, s: Settings) -> dict:
+    """The value/key profile (sinkbench.sink_profile: value norm and residual norm over the
+    median position's, query-key cosine, attention received) of each designated target, over
+    the layers after the write: the natural sink (position 0) and the target on the unedited
+    model, and both under the dark write into the target (mode add). A reader sees whether the
+    designated sink takes on the natural sink's profile or only its attention. One pass for the
+    unedited model, one per (layer, target kind); {} for a family without a profile (Falcon, Bloom)."""
+    from functools import partial
+
+    from sinkbench.designate import write_dark
+    from sinkbench.interventions import Edit
+    from sinkbench.sink_profile import over_layers, profiled_pass, summarize, supported
+
+    subj = sweep.subject
+    if not supported(subj):
+        return {}
+    batch, kinds = s.windows_per_pass(subj), list(targets)
+    labels = tuple(range(1 + len(kinds)))  # 0: the natural sink, then each kind's target
+    _, base = profiled_pass(subj, sweep.windows, batch, positions=(0, *(targets[k] for k in kinds)), from_query=1)
+    base = summarize(base, labels)
+    dark = sweep.spectrum.keep([sweep.spectrum.n_bands])
+    out = {}
+    for layer in layers:
+        for n, kind in enumerate(kinds, start=1):
+            edit = Edit(layer, partial(write_dark, targets=targets[kind], dark=dark, mode="add"))
+            _, written = profiled_pass(subj, sweep.windows, batch, positions=(0, targets[kind]), from_query=1, edit=edit,
+                                       layers=range(layer + 1, subj.n_layers))
+            written = summarize(written, (0, 1))
+            out[layer, kind] = {"layers": f"{layer + 1}..{subj.n_layers - 1}", "write": "add",
+                                "natural_sink": over_layers(base, 0, layer + 1), "target": over_layers(base, n, layer + 1),
+                                "natural_sink_under_write": over_layers(written, 0, layer + 1),
+                                "designated_target": over_layers(written, 1, layer + 1)}
     return out
 
 
@@ -228,8 +265,12 @@ def passes(bench, model_name: str) -> int:
     from sinkbench.designate import TARGET_KINDS, WRITES
     from sinkbench.experiments import h4a_passes
 
+    from sinkbench.sink_profile import supported
+
     per_run = bench.runs(model_name, bench.of(model_name).n_seqs)
-    return bench.base_passes(model_name) + h4a_passes(len(bench.layers(model_name)), len(TARGET_KINDS), len(WRITES)) * per_run
+    n_layers = len(bench.layers(model_name))
+    profiles = 1 + n_layers * len(TARGET_KINDS) if supported(bench.subject(model_name)) else 0  # target_profiles
+    return bench.base_passes(model_name) + (h4a_passes(n_layers, len(TARGET_KINDS), len(WRITES)) + profiles) * per_run
 
 
 def _targets(s, model_name: str) -> list[str]:

@@ -93,3 +93,29 @@ def test_h4b_fails_when_the_sink_stays_at_zero():
              dark_ratio_k=x["dark_ratio_k"] + 1)
     out = h4b_verdicts({1: y}, alpha=0.05, n_boot=100)
     assert out[1, "B1"][0] and out[1, "B2"][0]
+
+
+def test_h4_records_the_value_key_profile_of_each_designated_target(llama_subject, windows):
+    """H4-A's records carry the designated target's value/key profile beside the natural
+    sink's: the natural sink's numbers are sink_profile's at position 0, and the dark write
+    changes the target's own profile (its residual gains position 0's band-K component)."""
+    import pytest
+
+    from sinkbench.config import make_settings
+    from sinkbench.hypotheses.h4a_designated_write import target_profiles
+    from sinkbench.sink_profile import sink_profile, supported
+    from sinkbench.spectrum import spectrum_for
+    from sinkbench.sweep import FilterSweep
+
+    assert supported(llama_subject)
+    sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), batch_size=6, random_seeds=1)
+    s = make_settings(batch_size="6")
+    prof = target_profiles(sweep, [0], {"middle": torch.full((6,), 12)}, s)[0, "middle"]
+    assert set(prof) == {"layers", "write", "natural_sink", "target", "natural_sink_under_write", "designated_target"}
+    direct = sink_profile(llama_subject, windows, 6, 0, first_layer=1)
+    for measure in ("query_key_cos", "attention"):
+        assert prof["natural_sink"][measure] == pytest.approx(direct[measure], rel=1e-4, abs=1e-6)
+    for measure in ("value_ratio", "residual_ratio"):  # the median leaves out the target too: one position of 23
+        assert prof["natural_sink"][measure] == pytest.approx(direct[measure], rel=0.05)
+    assert prof["designated_target"]["residual_ratio"] != pytest.approx(prof["target"]["residual_ratio"], rel=1e-3)
+    assert prof["target"] != prof["natural_sink"]
