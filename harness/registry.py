@@ -89,6 +89,7 @@ class Hypothesis:
     passes: Callable[[Any, str], int] | None = None
     records: str = ""
     nulls: tuple = ()  # sinkbench.calibration.Criterion: simulated nulls of its verdicts
+    hostile: dict[str, Callable] = field(default_factory=dict)  # test name -> run(e, rng) -> passed, at its boundary (sinkbench.hostile)
     key_effects: dict[str, tuple[str, str]] = field(default_factory=dict)  # "H4/A1" -> (metric, label) in the report's matrix
     figures: Callable[[Any, str, list[dict]], list] | None = None  # (plt, model, records) -> [(figure, title)]
     methods: str = ""  # where docs/methods.md states it

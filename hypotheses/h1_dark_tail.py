@@ -23,6 +23,7 @@ from sinkbench.calibration import DEFAULTS, N_BOOT_CHEAP, Criterion, hardness, s
 from sinkbench.claims import ci_mean, ci_ratio, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
 from sinkbench.config import Settings
 from sinkbench.experiments import as_units
+from sinkbench.hostile import ALPHA, BOUNDARY, N_BOOT, nll_like, small
 from sinkbench.registry import LAYER, Hypothesis, Test
 from sinkbench.stats import prediction_greater
 from sinkbench.sweep import FilterSweep, middle_band
@@ -224,6 +225,45 @@ NULLS = (
 )
 
 
+# --------------------------------------------------------------------------- hostile nulls
+# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
+def _h1(which: str):
+    def run(e, rng):
+        n = e.size
+        base = nll_like(rng, n)
+        dark_all = base + 2.0 + small(rng, n, 0.1)
+        random = base + 0.3 + small(rng, n, 0.1)
+        middle = base + 0.2 + small(rng, n, 0.1)
+        each = base + np.array([[0.2], [0.3], [0.4]]) + small(rng, (3, n), 0.05)
+        mass = 0.5 + small(rng, n, 0.05)
+        mass_edit = mass * 0.5 + small(rng, n, 0.01)
+        sink_rest = base + 0.5 + small(rng, n, 0.1)
+        if which == "vs_random":
+            random = dark_all - 0.2 * e
+        elif which == "vs_middle":
+            middle = dark_all - 0.2 * e
+        elif which == "min_delta":
+            dark_all = base + BOUNDARY["min_delta"] + 0.2 * e
+            random, middle = base + 0.05 + small(rng, n), base + 0.02 + small(rng, n)
+            each = base + np.array([[0.03], [0.05], [0.07]]) + small(rng, (3, n), 0.01)
+        elif which == "sink_mass":
+            mass_edit = mass * (1 - BOUNDARY["min_sink_drop"]) * (1 - 0.3 * e)
+        elif which == "sink_nll":
+            sink_rest = base + 0.2 * e
+        x = H1Inputs(base=base, dark_all=dark_all, random=random, middle=middle, base_rest=base,
+                     dark_all_rest=dark_all, dark_sink=sink_rest, dark_sink_rest=sink_rest,
+                     sink_mass_base=mass, sink_mass_dark_sink=mass_edit, random_each=each)
+        m = h1_verdicts({1: x}, alpha=ALPHA, min_delta=BOUNDARY["min_delta"], min_sink_drop=BOUNDARY["min_sink_drop"], n_boot=N_BOOT)[1][1]
+        return m["claim_a"] if which in ("vs_random", "vs_middle", "min_delta") else m["claim_b"]
+
+    return run
+
+
+HOSTILE = {"H1a vs random": _h1("vs_random"), "H1a vs middle": _h1("vs_middle"), "H1a above min_delta": _h1("min_delta"),
+           "H1b sink-mass drop": _h1("sink_mass"), "H1b NLL rise": _h1("sink_nll")}
+
+
 # --------------------------------------------------------------------------- the unit
 def measure(bench, model_name: str) -> dict:
     return h1_grid(bench.sweep(model_name), bench.layers(model_name), bench.settings)
@@ -286,5 +326,5 @@ HYPOTHESIS = Hypothesis(
     name="H1", title="the dark tail is necessary",
     tests=(Test("test_dark_tail_necessary", (LAYER,), check, p_values=6),),
     measure=measure, passes=lambda bench, name: bench.filter_passes(name, bench.sweep(name).filters_for("h1")),
-    nulls=NULLS, key_effects={"H1": ("dark_all_delta", "ΔNLL dark")}, figures=figures,
+    nulls=NULLS, hostile=HOSTILE, key_effects={"H1": ("dark_all_delta", "ΔNLL dark")}, figures=figures,
     methods="docs/methods.md §5 (H1), §6", built_in=True)

@@ -25,6 +25,7 @@ from sinkbench.calibration import (DEFAULTS, N_BOOT_CHEAP, N_BOOT_FULL, Criterio
 from sinkbench.claims import ci_mean, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
 from sinkbench.config import Settings
 from sinkbench.experiments import as_units
+from sinkbench.hostile import ALPHA, BOUNDARY, N_BOOT, nll_like, small
 from sinkbench.registry import LAYER, Axis, Hypothesis, Test
 from sinkbench.sweep import FilterSweep
 
@@ -225,6 +226,26 @@ NULLS = (
 )
 
 
+# --------------------------------------------------------------------------- hostile nulls
+# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
+def _h2a(e, rng):
+    n = e.size
+    base = nll_like(rng, n)
+    omega = base + 0.3 + small(rng, n, 0.1)
+    return h2_verdicts({(1, 5): H2Inputs(base, omega, omega + 0.2 * e, 30, 30)}, alpha=ALPHA, n_boot=N_BOOT)[1, 5][0]
+
+
+def _h2b(e, rng):
+    n = e.size
+    base = nll_like(rng, n)
+    x = H2bInputs(base, base + BOUNDARY["tolerance"] - 0.1 * e, 5, 0.5)
+    return h2_verdicts({}, {1: x}, alpha=ALPHA, n_boot=2000, tolerance=BOUNDARY["tolerance"])[1, "b"][0]
+
+
+HOSTILE = {"H2a": _h2a, "H2b": _h2b}
+
+
 # --------------------------------------------------------------------------- the unit
 def ks_of(s) -> list[int]:
     """H2's k values: --bands if given, else the configured fractions of K (each <= K-2)."""
@@ -303,5 +324,5 @@ HYPOTHESIS = Hypothesis(
            Test("test_middle_dispensable_absolute", (LAYER,), check_absolute)),
     measure=measure,
     passes=lambda bench, name: bench.filter_passes(name, h2_filters(bench.sweep(name), ks_of(bench.settings), bench.of(name))),
-    nulls=NULLS, key_effects={"H2/a": ("head_minus_omega", "head−Ω"), "H2/b": ("omega_delta", "ΔNLL Ω")},
+    nulls=NULLS, hostile=HOSTILE, key_effects={"H2/a": ("head_minus_omega", "head−Ω"), "H2/b": ("omega_delta", "ΔNLL Ω")},
     figures=figures, methods="docs/methods.md §5 (H2), §6", built_in=True)

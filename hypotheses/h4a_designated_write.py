@@ -26,6 +26,8 @@ from sinkbench.calibration import DEFAULTS, N_BOOT_CHEAP, Criterion, hardness, w
 from sinkbench.claims import ci_mean, ci_ratio, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
 from sinkbench.config import Settings
 from sinkbench.experiments import as_units, h4a_writes
+from sinkbench.designate import WriteResult
+from sinkbench.hostile import ALPHA, BOUNDARY, N_BOOT, nll_like, small
 from sinkbench.registry import LAYER, Axis, Hypothesis, Test, constant
 from sinkbench.sweep import FilterSweep
 from sinkbench.tensors import to_numpy
@@ -243,6 +245,45 @@ NULLS = (
 )
 
 
+# --------------------------------------------------------------------------- hostile nulls
+# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
+def _h4a(which: str):
+    case = {"capture": ("A1", "add"), "fall": ("A1", "add"), "control_below": ("A2", "add"),
+            "damage": ("A3", "transplant"), "recovered": ("A3", "transplant")}[which]
+
+    def run(e, rng):
+        n = e.size
+        b_att, b0, nll = rng.uniform(0.01, 0.02, n), 0.6 + small(rng, n, 0.03), nll_like(rng, n)
+        rho = BOUNDARY["rho"]
+        add = WriteResult(b_att * 10 * (1 + small(rng, n, 0.1)), b0 * 0.7, nll + small(rng, n, 0.01))
+        broken = WriteResult(b_att, b0 * 0.5, nll + 1.0 + small(rng, n, 0.05))
+        transplant = WriteResult(b_att * 15, b0 * 0.5, nll + 0.1 + small(rng, n, 0.05))
+        control = WriteResult(b_att * 1.2 * (1 + small(rng, n, 0.05)), b0 * 0.95, nll + small(rng, n, 0.01))
+        if which == "capture":
+            add.att_t = rho * b_att * (1 + 0.3 * e)
+        elif which == "fall":
+            add.att_0 = b0 - 0.05 * e
+        elif which == "control_below":
+            control.att_t = rho * b_att * (1 - 0.3 * e)
+        elif which == "damage":
+            broken.nll_after = nll + 0.2 * e
+            transplant.nll_after = nll - 0.5 + small(rng, n, 0.05)  # the share's own test stays clear
+        elif which == "recovered":
+            dmg = broken.nll_after - nll
+            transplant.nll_after = nll + (1 - BOUNDARY["min_recovered"]) * dmg - 0.2 * e
+        w = {"base": WriteResult(b_att, b0, nll), "add": add, "transplant": transplant, "control": control, "broken": broken}
+        raws = {(1, "t"): h4a_raw(w, rho, N_BOOT, BOUNDARY["min_recovered"], key=(1, "t"))}
+        return h4a_verdicts(raws, alpha=ALPHA)[(1, "t") + case][0]
+
+    return run
+
+
+HOSTILE = {"H4-A1 capture": _h4a("capture"), "H4-A1 attention to 0 falls": _h4a("fall"),
+           "H4-A2 control below rho": _h4a("control_below"), "H4-A3 damage": _h4a("damage"),
+           "H4-A3 recovered share": _h4a("recovered")}
+
+
 # --------------------------------------------------------------------------- the unit
 H4A_CASES = ("A1-add", "A1-transplant", "A2-add", "A3-transplant")  # claim-variant
 
@@ -285,7 +326,7 @@ HYPOTHESIS = Hypothesis(
                 (LAYER, Axis("target", _targets), Axis("h4_case", constant(*H4A_CASES),
                                                       record=lambda case: dict(zip(("claim", "variant"), case.split("-"))))),
                 check, p_values=2),),
-    measure=measure, passes=passes, nulls=NULLS,
+    measure=measure, passes=passes, nulls=NULLS, hostile=HOSTILE,
     key_effects={"H4/A1": ("capture_ratio", "capture×"), "H4/A2": ("control_capture_ratio", "ctrl×"),
                  "H4/A3": ("recovered_share", "recovered")},
     methods="docs/methods.md §5 (H4-A), §6", built_in=True)

@@ -21,6 +21,7 @@ from sinkbench.calibration import DEFAULTS, N_BOOT_CHEAP, Criterion, hardness, w
 from sinkbench.claims import ci_mean, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
 from sinkbench.config import Settings
 from sinkbench.experiments import as_units
+from sinkbench.hostile import ALPHA, N_BOOT, small
 from sinkbench.registry import LAYER, Axis, Hypothesis, Test, constant
 from sinkbench.sweep import FilterSweep
 from sinkbench.tensors import to_numpy
@@ -155,6 +156,32 @@ NULLS = (
 )
 
 
+# --------------------------------------------------------------------------- hostile nulls
+# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
+def _h4b(which: str):
+    def run(e, rng):
+        n = e.size
+        att_0 = 0.3 + small(rng, n, 0.03)
+        nll = 1.6 + small(rng, n, 0.1)
+        x = {"att_k": att_0 + 0.3 + small(rng, n, 0.03), "att_0": att_0, "nll_base": nll,
+             "nll_dark_k": nll + 0.8 + small(rng, n, 0.05), "nll_dark_0": nll + 0.2 + small(rng, n, 0.05),
+             "dark_ratio_k": 2.0 + small(rng, n, 0.1), "dark_ratio_ordinary": 0.5 + small(rng, n, 0.05)}
+        if which == "attention":
+            x["att_k"] = att_0 + 0.05 * e
+        elif which == "nll":
+            x["nll_dark_k"] = x["nll_dark_0"] + 0.2 * e
+        else:
+            x["dark_ratio_k"] = x["dark_ratio_ordinary"] * (1 + 0.5 * e)
+        out = h4b_verdicts({1: x}, alpha=ALPHA, n_boot=N_BOOT)
+        return out[1, "B2" if which == "dark" else "B1"][0]
+
+    return run
+
+
+HOSTILE = {"H4-B1 attention": _h4b("attention"), "H4-B1 NLL": _h4b("nll"), "H4-B2 dark ratio": _h4b("dark")}
+
+
 # --------------------------------------------------------------------------- the unit
 def measure(bench, model_name: str) -> dict:
     return h4b_grid(bench.sweep(model_name), bench.layers(model_name), bench.of(model_name))
@@ -182,6 +209,6 @@ HYPOTHESIS = Hypothesis(
     name="H4-B", records="H4", title="a sink can be designated by hand (by training)",
     tests=(Test("test_designated_by_training", (LAYER, Axis("b_claim", constant("B1", "B2"), record=lambda c: {"claim": c})),
                 check, p_values=1.5),),
-    measure=measure, passes=passes, nulls=NULLS,
+    measure=measure, passes=passes, nulls=NULLS, hostile=HOSTILE,
     key_effects={"H4/B1": ("att_k", "att k"), "H4/B2": ("dark_ratio_k", "dark k")},
     methods="docs/methods.md §5 (H4-B), §6", built_in=True)

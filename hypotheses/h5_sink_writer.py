@@ -26,6 +26,7 @@ from sinkbench.calibration import DEFAULTS, N_BOOT_CHEAP, Criterion, hardness, w
 from sinkbench.claims import ci_mean, ci_ratio, mean_or_nan, test_mean, window_counts, windows_note
 from sinkbench.config import Settings
 from sinkbench.experiments import as_units, selection_windows
+from sinkbench.hostile import ALPHA, BOUNDARY, N_BOOT, nll_like, small
 from sinkbench.registry import Axis, Hypothesis, Test, constant
 from sinkbench.stats import holm
 from sinkbench.sweep import FilterSweep
@@ -185,6 +186,38 @@ NULLS = (
 )
 
 
+# --------------------------------------------------------------------------- hostile nulls
+# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
+def _h5(which: str):
+    def run(e, rng):
+        n = e.size
+        share = 0.8 + small(rng, n, 0.05)
+        base_nll, mass = nll_like(rng, n), 0.55 + small(rng, n, 0.05)
+        removed_mass, control_mass = mass * 0.5, mass * 0.95
+        removed_nll, control_nll = base_nll + 0.6 + small(rng, n, 0.05), base_nll + 0.05 + small(rng, n, 0.05)
+        if which == "share":
+            share = BOUNDARY["min_share"] + 0.1 * e
+        elif which == "mass_vs_base":  # the control raises the mass, so the beyond-control test stays clear
+            removed_mass, control_mass = mass * (1 - 0.3 * e), mass * 1.5
+        elif which == "nll_vs_base":
+            removed_nll, control_nll = base_nll + 0.2 * e, base_nll - 0.6 + small(rng, n, 0.05)
+        elif which == "mass_vs_control":
+            removed_mass = control_mass - BOUNDARY["h5_min_sink_drop"] * mass - mass * 0.3 * e
+        elif which == "nll_vs_control":
+            removed_nll = control_nll + BOUNDARY["h5_min_nll_rise"] + 0.2 * e
+        x = H5Inputs(share, base_nll, mass, removed_nll, removed_mass, control_nll, control_mass)
+        out = h5_verdicts(x, alpha=ALPHA, min_share=BOUNDARY["min_share"], min_sink_drop=BOUNDARY["h5_min_sink_drop"],
+                          min_nll_rise=BOUNDARY["h5_min_nll_rise"], n_boot=N_BOOT)
+        return out["1" if which == "share" else "2"][0]
+
+    return run
+
+
+HOSTILE = {"H5-1 share": _h5("share"), "H5-2 mass vs base": _h5("mass_vs_base"), "H5-2 NLL vs base": _h5("nll_vs_base"),
+           "H5-2 mass vs control": _h5("mass_vs_control"), "H5-2 NLL vs control": _h5("nll_vs_control")}
+
+
 # --------------------------------------------------------------------------- the unit
 H5_SEED = 0  # picks H5's random control component
 
@@ -211,6 +244,6 @@ HYPOTHESIS = Hypothesis(
     name="H5", title="who writes the sink's dark signal",
     tests=(Test("test_sink_writer", (Axis("h5_claim", constant("1", "2"), "claim{}", record=lambda c: {"claim": c}),),
                 check, p_values=2.5),),
-    measure=measure, passes=passes, nulls=NULLS,
+    measure=measure, passes=passes, nulls=NULLS, hostile=HOSTILE,
     key_effects={"H5/1": ("dark_share", "dark share"), "H5/2": ("sink_drop_beyond_control", "sink drop − ctrl")},
     methods="docs/methods.md §5 (H5), §6", built_in=True)

@@ -20,7 +20,42 @@ from __future__ import annotations
 
 from sinkbench.claims import windows_note
 from sinkbench.claims_h7 import CLAIMS
+from sinkbench.hostile import ALPHA, N_BOOT, nll_like, small
 from sinkbench.registry import Axis, Hypothesis, Test, constant
+
+
+# --------------------------------------------------------------------------- hostile nulls
+def _h7(which: str):
+    def run(e, rng):
+        from sinkbench.claims_h7 import h7_verdicts
+        from sinkbench.streaming import H7Test
+
+        n = e.size
+        full = nll_like(rng, n)
+        window = full + 1.0 + small(rng, n, 0.1)
+        sink1 = full + 0.1 + small(rng, n, 0.05)
+        control = window - 0.05 + small(rng, n, 0.05)
+        designated = None
+        if which == "gap":  # the gap at its minimum: sink1 and control scaled with it
+            window = full + 0.1 + 0.05 * e
+            sink1, control = full + small(rng, n, 0.005), window + 0.05
+        elif which == "recovered":  # the first token recovers exactly the minimum share
+            sink1 = window - 0.5 * (window - full) - 0.2 * e
+        elif which == "control":  # the control recovers exactly the minimum share
+            control = window - 0.5 * (window - full) + 0.2 * e
+        elif which == "designated":  # the designated sink recovers exactly the minimum share of sink1's recovery
+            designated = window - 0.5 * (window - sink1) - 0.2 * e
+        if designated is None:  # a designated sink as good as the first token
+            designated = sink1 + small(rng, n, 0.01)
+        t = H7Test(full, window, sink1, sink1 + small(rng, n, 0.01), control, designated={0: designated})
+        return h7_verdicts(t, alpha=ALPHA, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=N_BOOT)[
+            {"gap": "a", "recovered": "b", "control": "c", "designated": "d"}[which]][0]
+
+    return run
+
+
+HOSTILE = {"H7a eviction gap": _h7("gap"), "H7b first token recovers": _h7("recovered"),
+           "H7c control does not": _h7("control"), "H7d designated sink recovers": _h7("designated")}
 
 
 def measure(bench, model_name: str) -> dict:
@@ -60,7 +95,7 @@ HYPOTHESIS = Hypothesis(
     name="H7", title="sinks that do work (a sliding window with and without the sink)",
     tests=(Test("test_streaming_sinks", (Axis("h7_claim", constant(*CLAIMS), record=lambda c: {"claim": c}),),
                 check, p_values=1.5),),  # 3 + one per grid layer (3 by default) over four claims
-    measure=measure, passes=passes,
+    measure=measure, passes=passes, hostile=HOSTILE,
     key_effects={"H7/a": ("gap", "ΔNLL window−full"), "H7/b": ("recovered_share", "recovered"),
                  "H7/c": ("recovered_share", "recovered"), "H7/d": ("recovered_share", "of sink1's recovery")},
     figures=figures, methods="docs/methods.md §11", built_in=True)
