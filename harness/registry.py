@@ -3,8 +3,8 @@
 A hypothesis is one module that declares a `Hypothesis`: its cases (the axes its pytest
 functions are parametrized over), the forward passes its grid runs (progress), its
 criterion (`measure`: from one model's measurements to the verdict and metrics of every case
-of its Holm family), its simulated calibration nulls, and what it adds to the matrix and the
-report (key effects, figures). The built-in units are the modules of sinkbench.hypotheses
+of its Holm family), its simulated calibration nulls and its tests at their boundary for the
+hostile nulls, and what it adds to the matrix and the report (key effects, figures). The built-in units are the modules of sinkbench.hypotheses
 listed in BUILT_IN; a third-party package adds its own through the entry-point group
 `sinkbench.hypotheses` (pyproject.toml):
 
@@ -14,8 +14,8 @@ listed in BUILT_IN; a third-party package adds its own through the entry-point g
 Its tests are collected by hypotheses/test_registered.py, parametrized, run, recorded and
 shown like the built-in ones (README: "Write your own hypothesis").
 
-Importing this module is cheap (no numpy, no torch): the plugin consults it while pytest
-collects. A unit module keeps its heavy imports inside its functions for the same reason."""
+Importing this module is cheap (no numpy, no torch); the units themselves are imported
+only when something asks for them: collecting the hypotheses, the report, calibration."""
 from __future__ import annotations
 
 import importlib
