@@ -9,6 +9,9 @@ family without a row is refused in one line (architectures.unsupported_reason).
 Everything is checked once at load time: the norm fold against the norm module on
 a random input, the branches and attention probabilities with a tiny traced pass,
 and the logits sinkbench forms against one full forward of the model.
+
+(Over 400 lines on purpose: the accessors and the load-time checks that prove them are one
+contract, read together; splitting them would put the check apart from what it checks.)
 """
 from __future__ import annotations
 
