@@ -17,13 +17,16 @@ def draw_h7(plt, metrics: dict, model: str = ""):
     by_pos = regimes["nll_by_position"]
     w = regimes["window"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.6, 1]})
-    designated = [r for r in by_pos if r.startswith("designated")]
+    layer_of = lambda r: int(r.split("_L")[1].split("_")[0])  # noqa: E731
+    designated = sorted((r for r in by_pos if r.startswith("designated")), key=layer_of)
     for j, r in enumerate([*COLORS, *designated]):
         if r in by_pos:
             ys = by_pos[r]
             color = COLORS.get(r, f"C{(j + 1) % 10}")
             left.plot(range(len(ys)), ys, lw=1.0 if r in ("full", "window") else 0.8, color=color,
                       ls="--" if r.startswith("designated") else "-", label=r)
+    # the first predictions (no context yet) can be far above the rest: the axis shows positions >= 2
+    left.set_ylim(top=1.05 * max(max(v[2:], default=v[-1]) for v in by_pos.values()))
     left.axvline(w, color="#888", ls="--", lw=0.8)
     left.text(w, left.get_ylim()[1], f" W = {w}", fontsize=7, va="top", color="#555")
     left.set_xlabel("position of the prediction", fontsize=8)
@@ -31,7 +34,8 @@ def draw_h7(plt, metrics: dict, model: str = ""):
     left.legend(fontsize=7, ncol=2)
     left.grid(alpha=0.25)
     shares = metrics.get("recovered_shares", {})
-    names = [r for r in shares if not r.endswith("_of_sink1")]
+    names = [r for r in COLORS if r in shares] + sorted((r for r in shares if r.startswith("designated")
+                                                         and not r.endswith("_of_sink1")), key=layer_of)
     for y, r in enumerate(names):
         s, (lo, hi) = shares[r]
         right.errorbar([s], [y], xerr=[[max(s - lo, 0)], [max(hi - s, 0)]] if lo == lo and hi == hi else None,

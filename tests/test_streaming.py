@@ -247,3 +247,19 @@ def test_the_learned_sink_mass_of_the_zoo_sink_logit_model():
         att = model(ids, attention_mask=mask, output_attentions=True).attentions
     want = [float((1 - a[:, :, 8:].sum(-1)).mean()) for a in att]
     assert ours == pytest.approx(want, abs=1e-5) and max(want) > 0.01
+
+
+def test_the_h7_figure_draws_the_curve_and_the_shares():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sinkbench.figures_h7 import h7_figure
+
+    t = with_designated(synthetic(gap=1.0, sink_left=0.1, control_left=0.9), left=0.2)
+    m = verdicts(t)["d"][1]
+    curve = {r: list(np.linspace(3, 2, T - 1)) for r in (*streaming.REGIMES, "designated_L3", "designated_L6")}
+    m["regimes"] = {"window": W, "read_from_position": W, "nll_by_position": curve, "nll_by_regime": m["nll"]}
+    title, png = h7_figure(plt, m, "synthetic")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and "W = 16" in title
