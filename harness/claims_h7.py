@@ -92,7 +92,10 @@ def h7_verdicts(t, *, alpha: float, min_gap: float, min_recovered: float, n_boot
     passing = [l for l in layers if pd[l] < alpha]
     of = lambda l: shares[designated_key(l) + "_of_sink1"]  # noqa: E731
     best = min(layers, key=lambda l: (pd[l], -np.nan_to_num(of(l)[0], nan=-np.inf))) if layers else None  # ties: the larger share
-    out["d"] = (bool(passing), {
+    rescues = bool(p[1] < alpha)
+    # (d) is about replacing a sink that does work: where the first token rescues nothing (b
+    # fails), "at least half of sink1's recovery" holds trivially and says nothing; (d) fails
+    out["d"] = (bool(passing) and rescues, {
         **common, "regime": "designated", "layers": layers, "passing_layers": passing, "best_layer": best,
         "share_of_sink1": {str(l): of(l)[0] for l in layers}, "share_of_sink1_ci": {str(l): of(l)[1] for l in layers},
         "p_value_by_layer": {str(l): pd[l] for l in layers},
@@ -100,7 +103,7 @@ def h7_verdicts(t, *, alpha: float, min_gap: float, min_recovered: float, n_boot
         "p_value": pd[best] if layers else float("nan"),
         "recovered_share": of(best)[0] if layers else float("nan"),
         "recovered_share_ci": of(best)[1] if layers else (float("nan"), float("nan")),
-        "sink_rescues": bool(p[1] < alpha),
+        "sink_rescues": rescues,
         **window_counts(*(c["d"][l] for l in layers))})
     return out
 

@@ -150,6 +150,15 @@ def test_d_at_its_boundary_rarely_passes():
     assert np.mean(passes) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 60)
 
 
+def test_d_fails_where_the_first_token_rescues_nothing_even_if_the_designated_test_rejects():
+    """tiny-bb-designated's shape: the control position is the trained sink, so the control
+    (and the written control) recovers everything and sink1 nothing; the per-layer test
+    rejects (0 >= 0.5 x 0), but there is no working sink to replace."""
+    t = synthetic(gap=1.0, sink_left=1.0, control_left=0.0)
+    passed, m = verdicts(dataclasses.replace(t, designated={3: t.control.copy()}))["d"]
+    assert m["passing_layers"] == [3] and m["sink_rescues"] is False and not passed
+
+
 def test_a_model_where_evicting_changes_nothing_fails_d_too():
     t = synthetic(gap=0.0, sink_left=0.0, control_left=0.0)
     passed, m = verdicts(dataclasses.replace(t, designated={3: t.control.copy()}))["d"]
