@@ -73,20 +73,36 @@ def as_units(inputs, subject, s: Settings, n_windows: int):
     return by_group(inputs, groups), len(set(groups.tolist()))
 
 
+def scores_and_learned_mass(probs: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+    """A pass readout: Gu's key scores [B, H, T] (metrics.key_scores) and, as one more column,
+    each head's learned-sink mass (1 - row sum, mean over queries): [B, H, T + 1]."""
+    from .metrics import key_scores
+
+    learned = (1 - probs.float().sum(-1)).mean(-1, keepdim=True)  # [B, H, 1]
+    return torch.cat([key_scores(probs, rows), learned], -1)
+
+
 def sink_rates(sweep: FilterSweep, s: Settings, epsilon: float = 0.3) -> dict:
     """Sink rate (Gu et al. 2024) of the unedited model on the test windows: Sink_1 (position 0)
     and the largest rate of any other position, over every (window, layer, head). Late keys
     are seen by few queries (the last only by itself), so the largest other rate is also given
-    among keys seen by at least MIN_QUERIES queries."""
+    among keys seen by at least MIN_QUERIES queries. Beside them, for a model with learned sink
+    logits (GPT-OSS's `sinks`), the attention those absorbed per layer (1 - the row sum over
+    real keys, mean over heads, queries and windows), which Gu's rate over keys cannot see;
+    None for a model without them."""
     from .distributed import MIN_QUERIES
     from .interventions import run_batched
-    from .metrics import key_scores, sink_rate
+    from .metrics import sink_rate
 
     subj = sweep.subject
-    scores = run_batched(subj, sweep.windows, s.windows_per_pass(subj), attn_layers=range(subj.n_layers),
-                         attn_readout=key_scores).attention
+    read = run_batched(subj, sweep.windows, s.windows_per_pass(subj), attn_layers=range(subj.n_layers),
+                       attn_readout=scores_and_learned_mass).attention
+    scores = {l: v[..., :-1] for l, v in read.items()}
     t = sweep.windows.shape[1]
     out = sink_rate(scores, epsilon)
+    out["learned_sink_mass"] = ({"by_layer": [float(read[l][..., -1].mean()) for l in sorted(read)],
+                                 "mean": float(torch.stack([read[l][..., -1].mean() for l in read]).mean())}
+                                if subj.learned_sinks else None)
     seen = sink_rate({l: v[..., : t - MIN_QUERIES + 1] for l, v in scores.items()}, epsilon)
     out.update(max_other_min_queries=seen["max_other"], max_other_min_queries_position=seen["max_other_position"],
                min_queries=MIN_QUERIES)
@@ -95,8 +111,6 @@ def sink_rates(sweep: FilterSweep, s: Settings, epsilon: float = 0.3) -> dict:
     out["input_controls"] = input_control_rates(subj, sweep.windows, s.dataset, s.windows_per_pass(subj), epsilon)
     return out
 
-
-# --------------------------------------------------------------------------- H3
 
 
 # --------------------------------------------------------------------------- H4

@@ -234,7 +234,9 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
             return "–"
         if k == SINK_RATE_ROW:
             rate = cells[k, m]
-            return f"INFO Sink_1 {rate['sink_1']:.2f} · max other {rate['max_other']:.2f} (ε={rate['epsilon']})"
+            learned = rate.get("learned_sink_mass")
+            extra = f" · learned sinks absorb {learned['mean']:.2f}" if learned else ""
+            return f"INFO Sink_1 {rate['sink_1']:.2f} · max other {rate['max_other']:.2f} (ε={rate['epsilon']}){extra}"
         p, t, eff = cells[k, m]
         label = key_effects().get(k, (None, ""))[1]
         return f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + effect_text(label, eff)

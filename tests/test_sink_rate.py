@@ -77,3 +77,20 @@ def test_sink_rates_of_a_run_equal_the_direct_computation(llama_subject, windows
     t = windows.shape[1]
     assert got["sink_1"] == pytest.approx(float(rates[0])) and got["max_other"] == pytest.approx(float(rates[1:].max()))
     assert got["max_other_min_queries"] == pytest.approx(float(rates[1:t - 7].max()))
+
+
+def test_the_sink_rate_pass_also_reads_what_learned_sinks_absorb():
+    """scores_and_learned_mass: Gu's key scores unchanged, plus per head 1 - row sum (the
+    learned sink's share): 0.3 where each row keeps 0.7 of its mass on real keys, 0 where 1."""
+    import torch
+
+    from sinkbench.experiments import scores_and_learned_mass
+    from sinkbench.metrics import key_scores
+
+    t = 6
+    full = torch.tril(torch.ones(t, t)) / torch.arange(1, t + 1)[:, None]  # causal uniform rows
+    probs = torch.stack([full, 0.7 * full])[None]  # [1, 2 heads, T, T]
+    out = scores_and_learned_mass(probs)
+    assert out.shape == (1, 2, t + 1)
+    assert torch.equal(out[..., :-1], key_scores(probs))
+    assert torch.allclose(out[0, :, -1], torch.tensor([0.0, 0.3]), atol=1e-6)
