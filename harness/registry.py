@@ -68,6 +68,8 @@ class Test:
     asserts its verdict; None uses `standard_check` (the case's key is its axis values, in
     order, a single value unwrapped)."""
 
+    __test__ = False  # not a pytest test class, wherever it is imported
+
     name: str  # the pytest function's name: node ids and -k
     axes: tuple[Axis, ...] = ()
     check: Callable[..., None] | None = None
