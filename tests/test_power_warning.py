@@ -27,3 +27,20 @@ def test_too_few_windows_are_named_before_the_run():
     assert "with --n-seqs 3 no H1 verdict on tiny-bb-bos can pass: its Holm family of 6 tests needs >= 5 windows" in out
     assert "no H5 verdict" in out
     assert "[sinkbench] warning" not in collect(16)
+
+
+def test_a_family_that_grows_with_the_layers_is_sized_from_the_models_grid():
+    """H7's family is 3 + one test per grid layer: over its four cases, 4 p-values on a
+    one-layer grid and 33 on a thirty-layer one (the warning sizes it from the model's grid)."""
+    from types import SimpleNamespace
+
+    from sinkbench.plugin import underpowered
+    from sinkbench.registry import units
+
+    (test,) = units()["H7"].tests
+    items = [SimpleNamespace(function=SimpleNamespace(sinkbench_test=(units()["H7"], test)),
+                             callspec=SimpleNamespace(params={"model_name": "m"})) for _ in range(4)]
+    assert underpowered(items, 16, 0.05, n_layers=lambda model: 1) == []
+    n = min_windows(0.05, 33) - 1
+    (line,) = underpowered(items, n, 0.05, n_layers=lambda model: 30)
+    assert f"its Holm family of 33 tests needs >= {n + 1} windows" in line
