@@ -77,10 +77,16 @@ class WriteResult:
     dark_norm: np.ndarray | None = None
 
 
+def dark_write(spectrum, layer: int, targets: torch.Tensor, mode: str, control_dirs: torch.Tensor | None = None) -> Edit:
+    """H4's write as a pass edit at the output of `layer`: write_dark with position 0's band-K
+    component (H4-A's writes; H7's designated sink; the value/key profile of a target)."""
+    return Edit(layer, partial(write_dark, targets=targets, dark=spectrum.keep([spectrum.n_bands]), mode=mode,
+                               control_dirs=control_dirs))
+
+
 def run_write(subject, windows, spectrum, layer: int, targets: torch.Tensor, mode: str, batch_size: int,
               seed: int = 0, prefix: torch.Tensor | None = None) -> WriteResult:
     n_layers = subject.n_layers
-    dark = spectrum.keep([spectrum.n_bands])
     control = None
     if mode == "control":
         g = torch.Generator().manual_seed(seed)
@@ -88,7 +94,7 @@ def run_write(subject, windows, spectrum, layer: int, targets: torch.Tensor, mod
         c = torch.randn(len(windows), light.shape[1], generator=g) @ light.T
         control = (c / c.norm(dim=-1, keepdim=True)).to(spectrum.basis)
     # mode 'base' is the identity edit: it still lets the pass start from the saved prefix
-    edit = Edit(layer, partial(write_dark, targets=targets, dark=dark, mode=mode, control_dirs=control))
+    edit = dark_write(spectrum, layer, targets, mode, control)
     res = run_batched(subject, windows, batch_size, edit=edit, prefix=prefix,
                       attn_layers=range(layer + 1, n_layers), attn_readout=partial(target_readout, targets=targets))
     att = to_numpy(torch.stack([res.attention[i] for i in range(layer + 1, n_layers)]).mean(0))  # [N, 2]

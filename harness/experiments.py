@@ -76,9 +76,9 @@ def as_units(inputs, subject, s: Settings, n_windows: int):
 def scores_and_learned_mass(probs: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
     """A pass readout: Gu's key scores [B, H, T] (metrics.key_scores) and, as one more column,
     each head's learned-sink mass (1 - row sum, mean over queries): [B, H, T + 1]."""
-    from .metrics import key_scores
+    from .metrics import key_scores, learned_share
 
-    learned = (1 - probs.float().sum(-1)).mean(-1, keepdim=True)  # [B, H, 1]
+    learned = learned_share(probs).mean(-1, keepdim=True)  # [B, H, 1]
     return torch.cat([key_scores(probs, rows), learned], -1)
 
 
@@ -151,14 +151,13 @@ def run_shared_write(subject, windows, spectrum, layer: int, targets: dict, mode
     kind -> WriteResult."""
     from functools import partial
 
-    from .designate import write_dark
-    from .interventions import Edit, run_batched
+    from .designate import dark_write
+    from .interventions import run_batched
 
     assert mode in TARGET_FREE_WRITES, mode
     kinds = list(targets)
-    dark = spectrum.keep([spectrum.n_bands])
     # write_dark reads the targets only for add, transplant and control: any set will do here
-    edit = Edit(layer, partial(write_dark, targets=targets[kinds[0]], dark=dark, mode=mode))
+    edit = dark_write(spectrum, layer, targets[kinds[0]], mode)
     res = run_batched(subject, windows, batch_size, edit=edit, prefix=prefix, attn_layers=range(layer + 1, subject.n_layers),
                       attn_readout=partial(readouts_for_targets, targets=tuple(targets[k] for k in kinds)))
     return {k: write_result(res, layer, subject.n_layers, targets[k], slice(2 * j, 2 * j + 2)) for j, k in enumerate(kinds)}

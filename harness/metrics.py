@@ -94,10 +94,15 @@ def sink_mass(probs: torch.Tensor, sink: int = 0) -> torch.Tensor:
     return probs[:, :, sink + 1:, sink].float().mean(dim=(1, 2))
 
 
+def learned_share(probs: torch.Tensor) -> torch.Tensor:
+    """Per query, the attention weight a learned sink logit (GPT-OSS's `sinks`) absorbed: 1 -
+    the row sum over real keys: [B, H, T, T] -> [B, H, T]. Zero without learned sinks."""
+    return 1 - probs.float().sum(-1)
+
+
 def learned_sink_mass(probs: torch.Tensor) -> torch.Tensor:
-    """The attention weight a learned sink logit (GPT-OSS's `sinks`) absorbed: 1 - the row sum
-    over keys, mean over heads and queries: [B, H, T, T] -> [B]. Zero without learned sinks."""
-    return (1 - probs.float().sum(-1)).mean(dim=(1, 2))
+    """learned_share, mean over heads and queries: [B, H, T, T] -> [B]."""
+    return learned_share(probs).mean(dim=(1, 2))
 
 
 def received_moments(probs: torch.Tensor, rows: slice | None = None) -> torch.Tensor:

@@ -29,6 +29,8 @@ from functools import partial
 import numpy as np
 import torch
 
+from .metrics import learned_sink_mass
+
 MEASURES = ("value_ratio", "query_key_cos", "residual_ratio", "attention")
 _stash: dict = {}  # data_ptr of a layer's attention probabilities -> what the wrapper computed
 _residual: dict = {}  # decoder layer index -> norms [B, T] of its input residual
@@ -55,7 +57,7 @@ def _per_key(query, key, value, probs, residual, from_query: int) -> dict:
     return {"vn": value.float().norm(dim=-1).mean(1),
             "rn": residual if residual is not None else torch.full((b, t), float("nan"), device=query.device),
             "cos": (cos * later).sum(1), "att": (probs.float().mean(1) * later).sum(1), "n": later.sum(0),
-            "learned": (1 - probs[:, :, qs].float().sum(-1)).mean((1, 2))}
+            "learned": learned_sink_mass(probs[:, :, qs])}
 
 
 def _select(r: dict, idx: list) -> torch.Tensor:

@@ -119,13 +119,9 @@ def regime_token_nll(subject, windows: torch.Tensor, batch: int, regime: str, wi
 def designated_edit(spectrum, layer: int, n_windows: int):
     """H4-A's dark write ("add", designate.write_dark) at `layer`: position 0's band-K
     component added to the control token's residual, in every window."""
-    from functools import partial
+    from .designate import dark_write
 
-    from .designate import write_dark
-    from .interventions import Edit
-
-    targets = torch.full((n_windows,), CONTROL_POSITION, dtype=torch.long)
-    return Edit(layer, partial(write_dark, targets=targets, dark=spectrum.keep([spectrum.n_bands]), mode="add"))
+    return dark_write(spectrum, layer, torch.full((n_windows,), CONTROL_POSITION, dtype=torch.long), "add")
 
 
 def passes_per_run(n_grid_layers: int) -> int:

@@ -144,10 +144,7 @@ def target_profiles(sweep: FilterSweep, layers: list[int], targets: dict, s: Set
     model, and both under the dark write into the target (mode add). A reader sees whether the
     designated sink takes on the natural sink's profile or only its attention. One pass for the
     unedited model, one per (layer, target kind); {} for a family without a profile (Falcon, Bloom)."""
-    from functools import partial
-
-    from sinkbench.designate import write_dark
-    from sinkbench.interventions import Edit
+    from sinkbench.designate import dark_write
     from sinkbench.sink_profile import over_layers, profiled_pass, summarize, supported
 
     subj = sweep.subject
@@ -157,12 +154,11 @@ def target_profiles(sweep: FilterSweep, layers: list[int], targets: dict, s: Set
     labels = tuple(range(1 + len(kinds)))  # 0: the natural sink, then each kind's target
     _, base = profiled_pass(subj, sweep.windows, batch, positions=(0, *(targets[k] for k in kinds)), from_query=1)
     base = summarize(base, labels)
-    dark = sweep.spectrum.keep([sweep.spectrum.n_bands])
     out = {}
     for layer in layers:
         for n, kind in enumerate(kinds, start=1):
-            edit = Edit(layer, partial(write_dark, targets=targets[kind], dark=dark, mode="add"))
-            _, written = profiled_pass(subj, sweep.windows, batch, positions=(0, targets[kind]), from_query=1, edit=edit,
+            _, written = profiled_pass(subj, sweep.windows, batch, positions=(0, targets[kind]), from_query=1,
+                                       edit=dark_write(sweep.spectrum, layer, targets[kind], "add"),
                                        layers=range(layer + 1, subj.n_layers))
             written = summarize(written, (0, 1))
             out[layer, kind] = {"layers": f"{layer + 1}..{subj.n_layers - 1}", "write": "add",
