@@ -35,6 +35,24 @@ class Bench:
         self._subjects, self._sweeps, self._grids = {}, {}, {}
         self._done = None
 
+    def release(self, name: str) -> None:
+        """Forget one model: its subject (the weights), its sweep and every grid measured on it.
+        The run goes model by model (plugin.model_by_model), so peak memory is one model's."""
+        import gc
+
+        self._subjects.pop(name, None)
+        self._sweeps.pop(name, None)
+        for key in [k for k in self._grids if k[1] == name]:
+            del self._grids[key]
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
     def of(self, name: str):
         """The settings of one model (its --models-file window settings over the options)."""
         return settings_for(self.config, name)

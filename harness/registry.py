@@ -95,6 +95,10 @@ class Hypothesis:
     nulls: tuple = ()  # sinkbench.calibration.Criterion: simulated nulls of its verdicts
     hostile: dict[str, Callable] = field(default_factory=dict)  # test name -> run(e, rng) -> passed, at its boundary (sinkbench.hostile)
     key_effects: dict[str, tuple[str, str]] = field(default_factory=dict)  # "H4/A1" -> (metric, label) in the report's matrix
+    # what the report and the one-line findings say in words: "H4/A1" -> the claim's title, and
+    # the question the unit answers (the report's Answers); the unit's title where absent
+    claims: dict[str, str] = field(default_factory=dict)
+    question: str = ""
     figures: Callable[[Any, str, list[dict]], list] | None = None  # (plt, model, records) -> [(figure, title)]
     methods: str = ""  # where docs/methods.md states it
     built_in: bool = False
@@ -186,6 +190,11 @@ def third_party() -> list[Hypothesis]:
 
 def key_effects() -> dict[str, tuple[str, str]]:
     return {k: v for u in units().values() for k, v in u.key_effects.items()}
+
+
+def claim_titles() -> dict[str, str]:
+    """Claim code ("H4/A1", or "H1" for a one-claim unit) -> its title, over every unit."""
+    return {k: v for u in units().values() for k, v in u.claims.items()}
 
 
 def test_p_values() -> dict[str, tuple[str, float]]:

@@ -326,5 +326,7 @@ HYPOTHESIS = Hypothesis(
     name="H1", title="the dark tail is necessary",
     tests=(Test("test_dark_tail_necessary", (LAYER,), check, p_values=6),),
     measure=measure, passes=lambda bench, name: bench.filter_passes(name, bench.sweep(name).filters_for("h1")),
-    nulls=NULLS, hostile=HOSTILE, key_effects={"H1": ("dark_all_delta", "ΔNLL dark")}, figures=figures,
+    nulls=NULLS, hostile=HOSTILE, key_effects={"H1": ("dark_all_delta", "ΔNLL dark")},
+    question="Is the dark tail necessary?",
+    claims={"H1": "removing the dark tail (band K) raises NLL, and does so through the sink"}, figures=figures,
     methods="docs/methods.md §5 (H1), §6", built_in=True)

@@ -325,4 +325,7 @@ HYPOTHESIS = Hypothesis(
     measure=measure,
     passes=lambda bench, name: bench.filter_passes(name, h2_filters(bench.sweep(name), ks_of(bench.settings), bench.of(name))),
     nulls=NULLS, hostile=HOSTILE, key_effects={"H2/a": ("head_minus_omega", "head−Ω"), "H2/b": ("omega_delta", "ΔNLL Ω")},
+    question="Is the middle of the spectrum dispensable?",
+    claims={"H2/a": "keeping head + dark tail beats keeping the same number of head bands",
+            "H2/b": "deleting the middle raises NLL by less than the tolerance"},
     figures=figures, methods="docs/methods.md §5 (H2), §6", built_in=True)

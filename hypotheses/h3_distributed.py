@@ -344,4 +344,7 @@ HYPOTHESIS = Hypothesis(
     measure=measure, passes=passes, nulls=NULLS,
     key_effects={"H3/1": ("frequent_share_minus_base_rate", "freq − base"), "H3/2": ("within_window_spearman", "ρ"),
                  "H3/3": ("cos_sink_like_minus_ordinary", "Δcos"), "H3/4": ("share_windows_with_min_sinks", "windows ≥2 sinks")},
+    question="One sink or several, and does a model without BOS spread sinks over frequent tokens with the U-dark profile?",
+    claims={"H3/1": "sink-like positions fall on frequent tokens", "H3/2": "attention received rises with the dark ratio",
+            "H3/3": "sink-like positions share position 0's band profile", "H3/4": "most windows hold two or more sinks"},
     figures=figures, methods="docs/methods.md §5 (H3), §6", built_in=True)

@@ -325,4 +325,7 @@ HYPOTHESIS = Hypothesis(
     measure=measure, passes=passes, nulls=NULLS, hostile=HOSTILE,
     key_effects={"H4/A1": ("capture_ratio", "capture×"), "H4/A2": ("control_capture_ratio", "ctrl×"),
                  "H4/A3": ("recovered_share", "recovered")},
+    question="Can a sink be designated by hand?",
+    claims={"H4/A1": "a dark write draws the sink's attention to the target", "H4/A2": "more than a same-norm non-dark write does",
+            "H4/A3": "transplanting the sink's dark signal rescues a broken sink"},
     methods="docs/methods.md §5 (H4-A), §6", built_in=True)

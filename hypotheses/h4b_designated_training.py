@@ -211,4 +211,6 @@ HYPOTHESIS = Hypothesis(
                 check, p_values=1.5),),
     measure=measure, passes=passes, nulls=NULLS, hostile=HOSTILE,
     key_effects={"H4/B1": ("att_k", "att k"), "H4/B2": ("dark_ratio_k", "dark k")},
+    question="Can a sink be designated by training?",
+    claims={"H4/B1": "a model trained with a designated sink uses it", "H4/B2": "the designated sink carries the dark signal"},
     methods="docs/methods.md §5 (H4-B), §6", built_in=True)

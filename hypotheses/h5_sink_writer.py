@@ -246,4 +246,6 @@ HYPOTHESIS = Hypothesis(
                 check, p_values=2.5),),
     measure=measure, passes=passes, nulls=NULLS, hostile=HOSTILE,
     key_effects={"H5/1": ("dark_share", "dark share"), "H5/2": ("sink_drop_beyond_control", "sink drop − ctrl")},
+    question="Who writes the sink's dark signal?",
+    claims={"H5/1": "one component writes most of the sink's dark norm", "H5/2": "removing its write lowers sink mass and raises NLL beyond controls"},
     methods="docs/methods.md §5 (H5), §6", built_in=True)
