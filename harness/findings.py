@@ -32,6 +32,8 @@ def num(v) -> str:
         return str(v)
     if isinstance(v, float) and not math.isfinite(v):
         return "nan" if v != v else ("inf" if v > 0 else "-inf")
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:  # 2000.0 -> '2000', not '2e+03'
+        return str(int(v))
     return f"{v:.3g}"
 
 
@@ -43,14 +45,20 @@ def interval(m: dict, name: str) -> str:
     return ""
 
 
-def key_effect(r: dict) -> str:
-    """The claim's key effect with its interval, e.g. 'capture× 3.87 [1.82, 6.01]'; '' when the
-    unit declares none or the record lacks it."""
-    metric, label = key_effects().get(claim_key(r), (None, ""))
+def effect_value(r: dict) -> str:
+    """The claim's key effect as 'value [lo, hi]' ('' when the unit declares none or the record lacks it)."""
+    metric = key_effects().get(claim_key(r), (None,))[0]
     m = r.get("metrics", {})
-    if metric is None or not isinstance(m.get(metric), (int, float)) or isinstance(m.get(metric), bool):
+    v = m.get(metric) if metric is not None else None
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
         return ""
-    return f"{label} {num(m[metric])}{interval(m, metric)}"
+    return f"{num(v)}{interval(m, metric)}"
+
+
+def key_effect(r: dict) -> str:
+    """The claim's key effect with its label and interval, e.g. 'capture× 3.87 [1.82, 6.01]'."""
+    value = effect_value(r)
+    return f"{key_effects()[claim_key(r)][1]} {value}" if value else ""
 
 
 def thresholds(r: dict) -> dict:
@@ -62,6 +70,22 @@ def thresholds(r: dict) -> dict:
 
 def criterion_text(r: dict) -> str:
     return ", ".join(f"{k} {num(v)}" for k, v in thresholds(r).items())
+
+
+def short_case(r: dict) -> str:
+    """A case in a few characters: 'L15 middle add', 'nobos', 'k 10'."""
+    parts = [f"L{r['layer']}"] if r.get("layer") is not None else []
+    parts += [str(r[f]) for f in ("condition", "target", "variant") if r.get(f) is not None]
+    k = r.get("params", {}).get("k")
+    return " ".join(parts + ([f"k{k}"] if k is not None else []))
+
+
+def untestable(recs: list[dict]) -> str:
+    """The reason a claim could not be tested on this model (every record says not present), or ''."""
+    reasons = [r.get("metrics", {}).get("reason") for r in recs]
+    if all(r.get("metrics", {}).get("present") is False for r in recs) and reasons[0]:
+        return reasons[0]
+    return ""
 
 
 def case_text(r: dict) -> str:
@@ -192,6 +216,9 @@ def claim_sentence(recs: list[dict]) -> str:
         verdict = "does not hold" if n == 1 else f"holds in none of its {n} cases"
     else:
         verdict = f"holds in {passed} of {n} cases"
+    why = untestable(recs)
+    if why:  # recorded as a failure: the claim needs what this model does not have
+        return f"{title} ({key}) cannot be tested on this model, so it fails: {why}"
     best = strongest(recs)
     eff = key_effect(best)
     where = case_text(best)
@@ -231,7 +258,12 @@ def answers(records: list[dict]) -> dict[str, list[tuple[str, str, str]]]:
             by_claim: dict = defaultdict(list)
             for r in recs:
                 by_claim[claim_key(r)].append(r)
+            whys = {untestable(rs) for rs in by_claim.values()}
+            if len(whys) == 1 and "" not in whys:  # one reason for every claim: say it once
+                rows.append((f"{name}: {question}", answer_word(recs), f"Cannot be tested on this model, so every claim fails: {whys.pop()}."))
+                continue
             sentences = [claim_sentence(rs) for _, rs in sorted(by_claim.items())]
+            sentences = [x[:1].upper() + x[1:] for x in sentences]
             rows.append((f"{name}: {question}", answer_word(recs), "; ".join(sentences) + "."))
         out[model] = rows
     return out

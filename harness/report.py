@@ -20,7 +20,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from .compare import case_id
-from .registry import key_effects  # the number shown next to pass/fail in the matrix: claim -> (metric, label)
+from .findings import answers, criterion_text, interval  # criterion_text: the thresholds as each record's params give them
+from .registry import claim_titles, key_effects  # the number shown next to pass/fail in the matrix: claim -> (metric, label)
 
 SINK_RATE_ROW = "sink rate (Gu et al.)"  # from the H1 records: Sink_1 and the largest other position's rate
 
@@ -30,28 +31,45 @@ def claim_key(r: dict) -> str:
 
 
 def matrix_rows(records) -> tuple[list, list, dict]:
-    """(claims, models grouped by family, cells): cell = (passed, total, mean key effect)."""
-    cells = defaultdict(lambda: [0, 0, []])
+    """(claims, models grouped by family, cells): cell = (passed, total, key effect range over
+    the cell's cases or None, fragile verdicts, the strongest case's effect with its interval)."""
+    from .findings import effect_value, short_case, strongest
+
+    cells = defaultdict(list)
     fam = {}
     for r in records:
-        key, model = claim_key(r), r["model"]
-        fam[model] = r.get("family", "?")
-        c = cells[key, model]
-        c[0] += r["verdict"] == "pass"
-        c[1] += 1
-        metric = key_effects().get(key, (None,))[0]
-        v = r.get("metrics", {}).get(metric)
-        if isinstance(v, (int, float)):
-            c[2].append(v)
+        fam[r["model"]] = r.get("family", "?")
+        cells[claim_key(r), r["model"]].append(r)
     claims = sorted({k for k, _ in cells})
     models = sorted(fam, key=lambda m: (fam[m], m))
-    out = {k: (p, t, (min(v), max(v)) if v else None) for k, (p, t, v) in cells.items()}
+    out = {}
+    for key, recs in cells.items():
+        metric = key_effects().get(key[0], (None,))[0]
+        vals = [r.get("metrics", {}).get(metric) for r in recs]
+        vals = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        best = strongest(recs)
+        value = effect_value(best)
+        if len(recs) > 1 and value:  # the range over the cases, then the case that speaks for the cell
+            shown = f"{'best' if best.get('verdict') == 'pass' else 'closest'} ({short_case(best)}): {value}"
+        elif value:  # one case: its value and interval in place of the range
+            vals, shown = [], value
+        else:
+            shown = ""
+        out[key] = (sum(r["verdict"] == "pass" for r in recs), len(recs), (min(vals), max(vals)) if vals else None,
+                    sum(bool(r.get("metrics", {}).get("fragile")) for r in recs), shown, key_effects().get(key[0], (None, ""))[1])
     rates = {r["model"]: r["metrics"]["sink_rate"] for r in records
              if r["hypothesis"] == "H1" and isinstance(r.get("metrics", {}).get("sink_rate"), dict)}
     if rates:
         claims.append(SINK_RATE_ROW)
         out.update({(SINK_RATE_ROW, m): rate for m, rate in rates.items()})
     return claims, [(m, fam[m]) for m in models], out
+
+
+LEGEND = ("PASS: every case of the claim passes on that model; FAIL: none does; MIXED: some do (the model's case table "
+          "says which); INFO: a descriptive number, no verdict. ~f: f of the cell's verdicts are fragile (the same "
+          "verdict on fewer than 80% of resamples of the test windows, so another sample of the text may flip them). "
+          "After the count: the claim's key effect (its range over the cell's cases: layers, targets, k), then the "
+          "case that speaks for the cell (the strongest passing one, else the closest to passing) with its 95% interval.")
 
 
 def effect_text(label: str, eff: tuple | None) -> str:
@@ -61,6 +79,17 @@ def effect_text(label: str, eff: tuple | None) -> str:
         return ""
     lo, hi = eff
     return f" · {label} {lo:.3g}" if lo == hi else f" · {label} {lo:.3g}..{hi:.3g}"
+
+
+def claim_label(k: str) -> str:
+    """A matrix row: the claim's code and its title."""
+    title = claim_titles().get(k)
+    return f"{k} · {title}" if title else k
+
+
+def anchor(model: str) -> str:
+    """An HTML id for a model's case table."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in model)
 
 
 def settings_line(r: dict) -> str:
@@ -79,10 +108,17 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
     caption = settings_line(recs[0])
 
     def emit(fig, title):
-        fig.suptitle(title, fontsize=10)
-        fig.text(0.01, 0.005, caption, fontsize=7, color="#555")
+        import textwrap
+
+        # wrapped to the figure's width (about 0.55 em per character), so no caption is clipped
+        chars = lambda size: max(20, int(fig.get_size_inches()[0] * 72 / (0.55 * size)))
+        head = textwrap.fill(title, chars(10))
+        foot = textwrap.fill(caption, chars(7))
+        fig.suptitle(head, fontsize=10)
+        fig.text(0.01, 0.005, foot, fontsize=7, color="#555", va="bottom")
         buf = io.BytesIO()
-        fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+        top, bottom = 1 - 0.05 * (head.count("\n") + 1), 0.04 * (foot.count("\n") + 1)
+        fig.tight_layout(rect=(0, bottom, 1, top))
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
         figs.append((title, buf.getvalue()))
@@ -97,8 +133,6 @@ def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
 
 
 # --------------------------------------------------------------------------- case tables
-THRESHOLDS = ("min_delta", "min_sink_drop", "rho", "min_frontier", "frontier_tolerance", "min_recovered",
-              "min_share", "min_nll_rise", "min_sinks", "min_fold", "tolerance", "alpha")
 P_VALUES = ("p_value", "p_values", "p_vs_random", "p_vs_middle", "p_sink_mass_drop", "p_dark_sink")
 
 
@@ -143,12 +177,6 @@ def key_numbers(r: dict) -> str:
         elif isinstance(v, (int, float)):
             out.append(f"{n} {num(v)}")
     return "; ".join(out)
-
-
-def criterion_text(r: dict) -> str:
-    p, m = r.get("params", {}), r.get("metrics", {})
-    vals = {t: p.get(t, m.get(t)) for t in THRESHOLDS}
-    return ", ".join(f"{t} {num(v)}" for t, v in vals.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def case_sort_key(r: dict):
@@ -199,7 +227,10 @@ def html_table(header: list[str], rows: list[list[str]], cls: str = "cases", ver
 STYLE = """body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;margin:0.5em 0} td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
 td.pass{background:#d8f5d8} td.info{background:#eef} td.fail{background:#f8d8d8} td.mixed{background:#f5f0c8} figure{display:inline-block;margin:1em} img{max-width:100%}
 table.cases td,table.cases th{font-size:11px;padding:2px 5px;vertical-align:top} table.cases td:nth-last-child(2){max-width:40em}
-ul.emergence li{margin:2px 0} section{border-top:2px solid #ddd;margin-top:1.5em}"""
+ul.emergence li{margin:2px 0} section{border-top:2px solid #ddd;margin-top:1.5em}
+ul.answers li{margin:6px 0;max-width:70em;line-height:1.4} span.yes{color:#060;font-weight:bold} span.no{color:#a00;font-weight:bold}
+span.partly{color:#860;font-weight:bold} th.claim{text-align:left;max-width:22em;font-weight:normal} #matrix td{max-width:18em}
+#legend{font-size:12px;color:#444;max-width:70em} figure{max-width:100%} figcaption{font-size:12px;max-width:40em;overflow-wrap:anywhere}"""
 
 
 def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Path]:
@@ -237,17 +268,31 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
             learned = rate.get("learned_sink_mass")
             extra = f" · learned sinks absorb {learned['mean']:.2f}" if learned else ""
             return f"INFO Sink_1 {rate['sink_1']:.2f} · max other {rate['max_other']:.2f} (ε={rate['epsilon']}){extra}"
-        p, t, eff = cells[k, m]
-        label = key_effects().get(k, (None, ""))[1]
-        return f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + effect_text(label, eff)
+        p, t, eff, fragile, best, label = cells[k, m]
+        head = f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + (f" ~{fragile}" if fragile else "")
+        if eff is None:
+            return head + (f" · {label} {best}" if best else "")
+        return head + effect_text(label, eff) + (f"; {best}" if best else "")
 
     src = f"`{latest_dir / 'results.jsonl'}`"
     intro = f"{len(records)} test cases from {src}" + (
         f", the latest of {len(runs)} runs ({', '.join(label for label, _, _ in runs)}, oldest first)." if multi else ".")
     md = ["# sinkbench report", "", intro, ""]
+    said = answers(plain)
+    answer_block = ""
+    if said:
+        md += ["## Answers", ""]
+        parts = ["<section id='answers'><h2>Answers</h2>"]
+        for m, _ in models:
+            md += [f"### {m}", ""] + [f"* **{q}** {word}. {text} ([cases](#cases-{anchor(m)}))" for q, word, text in said[m]] + [""]
+            parts.append(f"<h3>{html.escape(m)}</h3><ul class='answers'>" + "".join(
+                f"<li><b>{html.escape(q)}</b> <span class='{word.split(',')[0].lower()}'>{html.escape(word)}</span>. "
+                f"{html.escape(text)} <a href='#cases-{anchor(m)}'>cases</a></li>" for q, word, text in said[m]) + "</ul>")
+        answer_block = "".join(parts) + "</section>"
     if models:
-        md += ["| claim | " + " | ".join(f"{m} ({f})" for m, f in models) + " |", "|---|" + "---|" * len(models)]
-        md += [f"| {k} | " + " | ".join(cell(k, m) for m, _ in models) + " |" for k in claims]
+        md += ["## Matrix", "", "| claim | " + " | ".join(f"{m} ({f})" for m, f in models) + " |", "|---|" + "---|" * len(models)]
+        md += [f"| {claim_label(k)} | " + " | ".join(cell(k, m) for m, _ in models) + " |" for k in claims]
+        md += ["", LEGEND]
     if groups:
         md += ["", "Checkpoint series (their matrices are in their sections): "
                + ", ".join(f"{n} ({len({r['step'] for r in rs})} checkpoints)" for n, rs in groups.items()) + "."]
@@ -285,8 +330,8 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
                 figs = [hf] + figs
         parts += [save_fig(m, i, t, png) for i, (t, png) in enumerate(figs)]
         header, rows = case_rows(recs, history)
-        md += ["", f"Every case of {m}:", ""] + md_table(header, rows)
-        parts.append(f"<h3>Every case</h3>" + html_table(header, rows, verdict_col=3))
+        md += ["", f"<a id='cases-{anchor(m)}'></a>Every case of {m}:", ""] + md_table(header, rows)
+        parts.append(f"<h3 id='cases-{anchor(m)}'>Every case</h3>" + html_table(header, rows, verdict_col=3))
         sections.append("".join(parts) + "</section>")
     for name, recs in groups.items():
         fam = recs[0].get("family", "?")
@@ -316,16 +361,16 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
 
     matrix = ""
     if models:
-        rows = "".join(f"<tr><th>{html.escape(k)}</th>" + "".join(
+        rows = "".join(f"<tr><th class='claim'>{html.escape(claim_label(k))}</th>" + "".join(
             f"<td class='{cell(k, m).split()[0].lower()}'>{html.escape(cell(k, m))}</td>" for m, _ in models) + "</tr>" for k in claims)
         head = "".join(f"<th>{html.escape(m)}<br><small>{html.escape(f)}</small></th>" for m, f in models)
-        matrix = f'<table id="matrix"><tr><th>claim</th>{head}</tr>{rows}</table>'
+        matrix = f'<h2>Matrix</h2><table id="matrix"><tr><th>claim</th>{head}</tr>{rows}</table><p id="legend">{html.escape(LEGEND)}</p>'
     expect_block = (f"<h2>Expectations</h2><pre id='expectations'>{html.escape(chr(10).join(expect_lines))}</pre>"
                     if expect_lines else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sinkbench report</title><style>
 {STYLE}
 </style></head><body><h1>sinkbench report</h1><p>{html.escape(intro.replace('`', ''))}</p>
-{matrix}{history_block}{expect_block}{''.join(sections)}</body></html>"""
+{answer_block}{matrix}{history_block}{expect_block}{''.join(sections)}</body></html>"""
     html_path = d / "report.html"
     html_path.write_text(page)
     return md_path, html_path

@@ -74,7 +74,7 @@ def windows():
     return ids
 
 
-def rendered_check(page, tmp_path, counts_js: str) -> tuple[str, str]:
+def rendered_check(page, tmp_path, counts_js: str, width: int = 1400) -> tuple[str, str]:
     """Render a report page in headless Chromium (skip if absent) and return (data-check, title):
     data-check is 'images OK/ALL ' + counts_js evaluated after load, title says 'ERROR ...'
     on a script error. Debian's chromium: apt-get install chromium."""
@@ -92,7 +92,7 @@ def rendered_check(page, tmp_path, counts_js: str) -> tuple[str, str]:
     probe.write_text(page.read_text().replace("</body>", check + "</body>"))
     out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+                          f"--window-size={width},1000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
     dom = re.sub(r"<script>.*?</script>", "", out.stdout, flags=re.S)
     found = re.search(r'data-check="([^"]*)"', dom)
     title = re.search(r"<title>(.*?)</title>", dom)

@@ -30,7 +30,14 @@ def test_report_writes_markdown_and_self_contained_html(tmp_path):
     md, page = write_report(tmp_path)
     text = md.read_text()
     # the key effect's range over layers (2.5 at one, 0.2 at the other), not its mean
-    assert "| H1 | – | MIXED 1/2 · ΔNLL dark 0.2..2.5 |" in text and "m2 (gemma3)" in text
+    # then the case that speaks for the cell: the strongest passing one
+    assert ("| H1 · removing the dark tail (band K) raises NLL, and does so through the sink | – | "
+            "MIXED 1/2 · ΔNLL dark 0.2..2.5; best (L3): 2.5 |") in text and "m2 (gemma3)" in text
+    # the Answers come first, in words, a failing claim as failing, with a link to the case table
+    answers = text.split("## Answers")[1].split("## Matrix")[0]
+    assert "**H1: Is the dark tail necessary?** Partly." in answers and "holds in 1 of 2 cases" in answers
+    assert "**H3: One sink or several" in answers and "(H3/2) does not hold" in answers and "(#cases-m2)" in answers
+    assert "PASS: every case of the claim passes" in text  # the legend
     assert "| sink rate (Gu et al.) | – | INFO Sink_1 0.62 · max other 0.05 (ε=0.3) |" in text
     html = page.read_text()
     imgs = re.findall(r"src='data:image/png;base64,([^']+)'", html)
@@ -50,3 +57,21 @@ def test_report_renders_in_headless_chromium(tmp_path):
     check, title = rendered_check(page, tmp_path, "'rows '+document.querySelectorAll('#matrix tr').length")
     # rows: the header, H1, H2, H3/2 and the sink-rate row
     assert check == "images 4/4 rows 5" and "ERROR" not in title
+
+
+@pytest.mark.slow
+def test_report_answers_titles_and_legend_render_at_1400px(tmp_path):
+    """The Answers section, the claim titles beside the codes and the legend are there as a
+    reader sees them: rendered by headless Chromium at 1400 px, read back from the DOM, and no
+    matrix cell or caption wider than the page."""
+    from tests.conftest import rendered_check
+
+    make_results(tmp_path)
+    _, page = write_report(tmp_path)
+    js = ("[document.querySelectorAll('#answers li').length, "
+          "document.querySelector('#answers').innerText.includes('Is the dark tail necessary?'), "
+          "document.querySelector('#matrix').innerText.includes('removing the dark tail'), "
+          "document.querySelector('#legend').innerText.includes('fragile'), "
+          "document.documentElement.scrollWidth <= window.innerWidth].join(' ')")
+    check, title = rendered_check(page, tmp_path, js, width=1400)
+    assert check == "images 4/4 3 true true true true", (check, title)
