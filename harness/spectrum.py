@@ -138,20 +138,137 @@ class Spectrum:
         return (dark / (coeff.sum(-1) - dark).clamp_min(1e-30)).sqrt()
 
 
+def _digest(t: torch.Tensor) -> str:
+    import hashlib
+
+    t = t.detach().to("cpu", torch.float32).contiguous()
+    return hashlib.sha256(t.numpy().tobytes()).hexdigest()
+
+
+PROJECT_IN_PATHS = ("model.decoder.project_in",)  # OPT: the embedding's width -> d, before layer 0
+
+
+def project_in_path(subject) -> str | None:
+    from .access import _find_path
+
+    return _find_path(subject.model, PROJECT_IN_PATHS)
+
+
+def residual_embedding(subject) -> torch.Tensor:
+    """[V, d]: each token's embedding as it enters the residual stream, in float64: the input
+    embedding, times OPT's project_in where the embedding is narrower than d."""
+    w = subject.embedding
+    if w.is_meta:  # a remote subject reads its input embedding only when a basis needs it
+        from .remote import materialise_embedding
+
+        w = materialise_embedding(subject)
+    w = w.detach().double()
+    path = project_in_path(subject)
+    if path is not None:
+        from .access import get_path
+
+        proj = get_path(subject.model, path)
+        weight = getattr(proj, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.is_meta:
+            raise SinkbenchError(f"{subject.name}: --basis E needs {path}'s weight, which is not loaded here")
+        if getattr(proj, "bias", None) is not None:
+            raise SinkbenchError(f"{subject.name}: {path} has a bias; sinkbench folds only a linear map after the embedding")
+        w = w @ weight.detach().double().to(w.device).T
+    return w
+
+
+def fold_fields(subject, basis: str = "U") -> dict:
+    """What the basis depends on beyond the weights file: the config fields that say which
+    tensors form it and how, and, for U, the final norm's fold (its class, LayerNorm centring,
+    the gain offset w vs 1 + w and the gain itself) and project_out; for E, project_in. Two
+    models can share a weights file byte for byte and differ only here."""
+    config = subject.model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    get = lambda name: getattr(text, name, getattr(config, name, None))
+    fields = {"model_type": getattr(config, "model_type", None), "text_model_type": getattr(text, "model_type", None),
+              "architectures": list(getattr(config, "architectures", None) or []),
+              **{k: get(k) for k in ("hidden_size", "vocab_size", "tie_word_embeddings", "word_embed_proj_dim")}}
+    if basis == "U":
+        from .access import UNIT_OFFSET_NORMS
+
+        norm = subject.final_norm(subject.model)
+        fold = subject.norm_fold
+        cls = type(norm).__name__
+        fields.update(norm=cls, centred=bool(fold.centred), gain_offset=1.0 if cls in UNIT_OFFSET_NORMS else 0.0,
+                      gain=_digest(fold.gain), project_out=subject.project_out_path,
+                      unembedding=list(subject.unembedding.shape))
+    else:
+        fields.update(project_in=project_in_path(subject), embedding=list(subject.embedding.shape))
+    return json_safe(fields)
+
+
+def json_safe(x):
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x if x is None or isinstance(x, (bool, int, float, str)) else str(x)
+
+
 def spectrum_key(subject, n_bands: int, basis: str = "U") -> str:
     """Full sha256 hex of everything that decides a cached basis: the weights, which
-    matrix (U or E), the model dtype, K, and this code's SPECTRUM_VERSION."""
+    matrix (U or E), the model dtype, K, this code's SPECTRUM_VERSION, and the fold and
+    config fields of fold_fields (two models can share a weights file but not a fold)."""
     import hashlib
     import json
 
     fields = {"weights": subject.sha256, "basis": basis, "dtype": str(subject.dtype), "n_bands": int(n_bands),
-              "version": SPECTRUM_VERSION}
+              "version": SPECTRUM_VERSION, "fold": fold_fields(subject, basis)}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
+def _checksum(b: torch.Tensor, s: torch.Tensor) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in (b, s):
+        t = t.detach().to("cpu").contiguous()
+        h.update(repr((str(t.dtype), tuple(t.shape))).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def read_cached(path, key: str, d: int) -> tuple[torch.Tensor, torch.Tensor] | str:
+    """(basis, singular values) of a spectrum cache file, or why it cannot be used: not a
+    safetensors file, written for another key, wrong shapes, or its checksum (sha256 of the
+    tensors' bytes, in the file's metadata) does not match (a flipped bit, a truncated copy)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            if set(fh.keys()) != {"basis", "singular_values"}:
+                return f"tensors {sorted(fh.keys())}, expected basis and singular_values"
+            b, s = fh.get_tensor("basis"), fh.get_tensor("singular_values")
+    except Exception as exc:  # safetensors raises its own error types for a damaged header or body
+        return f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+    if meta.get("key") != key:
+        return "written for another key (or by an older sinkbench)"
+    if tuple(b.shape) != (d, d) or tuple(s.shape) != (d,):
+        return f"shapes {tuple(b.shape)} and {tuple(s.shape)}, expected ({d}, {d}) and ({d},)"
+    if meta.get("sha256") != _checksum(b, s):
+        return "its checksum does not match its contents"
+    if not (torch.isfinite(b).all() and torch.isfinite(s).all()):
+        return "non-finite values"
+    return b, s
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    print(f"[sinkbench] warning: {text}", file=sys.stderr, flush=True)
+
+
 def spectrum_for(subject, n_bands: int, basis: str = "U") -> Spectrum:
-    """The cached spectrum of a subject (file and memo keyed by spectrum_key), on the model's device."""
-    from safetensors.torch import load_file, save_file
+    """The cached spectrum of a subject (file and memo keyed by spectrum_key), on the model's device.
+    A damaged or foreign cache file is named in a warning and rebuilt; a cache that cannot be
+    written is named and skipped (the basis is then computed for this run only)."""
+    from safetensors.torch import save_file
 
     from .models import cache_root
 
@@ -162,25 +279,30 @@ def spectrum_for(subject, n_bands: int, basis: str = "U") -> Spectrum:
     key = spectrum_key(subject, n_bands, basis)
     if key not in memo:
         path = cache_root() / "spectra" / f"{key}.safetensors"
-        if path.exists():
-            t = load_file(str(path))
-            b, s = t["basis"], t["singular_values"]
+        got = read_cached(path, key, subject.d_model) if path.exists() else None
+        if isinstance(got, tuple):
+            b, s = got
         else:
+            if isinstance(got, str):
+                _warn(f"spectrum cache {path}: {got}; rebuilding it")
             if basis == "U":
                 fold = subject.norm_fold
                 w = folded_unembedding(subject.unembedding.detach(), fold.gain, fold.centred)
             else:
-                w = subject.embedding
-                if w.is_meta:  # a remote subject reads its input embedding only when a basis needs it
-                    from .remote import materialise_embedding
-
-                    w = materialise_embedding(subject)
-                w = w.detach().double()
+                w = residual_embedding(subject)
             b, s = right_singular_basis(w)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            b, s = b.contiguous().cpu(), s.contiguous().cpu()
             tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent workers never share a temp file
-            save_file({"basis": b.contiguous(), "singular_values": s.contiguous()}, str(tmp))
-            tmp.replace(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_file({"basis": b, "singular_values": s}, str(tmp), metadata={"key": key, "sha256": _checksum(b, s)})
+                tmp.replace(path)
+            except OSError as exc:
+                _warn(f"spectrum cache {path.parent}: cannot write it ({exc.strerror or exc}); the basis is not cached")
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
         memo[key] = (b, s)
     b, s = memo[key]
     return Spectrum(b.to(device=subject.device, dtype=torch.float32), s.float(), n_bands)
