@@ -430,6 +430,9 @@ def load_subject(spec: str, device: str = "cpu", dtype: str = "float32", trust_r
 
     source = models.resolve(spec)
     refuse_unsupported(models.converted_dir(source), spec, trust_remote_code)
+    problem = models.weights_problem(source)
+    if problem:
+        raise SinkbenchError(problem)
     model, tok = models.load_hf_model(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     subject = Subject(name=spec, model=model, tokenizer=tok, sha256=models.weights_sha256(source), dtype=dtype)
     subject.meta["source"] = {"kind": source.kind, "path": source.path}

@@ -193,8 +193,128 @@ def resolve(spec: str) -> ModelSource:
     )
 
 
+SAFETENSORS_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "U16": 2, "I16": 2,
+                           "F16": 2, "BF16": 2, "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8, "C64": 8,
+                           "F4": 0.5, "F6_E2M3": 0.75, "F6_E3M2": 0.75}
+
+
+def safetensors_problem(path) -> str | None:
+    """Why a .safetensors file cannot be loaded, read from its header alone (no tensor is
+    loaded), or None: shorter than its 8-byte header length, a header longer than the file,
+    a header that is not a JSON object, or tensor offsets that do not tile the data exactly
+    (a truncated or half-copied file, one still syncing)."""
+    import math
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{path} is {size} bytes, shorter than a safetensors header (truncated or half-copied?)"
+            n = int.from_bytes(head, "little")
+            if n > size - 8:
+                return (f"{path}: its header says {n} bytes of metadata but the file holds {size} bytes "
+                        "(truncated, half-copied or not a safetensors file)")
+            raw = fh.read(n)
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror or exc})"
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return f"{path}: its header is not JSON (a damaged or foreign file)"
+    if not isinstance(header, dict):
+        return f"{path}: its header is not a JSON object (a damaged or foreign file)"
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            lo, hi = (int(x) for x in info["data_offsets"])
+            want = math.prod(int(d) for d in info["shape"]) * SAFETENSORS_DTYPE_BYTES.get(info["dtype"], 0)
+        except (KeyError, TypeError, ValueError):
+            return f"{path}: tensor {name!r} has no readable dtype, shape and data_offsets in its header"
+        if not 0 <= lo <= hi or (want and hi - lo != math.ceil(want)):
+            return f"{path}: tensor {name!r} has data offsets {lo}..{hi} that do not fit its dtype and shape"
+        spans.append((lo, hi))
+    end, data = 0, size - 8 - n
+    for lo, hi in sorted(spans):
+        if lo != end:
+            return f"{path}: its tensors' data offsets leave a gap or overlap at byte {end} (a damaged file)"
+        end = hi
+    if end != data:
+        return (f"{path}: its tensors need {end} bytes of data but the file holds {data} after the header "
+                f"({'truncated or half-copied' if end > data else 'trailing bytes'}; is it still being copied?)")
+    return None
+
+
+def weights_problem(source: ModelSource) -> str | None:
+    """Why the checkpoint's weights cannot be loaded (sinkbench only ever loads safetensors),
+    read from each file's header; None when they look whole. A GGUF not yet converted and a hub
+    model not yet downloaded are checked when they are."""
+    if source.kind == "hub":
+        return None
+    if source.kind == "gguf":
+        target = _converted_target(Path(source.path))
+        if target is None:
+            return None
+        d = target
+    else:
+        d = Path(source.path)
+    files = sorted(d.glob("*.safetensors"))
+    if not files:
+        return f"--model {source.name}: no *.safetensors in {d}; sinkbench never loads pickled weights"
+    index = d / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return f"--model {source.name}: {index} is not a readable JSON index of the weights' shards"
+        missing = sorted(s for s in shards if not (d / s).is_file())
+        if missing:
+            return f"--model {source.name}: shard(s) {', '.join(missing)} named in {index.name} are missing from {d}"
+    for f in files:
+        problem = safetensors_problem(f)
+        if problem:
+            return f"--model {source.name}: damaged weights: {problem}"
+    return None
+
+
+CONVERTED_FILES = ("config.json", "model.safetensors", "sinkbench_source.json")
+
+
+def _converted_target(gguf: Path) -> Path | None:
+    """The cache directory of a GGUF's conversion when it exists (whole or not), else None."""
+    target = cache_root() / "converted" / sha256_file(gguf)[:20]
+    return target if target.exists() else None
+
+
+def _converted_problem(target: Path, digest: str) -> str | None:
+    """Why a cached conversion cannot be used, or None: a file missing, a manifest for another
+    GGUF or another transformers (whose GGUF reader made the weights), or damaged weights."""
+    import transformers
+
+    missing = [f for f in CONVERTED_FILES if not (target / f).is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    try:
+        manifest = json.loads((target / "sinkbench_source.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "its sinkbench_source.json is not readable JSON"
+    if not isinstance(manifest, dict) or manifest.get("sha256") != digest:
+        return "its manifest names another GGUF"
+    if manifest.get("transformers", transformers.__version__) != transformers.__version__:
+        return f"converted by transformers {manifest.get('transformers')}, this is {transformers.__version__}"
+    for f in sorted(target.glob("*.safetensors")):
+        problem = safetensors_problem(f)
+        if problem:
+            return problem
+    return None
+
+
 def converted_dir(source: ModelSource) -> Path:
-    """A local HF directory with safetensors for the source, converting GGUF once."""
+    """A local HF directory with safetensors for the source, converting GGUF once. A cached
+    conversion that is incomplete, damaged or made by another transformers is named and redone."""
     if source.kind == "hf_dir":
         return Path(source.path)
     if source.kind == "hub":
@@ -207,8 +327,15 @@ def converted_dir(source: ModelSource) -> Path:
     gguf = Path(source.path)
     digest = sha256_file(gguf)
     target = cache_root() / "converted" / digest[:20]
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
-        return target
+    if target.exists():
+        problem = _converted_problem(target, digest)
+        if problem is None:
+            return target
+        import sys
+
+        print(f"[sinkbench] warning: converted model cache {target}: {problem}; converting {gguf.name} again",
+              file=sys.stderr, flush=True)
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"[sinkbench] converting {gguf.name} to safetensors (once; cached in {target})", flush=True)
@@ -223,7 +350,8 @@ def converted_dir(source: ModelSource) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
-    (tmp / "sinkbench_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": digest}))
+    (tmp / "sinkbench_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": digest,
+                                                           "transformers": transformers.__version__}))
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
