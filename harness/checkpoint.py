@@ -10,10 +10,27 @@ resumed grid continues where the killed one stopped and its records are bit-iden
 
 A checkpoint's name is a hash of everything its numbers depend on: the model (weights
 hash, dtype, device), the windows and any saved prefix (their bytes), the edit and the
-readout (function, arguments, tensors), the batch layout, the torch version and thread
-count, and the source of the sinkbench package itself (changed code never reads old
-numbers). An input the hash cannot describe makes the pass run unchecked, never reuse
-another pass's numbers."""
+readout (function, arguments, tensors), the torch version, and the source of the sinkbench
+package itself (changed code never reads old numbers). An input the hash cannot describe
+makes the pass run unchecked, never reuse another pass's numbers.
+
+What does not change the numbers is left out of the key (NOT_KEYED), so a resume with
+another thread count or --batch-size (or CUDA's `auto` batch size, which follows free
+memory) reads back every saved pass: the thread count, and the batch layout, since every
+pass is batch-invariant (windows have one length, no padding, and every edit and readout
+takes the rows of its batch: Edit.transform(h, rows)). Summation order can still differ
+with them at float rounding, as the case keys of --resume already allow
+(bench.case_key leaves batch_size out); with both unchanged, a resumed grid is bit-identical.
+
+Each file carries a sha256 of its contents (MAGIC, hex digest, then torch.save's bytes): a
+flipped bit, a truncated or a foreign file is named in one warning and its pass run again.
+
+Saved passes are deleted at the end of a session (clear_touched) only once their grid's
+records are safely written: results.append_jsonl reports each record it wrote (`recorded`),
+which releases the passes of that model's grid (the grid a pass ran in is the label of
+sinkbench.progress's tracking, e.g. 'H4-A on <model>'); a grid that wrote no record (an
+error, a full disk) keeps its passes for --resume, and a failed record write keeps all of
+that model's."""
 from __future__ import annotations
 
 import dataclasses
@@ -37,7 +54,11 @@ class Store:
     read: bool  # --resume: reuse what an earlier run of the same passes left
     saved: int = 0
     restored: int = 0
+    redone: int = 0  # damaged checkpoints run again
     touched: set = dataclasses.field(default_factory=set)
+    grid_of: dict = dataclasses.field(default_factory=dict)  # path -> (model folder, grid label) not yet recorded
+    released: set = dataclasses.field(default_factory=set)  # paths whose grid's records are written
+    held: set = dataclasses.field(default_factory=set)  # model folders a record write failed for
 
 
 _store: Store | None = None
@@ -54,24 +75,62 @@ def active() -> Store | None:
     return _store
 
 
+def _grid_label() -> str | None:
+    """The grid running now: progress's label 'H1 on <model>' -> 'H1' (None outside a grid)."""
+    active = getattr(progress, "_active", None)
+    label = getattr(active, "label", None)
+    return label.split(" on ", 1)[0] if isinstance(label, str) else None
+
+
+def _grid_records(grid: str | None, hypothesis: str) -> bool:
+    """Do records of `hypothesis` come from `grid`? A hypothesis grid ('H4-A', 'H1') writes
+    records of its hypothesis ('H4', 'H1'); a grid of no hypothesis ('sink rate', 'windows',
+    'UE', None) feeds every record of its model."""
+    if grid is None or not re.match(r"H\d", grid):
+        return True
+    return re.split(r"[-/ ]", grid, maxsplit=1)[0] == str(hypothesis)
+
+
+def recorded(model: str, hypothesis: str) -> None:
+    """A record of `hypothesis` on `model` is safely written (fsync'd): the saved passes of its
+    grid are spent, and clear_touched may delete them."""
+    store = _store
+    if store is None:
+        return
+    folder = _slug(str(model))
+    for path, (m, grid) in list(store.grid_of.items()):
+        if m == folder and _grid_records(grid, hypothesis):
+            store.released.add(path)
+            del store.grid_of[path]
+
+
+def record_failed(model: str) -> None:
+    """A record of `model` could not be written: keep every saved pass of that model."""
+    if _store is not None:
+        _store.held.add(_slug(str(model)))
+
+
 def clear_touched() -> int:
-    """Delete the checkpoints this process wrote or read (its grids are all recorded):
-    the number of files removed. Others' checkpoints (another run's, killed) stay."""
+    """Delete the checkpoints this process wrote or read whose grid's records are written
+    (recorded): the number of files removed. The passes of a grid that wrote no record (an
+    error, a full disk) stay for --resume, as do others' checkpoints (another run's, killed)."""
     if _store is None:
         return 0
     removed = 0
-    for path in sorted(_store.touched):
+    spent = {p for p in _store.touched if p in _store.released and p.parent.name not in _store.held}
+    for path in sorted(spent):
         try:
             path.unlink()
             removed += 1
         except FileNotFoundError:
             pass
-    for folder in [*{p.parent for p in _store.touched}, _store.folder]:
+    for folder in [*{p.parent for p in spent}, _store.folder]:
         try:
             folder.rmdir()  # only when empty
         except OSError:
             pass
-    _store.touched.clear()
+    _store.touched -= spent
+    _store.released -= spent
     return removed
 
 
@@ -143,11 +202,16 @@ def _feed(h, obj: Any, depth: int = 0) -> None:
         raise Unkeyable(type(obj).__qualname__)
 
 
+# Inputs that decide how a pass is split into forward passes, not its numbers (module docstring).
+NOT_KEYED = frozenset({"batch_size"})
+
+
 def key_of(kind: str, inputs: dict) -> str:
-    """The checkpoint's hash: what the pass computes (kind), its inputs, the code and torch."""
+    """The checkpoint's hash: what the pass computes (kind), its inputs less NOT_KEYED, the
+    code and torch's version (not its thread count: see the module docstring)."""
     h = hashlib.sha256()
-    h.update(repr((kind, code_version(), torch.__version__, torch.get_num_threads())).encode())
-    _feed(h, inputs)
+    h.update(repr((kind, code_version(), torch.__version__)).encode())
+    _feed(h, {k: v for k, v in inputs.items() if k not in NOT_KEYED})
     return h.hexdigest()[:32]
 
 
@@ -155,21 +219,66 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", text).strip("_")[:80] or "model"
 
 
+MAGIC = b"sinkbench-checkpoint-1\n"
+
+
 def _write(path: Path, payload) -> None:
+    """MAGIC, the sha256 hex of the body and a newline, then the body (torch.save's bytes)."""
+    import io
+
+    body = io.BytesIO()
+    torch.save(payload, body)
+    data = body.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        torch.save(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)  # atomic: a kill leaves either no checkpoint or a whole one
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n")
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic: a kill leaves either no checkpoint or a whole one
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+def read(path: Path):
+    """(payload, None) of a checkpoint file, or (None, why it cannot be used): another format,
+    a checksum that does not match (a flipped bit, a truncated copy), or a body torch cannot read."""
+    import io
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or exc})"
+    if not data.startswith(MAGIC):
+        return None, "not a sinkbench checkpoint (or one of an older format)"
+    rest = data[len(MAGIC):]
+    digest, body = rest[:64], rest[65:]
+    if len(rest) < 65 or rest[64:65] != b"\n" or hashlib.sha256(body).hexdigest().encode() != digest:
+        return None, "its checksum does not match its contents (a flipped bit or a truncated file)"
+    try:
+        return torch.load(io.BytesIO(body), weights_only=True), None
+    except Exception as exc:  # checksum fine, yet unreadable: another torch, or written wrongly
+        return None, f"torch cannot read it ({type(exc).__name__})"
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    print(f"[sinkbench] warning: {text}", file=sys.stderr, flush=True)
 
 
 def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable[[Any], Any] = lambda x: x,
            decode: Callable[[Any], Any] = lambda x: x, passes: int = 1) -> Any:
     """compute(), checkpointed when a store is active. encode turns its result into tensors,
     numbers, strings and containers of them (torch.load(weights_only=True) reads them back);
-    decode turns that back. passes: progress ticks a restored result stands for."""
+    decode turns that back. passes: progress ticks a restored result stands for. A damaged
+    checkpoint is named in a warning and its pass run again."""
     store = _store
     if store is None:
         return compute()
@@ -179,21 +288,30 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
         return compute()
     subject = inputs.get("subject")
     path = store.folder / _slug(getattr(subject, "name", "model")) / f"{kind}-{key}.pt"
+    grid = _grid_label()
     if store.read and path.is_file():
-        try:
-            value = decode(torch.load(path, weights_only=True))
-        except Exception:  # unreadable (a disk fault): run the pass again
-            value = None
-        if value is not None:
+        payload, why = read(path)
+        value = None
+        if why is None:
+            try:
+                value = decode(payload)
+            except Exception:  # a payload of the wrong shape for this kind
+                why = "its contents are not what this pass returns"
+        if why is None and value is not None:
             store.restored += 1
             store.touched.add(path)
+            store.grid_of.setdefault(path, (path.parent.name, grid))
             for _ in range(passes):
                 progress.tick()
             return value
+        store.redone += 1
+        _warn(f"checkpoint {path}: {why}; running its pass again")
     value = compute()
     _write(path, encode(value))
     store.saved += 1
     store.touched.add(path)
+    store.grid_of[path] = (path.parent.name, grid)
+    store.released.discard(path)
     return value
 
 

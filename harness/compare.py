@@ -41,12 +41,15 @@ def load_results(path, what: str = "results") -> list[dict]:
     if not f.is_file():
         raise SinkbenchError(f"{what} {path}: no results.jsonl there (write one with pytest hypotheses --results {path})")
     try:
-        text = f.read_text()
+        data = f.read_bytes()
     except OSError as exc:
         raise SinkbenchError(f"{what} {path}: cannot read {f.name} ({exc.strerror or exc})") from None
-    if not text.strip():
+    if not data.strip():
         raise SinkbenchError(f"{what} {path}: {f.name} is empty")
-    records = [r for r in read_jsonl(f) if isinstance(r, dict) and "hypothesis" in r and "verdict" in r]
+    try:  # a corrupt or foreign line is named (file and line), never skipped: a comparison must not look clean
+        records = read_jsonl(f, strict=True)
+    except SinkbenchError as exc:
+        raise SinkbenchError(f"{what} {path}: {exc}") from None
     if not records:
         raise SinkbenchError(f"{what} {path}: {f.name} has no readable sinkbench records")
     return records

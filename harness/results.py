@@ -74,31 +74,176 @@ def make_record(hypothesis: str, subject, layer, params: dict, verdict: bool, me
 
 
 def append_jsonl(path: Path, record: dict) -> None:
+    """Append one record as one line, under an exclusive lock, fsync'd. A torn last line left
+    by an earlier writer (a full disk, a crash: no newline at the end) is repaired first
+    (repair_tail), so the new record never lands on it. Then the checkpoints of the record's
+    grid are released (checkpoint.recorded); a write that fails keeps them and is one line."""
+    from .errors import SinkbenchError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    model, hypothesis = record.get("model"), record.get("hypothesis")
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            repair_tail(fd, path)
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(28, f"only {written} of {len(line)} bytes written")
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+    except OSError as exc:
+        _checkpoints("record_failed", model)
+        raise SinkbenchError(
+            f"--results {path.parent}: cannot write {path.name} ({exc.strerror or exc}); the record of {hypothesis} on "
+            f"{model} is not saved, and this run's saved passes are kept: fix the folder (space, permissions) and "
+            "rerun with --resume") from None
+    _checkpoints("recorded", model, hypothesis)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Records of a results file; a torn last line (killed mid-write) is skipped."""
+def _checkpoints(what: str, *args) -> None:
+    import sys
+
+    checkpoint = sys.modules.get(f"{__package__}.checkpoint")  # loaded whenever passes were checkpointed
+    if checkpoint is not None:
+        getattr(checkpoint, what)(*args)
+
+
+def repair_tail(fd: int, path: Path) -> str | None:
+    """Make the file end at a line boundary before appending (called under the lock). A last
+    line without its newline that is a whole JSON record gets the newline; anything else after
+    the last newline (a torn write, NUL bytes a crash left) is moved to PATH.torn-<time> and
+    cut off, with a warning naming the line. Returns what was done, or None."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return None
+    start, chunk = size, 1 << 16
+    tail = b""
+    while start > 0:  # find the last newline, reading backwards
+        lo = max(0, start - chunk)
+        block = os.pread(fd, start - lo, lo)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            tail = block[cut + 1:] + tail
+            start = lo + cut + 1
+            break
+        tail, start = block + tail, lo
+    lineno = _count_lines(fd, start) + 1
+    try:
+        whole = isinstance(json.loads(tail.decode("utf-8")), dict)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        whole = False
+    if whole:
+        os.write(fd, b"\n")
+        return f"line {lineno} had no newline; added"
+    what = f"{path}: line {lineno} is a torn last line ({len(tail)} bytes, not a whole record)"
+    if tail.strip(b"\0 \t\r"):
+        keep = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}")
+        keep.write_bytes(tail)
+        what += f"; its bytes are kept in {keep.name}"
+    else:
+        what += "; only NUL bytes or blanks, dropped"
+    os.ftruncate(fd, start)
+    _warn(what + "; appending after the last whole line")
+    return what
+
+
+def _count_lines(fd: int, end: int) -> int:
+    n, pos = 0, 0
+    while pos < end:
+        block = os.pread(fd, min(1 << 20, end - pos), pos)
+        if not block:
+            break
+        n += block.count(b"\n")
+        pos += len(block)
+    return n
+
+
+def _warn(text: str) -> None:
+    import sys
+    import warnings
+
+    print(f"[sinkbench] warning: {text}", file=sys.stderr, flush=True)
+    warnings.warn(ResultsWarning(text), stacklevel=3)
+
+
+class ResultsWarning(UserWarning):
+    """A results file line that was not read (named with its file and line)."""
+
+
+RECORD_FIELDS = ("hypothesis", "model", "verdict")
+BOM = b"\xef\xbb\xbf"
+
+
+def bad_lines(data: bytes) -> tuple[list[dict], list[tuple[int, str]]]:
+    """(records, [(line number, why)]) of a results file's bytes: each line must be UTF-8 JSON
+    of an object with hypothesis, model and verdict; blank lines are allowed. A leading
+    byte-order mark is named as such (and the line read without it)."""
+    records, bad = [], []
+    lines = data.split(b"\n")
+    torn = bool(data) and not data.endswith(b"\n")
+    for i, raw in enumerate(lines, 1):
+        if i == 1 and raw.startswith(BOM):
+            bad.append((i, "starts with a UTF-8 byte-order mark (BOM), which JSON Lines does not allow; "
+                           "the line is read without it (save the file as UTF-8 without a BOM)"))
+            raw = raw[len(BOM):]
+        if not raw.strip(b" \t\r"):
+            continue
+        if not raw.strip(b"\0 \t\r"):
+            bad.append((i, "only NUL bytes (a crash mid-write?)"))
+            continue
+        last = torn and i == len(lines)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append((i, f"not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"))
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            bad.append((i, "a torn last line (no newline, not whole JSON: a write cut short)" if last
+                        else f"not JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        if not isinstance(value, dict):
+            bad.append((i, f"a JSON {type(value).__name__}, not a record object"))
+            continue
+        missing = [f for f in RECORD_FIELDS if f not in value]
+        if missing:
+            bad.append((i, f"not a sinkbench record (no {', '.join(missing)})"))
+            continue
+        records.append(value)
+    return records, bad
+
+
+def read_jsonl(path: Path, strict: bool = False) -> list[dict]:
+    """Records of a results file. A line that is not one (a torn write, a non-UTF-8 byte, a
+    line of another program, a BOM) is never skipped silently: strict raises a one-line
+    SinkbenchError naming the file and line; otherwise each is named in a warning (file and
+    line) and left out."""
+    from .errors import SinkbenchError
+
     path = Path(path)
     if not path.exists():
         return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SinkbenchError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    records, bad = bad_lines(data)
+    if bad and strict:
+        more = f" (and {len(bad) - 1} more bad line{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+        line, why = bad[0]
+        raise SinkbenchError(f"{path}: line {line}: {why}{more}; repair or remove that line (a torn last line is "
+                             "repaired by a run with --resume)")
+    for line, why in bad[:5]:
+        _warn(f"{path}: line {line}: {why}" + ("" if why.startswith("starts with") else "; not read"))
+    if len(bad) > 5:
+        _warn(f"{path}: {len(bad) - 5} more lines not read")
+    return records
 
 
 def matrix(records: list[dict]) -> str:

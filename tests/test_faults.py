@@ -119,3 +119,177 @@ def test_a_damaged_converted_gguf_cache_is_named_and_redone(tmp_path, monkeypatc
         models.converted_dir(source)
     assert converted and "converted model cache" in capsys.readouterr().err
     assert "damaged weights" in models.weights_problem(source)
+
+
+# ------------------------------------------------------------------ checkpoints
+import torch  # noqa: E402
+
+from sinkbench import checkpoint, results  # noqa: E402
+
+
+def _one_pass(subject, windows, n=None):
+    from sinkbench import interventions
+
+    return interventions.run_batched(subject, windows if n is None else windows[:n], 4, attn_layers=range(2))
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate", "random", "empty", "old format"])
+def test_a_damaged_checkpoint_is_named_and_its_pass_redone(tmp_path, llama_subject, how, capsys):
+    windows = torch.randint(3, 60, (6, 16), generator=torch.Generator().manual_seed(1))
+    store = checkpoint.configure(tmp_path, read=True)
+    try:
+        first = _one_pass(llama_subject, windows)
+        (path,) = (tmp_path / "tiny").iterdir()
+        data = bytearray(path.read_bytes())
+        if how == "flip":
+            data[len(data) // 2] ^= 0x01  # one bit of the tensors
+        elif how == "truncate":
+            data = data[: len(data) - 100]
+        elif how == "random":
+            data = bytearray(os.urandom(len(data)))
+        elif how == "empty":
+            data = bytearray()
+        else:  # a bare torch.save, as sinkbench wrote before checksums
+            path.unlink()
+            torch.save({"nll": first.nll}, path)
+            data = bytearray(path.read_bytes())
+        path.write_bytes(bytes(data))
+        capsys.readouterr()
+        again = _one_pass(llama_subject, windows)
+        err = capsys.readouterr().err
+        assert store.restored == 0 and store.redone == 1 and store.saved == 2
+        assert f"checkpoint {path}" in err and "running its pass again" in err, err
+        assert torch.equal(again.token_nll, first.token_nll)
+        third = _one_pass(llama_subject, windows)  # rewritten whole: read back now
+        assert store.restored == 1 and torch.equal(third.token_nll, first.token_nll)
+    finally:
+        checkpoint.configure(None)
+
+
+def test_the_key_leaves_out_thread_count_and_batch_size():
+    t = torch.arange(6.0)
+    threads = torch.get_num_threads()
+    a = checkpoint.key_of("pass", dict(windows=t, batch_size=4))
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)
+        assert checkpoint.key_of("pass", dict(windows=t, batch_size=16)) == a
+    finally:
+        torch.set_num_threads(threads)
+    assert checkpoint.key_of("pass", dict(windows=t + 1, batch_size=4)) != a
+
+
+def rec(model="tiny", hypothesis="H1", **extra):
+    return {"hypothesis": hypothesis, "model": model, "verdict": "pass", **extra}
+
+
+def test_saved_passes_are_deleted_only_once_their_grids_records_are_written(tmp_path, llama_subject):
+    from sinkbench import progress
+
+    windows = torch.randint(3, 60, (6, 16), generator=torch.Generator().manual_seed(2))
+    store = checkpoint.configure(tmp_path / "checkpoints", read=True)
+    out = tmp_path / "results.jsonl"
+    try:
+        with progress.tracking(f"H1 on {llama_subject.name}", 1, lambda s: None):
+            _one_pass(llama_subject, windows)
+        with progress.tracking(f"H4-A on {llama_subject.name}", 1, lambda s: None):
+            _one_pass(llama_subject, windows, 5)
+        with progress.tracking(f"H2 on {llama_subject.name}", 1, lambda s: None):
+            _one_pass(llama_subject, windows, 4)  # a grid that ends in an error: no record
+        results.append_jsonl(out, rec(hypothesis="H1"))
+        results.append_jsonl(out, rec(hypothesis="H4", claim="A1"))
+        results.append_jsonl(out, rec(model="other", hypothesis="H2"))  # another model's record
+        assert checkpoint.clear_touched() == 2  # H1's and H4-A's passes
+        left = list((tmp_path / "checkpoints").rglob("*.pt"))
+        assert len(left) == 1 and store.saved == 3
+    finally:
+        checkpoint.configure(None)
+
+
+def test_a_session_with_no_records_keeps_every_saved_pass(tmp_path, llama_subject):
+    """The full-disk case of issue 31: the grid's records could not be written, so the
+    session's end deletes nothing and --resume reads every pass back."""
+    windows = torch.randint(3, 60, (6, 16), generator=torch.Generator().manual_seed(3))
+    checkpoint.configure(tmp_path / "checkpoints", read=True)
+    try:
+        _one_pass(llama_subject, windows)
+        _one_pass(llama_subject, windows, 5)
+        assert checkpoint.clear_touched() == 0
+        assert len(list((tmp_path / "checkpoints").rglob("*.pt"))) == 2
+    finally:
+        checkpoint.configure(None)
+
+
+def test_a_failed_record_write_is_one_line_and_keeps_the_models_passes(tmp_path, llama_subject, monkeypatch):
+    windows = torch.randint(3, 60, (6, 16), generator=torch.Generator().manual_seed(4))
+    checkpoint.configure(tmp_path / "checkpoints", read=True)
+    out = tmp_path / "res" / "results.jsonl"
+    try:
+        _one_pass(llama_subject, windows)
+        results.append_jsonl(out, rec())  # releases the pass ...
+        real = os.write
+
+        def full(fd, data):
+            if data.startswith(b"{"):
+                raise OSError(28, "No space left on device")
+            return real(fd, data)
+
+        monkeypatch.setattr(os, "write", full)
+        with pytest.raises(SinkbenchError) as e:
+            results.append_jsonl(out, rec(layer=2))
+        monkeypatch.undo()
+        msg = str(e.value)
+        assert "\n" not in msg and "No space left on device" in msg and "--resume" in msg and str(out.parent) in msg
+        assert checkpoint.clear_touched() == 0  # ... but a record of that model was lost: keep them
+    finally:
+        checkpoint.configure(None)
+
+
+# ------------------------------------------------------------------ results.jsonl
+GOOD = json.dumps(rec()) + "\n"
+
+
+@pytest.mark.parametrize("content,line,why", [
+    (GOOD + '{"hypothesis": "H1", "mo', 2, "a torn last line"),
+    (GOOD + "\0\0\0\0", 2, "only NUL bytes"),
+    (GOOD.encode() + b'{"hypothesis": "H\xe9"}\n' + GOOD.encode(), 2, "not UTF-8 (byte 0xe9"),
+    (GOOD + "[1, 2]\n" + GOOD, 2, "a JSON list, not a record object"),
+    (GOOD + '{"time": 1}\n', 2, "not a sinkbench record (no hypothesis, model, verdict)"),
+    (GOOD + "garbage\n" + GOOD, 2, "not JSON"),
+    ("\ufeff" + GOOD, 1, "starts with a UTF-8 byte-order mark (BOM)"),
+])
+def test_every_reader_names_a_bad_line_with_its_file_and_number(tmp_path, content, line, why, capsys):
+    from sinkbench.compare import load_results
+
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    got = results.read_jsonl(path)  # the --resume reader: warns, reads the rest
+    assert all(r["model"] == "tiny" for r in got) and got
+    err = capsys.readouterr().err
+    assert f"{path}: line {line}: {why}" in err, err
+    with pytest.raises(SinkbenchError) as e:  # --expect, --baseline, compare, report: one-line error
+        load_results(tmp_path, "--expect")
+    assert f"{path}: line {line}: {why}" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("tail,kept", [('{"hypothesis": "H1", "mo', True), ("\0" * 37, False),
+                                       (json.dumps(rec(layer=7)), None)])
+def test_appending_repairs_a_torn_tail_first(tmp_path, tail, kept, capsys):
+    path = tmp_path / "results.jsonl"
+    path.write_text(GOOD + tail)
+    results.append_jsonl(path, rec(layer=9))
+    lines = path.read_text().splitlines()
+    assert [json.loads(x).get("layer") for x in lines] == ([None, 7, 9] if kept is None else [None, 9])
+    torn = list(tmp_path.glob("results.jsonl.torn-*"))
+    assert (len(torn) == 1 and torn[0].read_text() == tail) if kept else not torn
+    if kept is not None:
+        assert f"{path}: line 2 is a torn last line" in capsys.readouterr().err
+    assert len(results.read_jsonl(path)) == len(lines)
+
+
+def test_expect_with_a_torn_expectation_is_an_error_not_a_new_case(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "results.jsonl").write_text(GOOD + GOOD[:30])
+    code, out = pytest_run(tmp_path, "--model", "tiny-bb-bos", "--expect", str(tmp_path / "old"), "-k", "H1",
+                           "--seq-len", "32", "--n-seqs", "4")
+    lines = one_line_exit_4(code, out)
+    assert "line 2: a torn last line" in lines[0] and len(lines) == 1, lines

@@ -18,12 +18,14 @@ def test_concurrent_appends_never_interleave(tmp_path):
     assert len(lines) == 200 and all(json.loads(line)["pad"] == "x" * 5000 for line in lines)
 
 
-def test_torn_last_line_is_skipped(tmp_path):
+def test_torn_last_line_is_named_and_left_out(tmp_path, capsys):
     path = tmp_path / "results.jsonl"
-    append_jsonl(path, {"a": 1})
+    rec = {"hypothesis": "H1", "model": "m", "verdict": "pass"}
+    append_jsonl(path, rec)
     with path.open("a") as fh:
         fh.write('{"a": 2, "b"')
-    assert read_jsonl(path) == [{"a": 1}]
+    assert read_jsonl(path) == [rec]  # named in a warning (tests/test_faults.py), not silently
+    assert f"{path}: line 2: a torn last line" in capsys.readouterr().err
 
 
 def test_matrix():
