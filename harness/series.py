@@ -73,6 +73,8 @@ def expand_series(entry: dict, where: str, base: Path | None = None) -> list[dic
     if unknown:
         raise SinkbenchError(f"{where}: [[series]] {entry['name']!r} has unknown keys {sorted(unknown)} "
                              f"(name, path, family, {', '.join(PER_MODEL)})")
+    if "family" in entry and not (isinstance(entry["family"], str) and entry["family"].strip()):
+        raise SinkbenchError(f"{where}: [[series]] {entry['name']!r}: family must be a non-empty string, got {entry['family']!r}")
     folder = find_dir(entry["path"], base)
     if folder is None:
         raise SinkbenchError(f"{where}: [[series]] {entry['name']!r}: {entry['path']} is not a folder")
@@ -109,6 +111,9 @@ def model_entry(entry: dict, where: str) -> dict:
     if unknown:
         raise SinkbenchError(f"{where}: [[model]] {entry['name']!r} has unknown keys {sorted(unknown)} "
                              f"(name, family, series, step, tokens_seen, {', '.join(PER_MODEL)})")
+    for key in ("family", "series"):
+        if key in entry and not (isinstance(entry[key], str) and entry[key].strip()):
+            raise SinkbenchError(f"{where}: [[model]] {entry['name']!r}: {key} must be a non-empty string, got {entry[key]!r}")
     for key in ("step", "tokens_seen"):
         if key in entry and (not isinstance(entry[key], int) or isinstance(entry[key], bool) or entry[key] < 0):
             raise SinkbenchError(f"{where}: [[model]] {entry['name']!r}: {key} must be a non-negative integer, got {entry[key]!r}")
@@ -125,11 +130,29 @@ def read_models_file(path) -> list[dict]:
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SinkbenchError(f"{where}: cannot read it ({exc})") from None
+    except OSError as exc:
+        raise SinkbenchError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SinkbenchError(f"{where}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:  # a Latin-1 byte: TOML is UTF-8
+        raise SinkbenchError(f"{where}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                             "TOML files are UTF-8: re-save it as UTF-8") from None
+    for key, value in data.items():
+        if key in ("model", "series", "settings"):  # [settings.<unit>]: the units' own settings (sinkbench.plugin)
+            continue
+        if isinstance(value, (dict, list)):
+            shown = f"[[{key}]]" if isinstance(value, list) else f"[{key}]"
+            hint = " (did you mean [[model]]?)" if key in ("models", "Model", "MODEL") else ""
+            raise SinkbenchError(f"{where}: unknown table {shown}{hint}; a models file holds [[model]] and "
+                                 "[[series]] tables, and [settings.<unit>] tables of the units' settings")
+        raise SinkbenchError(f"{where}: {key} = {value!r} is outside any [[model]] table, so it would apply to no "
+                             f"model; put it under a [[model]] (or [[series]]), or pass it on the command line")
     models, series = data.get("model", []), data.get("series", [])
     if not isinstance(models, list) or not isinstance(series, list):
         raise SinkbenchError(f"{where}: 'model' and 'series' must be arrays of tables ([[model]], [[series]])")
+    if not models and not series:
+        raise SinkbenchError(f"{where}: no [[model]] or [[series]] tables in it, so it names no model "
+                             "(each model is a [[model]] table with name = '...')")
     out = [model_entry(e, where) for e in models]
     base = Path(path).resolve().parent
     for e in series:

@@ -293,3 +293,35 @@ def test_expect_with_a_torn_expectation_is_an_error_not_a_new_case(tmp_path):
                            "--seq-len", "32", "--n-seqs", "4")
     lines = one_line_exit_4(code, out)
     assert "line 2: a torn last line" in lines[0] and len(lines) == 1, lines
+
+
+# ------------------------------------------------------------------ models file and pyproject.toml
+@pytest.mark.parametrize("text,match", [
+    (b'[[models]]\nname = "tiny-bb-bos"\n', r"unknown table \[\[models\]\] \(did you mean \[\[model\]\]\?\)"),
+    (b'[defaults]\nseq_len = 32\n[[model]]\nname = "tiny-bb-bos"\n', r"unknown table \[defaults\]"),
+    (b'seq_len = 32\n[[model]]\nname = "tiny-bb-bos"\n', r"seq_len = 32 is outside any \[\[model\]\] table"),
+    (b"", r"no \[\[model\]\] or \[\[series\]\] tables"),
+    (b"# only a comment\n", r"no \[\[model\]\] or \[\[series\]\] tables"),
+    (b'[[model]]\nname = "caf\xe9"\n', r"not UTF-8 \(byte 0xe9 at offset \d+\)"),
+    (b'[[model]]\nname = "tiny-bb-bos"\nfamily = 3\n', r"family must be a non-empty string, got 3"),
+    (b'[[model]]\nname = "tiny-bb-bos"\nseq_len = 32\nlayer = "1"\n', r"unknown keys \['layer'\]"),
+    (b'[[model]]\nname = = 1\n', r"not valid TOML"),
+])
+def test_a_models_file_mistake_is_one_line(tmp_path, text, match):
+    from sinkbench.series import read_models_file
+
+    f = tmp_path / "models.toml"
+    f.write_bytes(text)
+    with pytest.raises(SinkbenchError, match=match) as e:
+        read_models_file(f)
+    assert "\n" not in str(e.value) and str(f) in str(e.value)
+
+
+# (a Latin-1 byte is read first by the plugin's unit_settings, which needs UnicodeDecodeError in its except)
+@pytest.mark.parametrize("text", [b'[[models]]\nname = "tiny-bb-bos"\n', b'seq_len = 32\n[[model]]\nname = "tiny-bb-bos"\n',
+                                  b'[[model]]\nname = "tiny-bb-bos"\nfamily = 3\n'])
+def test_a_models_file_mistake_stops_the_run_at_start_up(tmp_path, text):
+    f = tmp_path / "models.toml"
+    f.write_bytes(text)
+    lines = one_line_exit_4(*pytest_run(tmp_path, "--models-file", str(f)))
+    assert lines[0].startswith(f"ERROR: --models-file {f}:") and len(lines) == 1, lines
