@@ -14,6 +14,8 @@ from non-trigger queries after k, NLL with the dark tail removed at k vs at 0,
 and the dark ratio at k vs ordinary positions."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,6 +28,8 @@ from .tensors import to_numpy
 
 TARGET_KINDS = ("middle", "frequent", "ordinary")
 WRITES = ("base", "add", "transplant", "control", "broken")
+# writes whose claims read attention only (A1, A2): their passes skip the NLL step, nll_after is NaN
+ATTENTION_ONLY = ("add", "control")
 
 
 def choose_targets(windows: torch.Tensor, kind: str, frequent_mask: np.ndarray) -> torch.Tensor:
@@ -75,6 +79,7 @@ class WriteResult:
     att_0: np.ndarray  # [N] same, to position 0
     nll_after: np.ndarray  # [N] NLL of predictions made at positions > t
     dark_norm: np.ndarray | None = None
+    profile: dict | None = None  # layer -> [N, cols]: the value/key profile read in the same pass (profile=...)
 
 
 def dark_write(spectrum, layer: int, targets: torch.Tensor, mode: str, control_dirs: torch.Tensor | None = None) -> Edit:
@@ -85,7 +90,11 @@ def dark_write(spectrum, layer: int, targets: torch.Tensor, mode: str, control_d
 
 
 def run_write(subject, windows, spectrum, layer: int, targets: torch.Tensor, mode: str, batch_size: int,
-              seed: int = 0, prefix: torch.Tensor | None = None) -> WriteResult:
+              seed: int = 0, prefix: torch.Tensor | None = None, profile: tuple | None = None) -> WriteResult:
+    """One write, read out at layers l+1..L-1. profile: positions (ints or [N] tensors) whose
+    value/key profile (sinkbench.sink_profile, from query 1) is read in the same pass."""
+    from .sink_profile import alongside
+
     n_layers = subject.n_layers
     control = None
     if mode == "control":
@@ -95,10 +104,144 @@ def run_write(subject, windows, spectrum, layer: int, targets: torch.Tensor, mod
         control = (c / c.norm(dim=-1, keepdim=True)).to(spectrum.basis)
     # mode 'base' is the identity edit: it still lets the pass start from the saved prefix
     edit = dark_write(spectrum, layer, targets, mode, control)
-    res = run_batched(subject, windows, batch_size, edit=edit, prefix=prefix,
-                      attn_layers=range(layer + 1, n_layers), attn_readout=partial(target_readout, targets=targets))
-    att = to_numpy(torch.stack([res.attention[i] for i in range(layer + 1, n_layers)]).mean(0))  # [N, 2]
+    own = partial(target_readout, targets=targets)
+    with (alongside(subject, own, profile, 1) if profile is not None else nullcontext((own, None))) as (readout, both):
+        res = run_batched(subject, windows, batch_size, edit=edit, prefix=prefix, nll=mode not in ATTENTION_ONLY,
+                          attn_layers=range(layer + 1, n_layers), attn_readout=readout)
+    after_layers = range(layer + 1, n_layers)
+    att = to_numpy(torch.stack([res.attention[i][:, :2] for i in after_layers]).mean(0))  # [N, 2]
+    read = {i: res.attention[i][:, 2:].float().cpu() for i in after_layers} if both else None
     pos = torch.arange(windows.shape[1] - 1)
     after = (pos[None] > targets[:, None]).float()
     nll_after = to_numpy((res.token_nll * after).sum(1) / after.sum(1).clamp_min(1))
-    return WriteResult(att[:, 0], att[:, 1], nll_after)
+    return WriteResult(att[:, 0], att[:, 1], nll_after, profile=read)
+
+
+# --------------------------------------------------------------------------- H7's designation ladder
+# Edits that make a chosen position (H7's designated position, 1 by default) more and more like
+# the natural sink (position 0), weakest first; docs/methods.md §11. Each acts on what layers
+# l+1..L-1 see, l the rung's layer:
+#   1 dark_write:    position 0's band-K component added to the position's residual at layer l's
+#                    output (H4-A's "add"; dark_write above);
+#   2 dark_kept:     the position's band-K component set to position 0's at the output of every
+#                    layer from l on (l..L-2: the output of L-1 feeds only the final norm);
+#   3 value_drain:   rung 2, and at every layer after l the position's value vectors scaled, per
+#                    key-value head, to position 0's value norm;
+#   4 kv_transplant: at every layer after l the position's key and value replaced by position 0's
+#                    (the key re-rotated to the position), as a streaming cache could hold them;
+#                    its residual is left as it is;
+#   5 state_copy:    position 0's whole residual state copied into the position at layer l's output.
+RUNGS = ("dark_write", "dark_kept", "value_drain", "kv_transplant", "state_copy")
+
+
+def set_dark(h: torch.Tensor, rows: slice, *, dark: torch.Tensor, position: int) -> torch.Tensor:
+    """h with `position`'s band-K component replaced by position 0's (dark: the band-K projector)."""
+    out = h.clone()
+    hf = h.float()
+    out[:, position] = (hf[:, position] - hf[:, position] @ dark + hf[:, 0] @ dark).to(h.dtype)
+    return out
+
+
+def copy_state(h: torch.Tensor, rows: slice, *, position: int) -> torch.Tensor:
+    """h with position 0's whole residual copied into `position`."""
+    out = h.clone()
+    out[:, position] = h[:, 0]
+    return out
+
+
+def marked(h: torch.Tensor, rows: slice, **what) -> torch.Tensor:
+    """The identity edit, named: a pass whose work is done by hooks (ladder_hooks) carries what
+    they do in its edit's arguments, so a checkpointed pass is never read back for another."""
+    return h
+
+
+def rung_edit(spectrum, rung: str, layer: int, position: int, n_windows: int) -> Edit:
+    """The layer-l part of a rung as a pass edit (rung 4's is `marked`: its work is all hooks)."""
+    if rung not in RUNGS:
+        raise ValueError(f"rung must be one of {RUNGS}, got {rung!r}")
+    if rung == "dark_write":
+        return dark_write(spectrum, layer, torch.full((n_windows,), position, dtype=torch.long), "add")
+    if rung in ("dark_kept", "value_drain"):
+        return Edit(layer, partial(_set_dark_rung, dark=spectrum.keep([spectrum.n_bands]), position=position, rung=rung))
+    if rung == "state_copy":
+        return Edit(layer, partial(copy_state, position=position))
+    return Edit(layer, partial(marked, rung=rung, layer=layer, position=position))
+
+
+def _set_dark_rung(h, rows, *, dark, position, rung):
+    return set_dark(h, rows, dark=dark, position=position)
+
+
+def rerotate(module, key0: torch.Tensor, cos_sin, position: int) -> tuple[torch.Tensor, bool]:
+    """Position 0's post-rotary key [B, H, 1, hd] as it would be at `position`: rotary at
+    position 0 is the identity, so the key is rotated once by the module file's own
+    apply_rotary_pos_emb with the layer's (cos, sin) at `position`. (key, True), or (key0,
+    False) where the layer has no rotary embedding (learned absolute positions)."""
+    import sys
+
+    apply = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb", None)
+    if cos_sin is None or apply is None:
+        return key0, False
+    cos, sin = cos_sin
+    c, s = cos[:, position:position + 1], sin[:, position:position + 1]
+    return apply(key0, key0, c, s)[1].to(key0.dtype), True
+
+
+@contextmanager
+def ladder_hooks(subject, rung: str, layer: int, position: int, dark: torch.Tensor | None = None,
+                 masks: dict | None = None):
+    """Within the block, the parts of a rung that act after layer l (rung_edit does layer l's):
+    rungs 2-3 set the position's band K at the outputs of layers l+1..L-2 (forward hooks);
+    rung 3 scales its values and rung 4 replaces its key and value at layers l+1..L-1 (around the
+    attention function the layer calls, so the sink profile read inside reads the edited ones).
+    masks: {layer: attention mask} replacing the pass's mask at those layers (H7's upper bound,
+    the first token visible only after l). Enter it inside sink_profile.capturing."""
+    n = subject.n_layers
+    handles, saved, cos_sin = [], {}, {}
+    modules = {i: subject.attention(subject.model, i) for i in range(n)}
+    if rung in ("dark_kept", "value_drain"):
+        def keep_dark(module, args, out):
+            h = out[0] if isinstance(out, tuple) else out
+            h = set_dark(h, slice(None), dark=dark.to(h.device), position=position)
+            return (h, *out[1:]) if isinstance(out, tuple) else h
+        handles += [subject.layer(subject.model, i).register_forward_hook(keep_dark) for i in range(layer + 1, n - 1)]
+    edit_layers = range(layer + 1, n) if rung in ("value_drain", "kv_transplant") else ()
+    if rung == "kv_transplant":
+        def grab(i):
+            def hook(module, args, kwargs):
+                cos_sin[i] = kwargs.get("position_embeddings")
+            return hook
+        handles += [modules[i].register_forward_pre_hook(grab(i), with_kwargs=True) for i in edit_layers]
+    rotated = []
+
+    def wrap(i, forward):
+        def eager(module, query, key, value, attention_mask, **kwargs):
+            if i in edit_layers:
+                key, value = key.clone(), value.clone()
+                if rung == "value_drain":
+                    v0, vp = value[:, :, 0].float().norm(dim=-1), value[:, :, position].float().norm(dim=-1)
+                    value[:, :, position] = (value[:, :, position].float() * (v0 / vp.clamp_min(1e-30))[..., None]
+                                             ).to(value.dtype)
+                else:
+                    k, ok = rerotate(module, key[:, :, :1], cos_sin.get(i), position)
+                    rotated.append(ok)
+                    key[:, :, position] = k[:, :, 0]
+                    value[:, :, position] = value[:, :, 0]
+            if masks is not None and i in masks:
+                attention_mask = masks[i]
+            return forward(module, query, key, value, attention_mask, **kwargs)
+        return eager
+
+    from .attention import generic_eager
+
+    wrapped = set(edit_layers) | set(masks or ())
+    for i in wrapped:
+        saved[i] = modules[i]._sinkbench_eager
+        modules[i]._sinkbench_eager = wrap(i, saved[i] or generic_eager)
+    try:
+        yield rotated
+    finally:
+        for i, f in saved.items():
+            modules[i]._sinkbench_eager = f
+        for h in handles:
+            h.remove()

@@ -163,8 +163,10 @@ def run_shared_write(subject, windows, spectrum, layer: int, targets: dict, mode
     return {k: write_result(res, layer, subject.n_layers, targets[k], slice(2 * j, 2 * j + 2)) for j, k in enumerate(kinds)}
 
 
-def h4a_writes(subject, windows, spectrum, layer: int, targets: dict, batch_size: int, prefix=None) -> dict:
-    """Every write of H4-A at one layer: (kind, mode) -> WriteResult."""
+def h4a_writes(subject, windows, spectrum, layer: int, targets: dict, batch_size: int, prefix=None,
+               profile_mode: str | None = None) -> dict:
+    """Every write of H4-A at one layer: (kind, mode) -> WriteResult. profile_mode: the write
+    whose passes also read the value/key profile of the natural sink and the target."""
     from .designate import WRITES, run_write
 
     out = {}
@@ -174,7 +176,8 @@ def h4a_writes(subject, windows, spectrum, layer: int, targets: dict, batch_size
                 out[kind, mode] = w
         else:
             for kind, t in targets.items():
-                out[kind, mode] = run_write(subject, windows, spectrum, layer, t, mode, batch_size, prefix=prefix)
+                out[kind, mode] = run_write(subject, windows, spectrum, layer, t, mode, batch_size, prefix=prefix,
+                                            profile=(0, t) if mode == profile_mode else None)
     return out
 
 

@@ -81,6 +81,7 @@ def run_pass(
     rows: slice = slice(None),
     copies: int = 1,
     attention_mask: torch.Tensor | dict | None = None,
+    nll: bool = True,
 ) -> PassResult:
     """Run one traced forward pass on a batch of windows.
 
@@ -96,7 +97,10 @@ def run_pass(
     results are copy-major [copies * B, ...].
     attention_mask: an additive float mask [1, 1, T, T] on the model's device (0 where a query may read a key, the
     dtype's minimum where not), or a dict of them by layer type, that replaces the model's own masks
-    (sinkbench.streaming)."""
+    (sinkbench.streaming).
+    nll: False for a pass whose NLL nothing reads (H4-A's attention-only writes): the final
+    norm and the unembedding, the largest single cost of a pass (62% of a Gemma-3 pass), are
+    skipped and token_nll/nll are NaN."""
     nn = subject.nn
     ids = ids.to(subject.device).repeat(copies, 1)
     if prefix is not None:
@@ -126,12 +130,13 @@ def run_pass(
                 subject.set_layer_output(nn, i, edit.transform(subject.layer_output(nn, i), rows))
             if i in hidden_set:
                 saved_hidden[i] = subject.layer_output(nn, i).detach().clone().save()
-        final = subject.final_norm(nn).output
-        token_nll = chunked_nll(final, unembedding, ids, post, reduce=False).save()
+        if nll:
+            final = subject.final_norm(nn).output
+            token_nll = chunked_nll(final, unembedding, ids, post, reduce=False).save()
     mass = torch.full((ids.shape[0], n), float("nan"))
     for i, m in saved_mass.items():
         mass[:, i] = m.float().cpu()
-    token_nll = token_nll.float().cpu()
+    token_nll = token_nll.float().cpu() if nll else torch.full((ids.shape[0], ids.shape[1] - 1), float("nan"))
     progress.tick()
     return PassResult(nll=token_nll.mean(1), token_nll=token_nll, sink_mass=mass, hidden=saved_hidden, attention=saved_readout)
 

@@ -128,6 +128,24 @@ def profile_readout(probs, rows, *, positions: tuple):
     return _select(r, [i.to(r["vn"].device) for i in idx])
 
 
+@contextmanager
+def alongside(subject, readout, positions: tuple, from_query: int):
+    """The profile of `positions` riding on a pass that has an attn_readout of its own (H4-A's
+    write passes): yields (readout, width) where readout returns [B, width + profile columns],
+    the pass's own readout first (as float) then the profile; (readout, None) unchanged for a
+    family without a profile. One pass where the profile used to take one more."""
+    if not supported(subject):
+        yield readout, None
+        return
+    with capturing(subject, from_query):
+        yield partial(_both, first=readout, positions=tuple(positions)), True
+
+
+def _both(probs, rows, *, first, positions):
+    own = first(probs, rows).float()
+    return torch.cat([own.reshape(own.shape[0], -1), profile_readout(probs, rows, positions=positions)], 1)
+
+
 def profiled_pass(subject, windows: torch.Tensor, batch: int, *, positions: tuple, from_query: int,
                   attention_mask=None, edit=None, layers=None):
     """run_batched with the profile of `positions` (ints, or [N] tensors of one position per

@@ -15,6 +15,8 @@ This module is the hypothesis unit (sinkbench.registry): its grid, verdicts, sim
 calibration nulls, checks and figures; hypotheses/test_*.py only names its tests."""
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from collections import Counter
 
@@ -116,19 +118,21 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
     subj = sweep.subject
     sweep.base()
     freq = frequent_mask(subj.tokenizer, to_numpy(sweep.windows), Counter(text_tokens(subj, s.dataset)))
-    targets_used, all_writes = {}, {}
+    targets_used, all_writes, written = {}, {}, {}
     for layer in layers:
         targets = {kind: choose_targets(sweep.windows, kind, freq) for kind in TARGET_KINDS}
         writes = h4a_writes(subj, sweep.windows, sweep.spectrum, layer, targets, s.windows_per_pass(subj),
-                            prefix=sweep.base_hidden.get(layer))
+                            prefix=sweep.base_hidden.get(layer), profile_mode=PROFILED_WRITE)
         for kind in TARGET_KINDS:
             targets_used[layer, kind] = targets[kind]
-            all_writes[layer, kind] = {mode: writes[kind, mode] for mode in WRITES}
+            # the profile read in the write's own pass, kept apart from what the verdicts read
+            written[layer, kind] = writes[kind, PROFILED_WRITE].profile
+            all_writes[layer, kind] = {mode: dataclasses.replace(writes[kind, mode], profile=None) for mode in WRITES}
     verdicts = lambda ws: h4a_verdicts({lt: h4a_raw(w, rho, s.bootstrap, s.h4_min_recovered, key=lt)  # noqa: E731
                                         for lt, w in ws.items()}, alpha=s.alpha)
     all_writes, n_units = as_units(all_writes, subj, s, len(sweep.windows))
     out = stability.attach(verdicts(all_writes), verdicts, all_writes, n_units, "H4A", model=subj.name)
-    profiles = target_profiles(sweep, layers, targets, s)
+    profiles = target_profiles(sweep, layers, targets, s, written)
     for (layer, kind, _, _), (_, m) in out.items():
         t = targets_used[layer, kind]
         m["target_positions"] = t.tolist()
@@ -137,14 +141,17 @@ def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> 
     return out
 
 
-def target_profiles(sweep: FilterSweep, layers: list[int], targets: dict, s: Settings) -> dict:
+PROFILED_WRITE = "add"  # the write whose passes also read the target's value/key profile
+
+
+def target_profiles(sweep: FilterSweep, layers: list[int], targets: dict, s: Settings, written: dict) -> dict:
     """The value/key profile (sinkbench.sink_profile: value norm and residual norm over the
     median position's, query-key cosine, attention received) of each designated target, over
     the layers after the write: the natural sink (position 0) and the target on the unedited
     model, and both under the dark write into the target (mode add). A reader sees whether the
     designated sink takes on the natural sink's profile or only its attention. One pass for the
-    unedited model, one per (layer, target kind); {} for a family without a profile (Falcon, Bloom)."""
-    from sinkbench.designate import dark_write
+    unedited model; the written profiles (layer, kind) -> {layer: [N, cols]} were read in the add
+    writes' own passes (designate.run_write's profile); {} for a family without a profile (Falcon, Bloom)."""
     from sinkbench.sink_profile import over_layers, profiled_pass, summarize, supported
 
     subj = sweep.subject
@@ -157,14 +164,11 @@ def target_profiles(sweep: FilterSweep, layers: list[int], targets: dict, s: Set
     out = {}
     for layer in layers:
         for n, kind in enumerate(kinds, start=1):
-            _, written = profiled_pass(subj, sweep.windows, batch, positions=(0, targets[kind]), from_query=1,
-                                       edit=dark_write(sweep.spectrum, layer, targets[kind], "add"),
-                                       layers=range(layer + 1, subj.n_layers))
-            written = summarize(written, (0, 1))
-            out[layer, kind] = {"layers": f"{layer + 1}..{subj.n_layers - 1}", "write": "add",
+            under = summarize(written[layer, kind], (0, 1))
+            out[layer, kind] = {"layers": f"{layer + 1}..{subj.n_layers - 1}", "write": PROFILED_WRITE,
                                 "natural_sink": over_layers(base, 0, layer + 1), "target": over_layers(base, n, layer + 1),
-                                "natural_sink_under_write": over_layers(written, 0, layer + 1),
-                                "designated_target": over_layers(written, 1, layer + 1)}
+                                "natural_sink_under_write": over_layers(under, 0, layer + 1),
+                                "designated_target": over_layers(under, 1, layer + 1)}
     return out
 
 
@@ -306,7 +310,7 @@ def passes(bench, model_name: str) -> int:
 
     per_run = bench.runs(model_name, bench.of(model_name).n_seqs)
     n_layers = len(bench.layers(model_name))
-    profiles = 1 + n_layers * len(TARGET_KINDS) if supported(bench.subject(model_name)) else 0  # target_profiles
+    profiles = 1 if supported(bench.subject(model_name)) else 0  # target_profiles' unedited pass (the rest ride on the writes)
     return bench.base_passes(model_name) + (h4a_passes(n_layers, len(TARGET_KINDS), len(WRITES)) + profiles) * per_run
 
 

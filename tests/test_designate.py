@@ -103,14 +103,28 @@ def test_h4_records_the_value_key_profile_of_each_designated_target(llama_subjec
 
     from sinkbench.config import make_settings
     from sinkbench.hypotheses.h4a_designated_write import target_profiles
-    from sinkbench.sink_profile import sink_profile, supported
+    from sinkbench.designate import dark_write, run_write
+    from sinkbench.sink_profile import profiled_pass, sink_profile, supported
     from sinkbench.spectrum import spectrum_for
     from sinkbench.sweep import FilterSweep
 
     assert supported(llama_subject)
     sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), batch_size=6, random_seeds=1)
     s = make_settings(batch_size="6")
-    prof = target_profiles(sweep, [0], {"middle": torch.full((6,), 12)}, s)[0, "middle"]
+    t = torch.full((6,), 12)
+    w = run_write(llama_subject, windows, sweep.spectrum, 0, t, "add", 6, profile=(0, t))
+    plain = run_write(llama_subject, windows, sweep.spectrum, 0, t, "add", 6)
+    # the profile rides on the write's own pass: none of the write's numbers moves ...
+    for field in ("att_t", "att_0"):
+        assert np.array_equal(getattr(w, field), getattr(plain, field)), field
+    assert np.isnan(w.nll_after).all()  # an attention-only write (A1, A2) skips the NLL step
+    # ... and it equals the profile of a pass of its own (the old way, one pass more)
+    _, own = profiled_pass(llama_subject, windows, 6, positions=(0, t), from_query=1,
+                           edit=dark_write(sweep.spectrum, 0, t, "add"), layers=range(1, llama_subject.n_layers))
+    assert sorted(own) == sorted(w.profile)
+    for i in own:
+        torch.testing.assert_close(w.profile[i], own[i], rtol=1e-5, atol=1e-6, equal_nan=True)
+    prof = target_profiles(sweep, [0], {"middle": t}, s, {(0, "middle"): w.profile})[0, "middle"]
     assert set(prof) == {"layers", "write", "natural_sink", "target", "natural_sink_under_write", "designated_target"}
     direct = sink_profile(llama_subject, windows, 6, 0, first_layer=1)
     for measure in ("query_key_cos", "attention"):
@@ -119,3 +133,20 @@ def test_h4_records_the_value_key_profile_of_each_designated_target(llama_subjec
         assert prof["natural_sink"][measure] == pytest.approx(direct[measure], rel=0.05)
     assert prof["designated_target"]["residual_ratio"] != pytest.approx(prof["target"]["residual_ratio"], rel=1e-3)
     assert prof["target"] != prof["natural_sink"]
+
+
+def test_an_attention_only_write_reads_the_same_attention_without_its_nll(llama_subject, windows):
+    """nll=False (H4-A's add and control writes, whose claims read attention only) skips the
+    NLL step and changes no attention number."""
+    from sinkbench.designate import dark_write
+    from sinkbench.interventions import run_batched
+    from sinkbench.spectrum import spectrum_for
+
+    t = torch.full((6,), 12)
+    kw = dict(edit=dark_write(spectrum_for(llama_subject, 8), 0, t, "add"), attn_layers=range(1, llama_subject.n_layers),
+              attn_readout=partial(target_readout, targets=t))
+    without, with_nll = run_batched(llama_subject, windows, 6, nll=False, **kw), run_batched(llama_subject, windows, 6, **kw)
+    for i in with_nll.attention:
+        assert torch.equal(without.attention[i], with_nll.attention[i])
+    assert torch.equal(without.sink_mass.nan_to_num(), with_nll.sink_mass.nan_to_num())
+    assert without.token_nll.isnan().all() and not with_nll.token_nll.isnan().any()
