@@ -216,8 +216,39 @@ class Bench:
             "uses_bos": self.subject(name).uses_bos, "layers_grid": self.layers(name), **extra,
         }
 
+    def unit_settings(self, unit, name: str):
+        """A unit's own settings (Hypothesis(settings=...)) for one model: its defaults, with
+        what [tool.sinkbench.<unit>], a --models-file's [settings.<unit>] and --set chose.
+        Read as attributes or keys: bench.unit_settings("X1", model_name).min_share."""
+        from sinkbench import registry
+
+        u = unit if isinstance(unit, registry.Hypothesis) else registry.find(unit)
+        if u is None:
+            raise SinkbenchError(f"bench.unit_settings({unit!r}): no such unit; units: {', '.join(registry.units())}")
+        return registry.settings_for(u, getattr(self.config, "sinkbench_unit_settings", {}))
+
+    def units_of(self, hypothesis: str) -> list:
+        """The unit whose test is running, when it records under `hypothesis` (H4-A and H4-B
+        both record H4); else every unit that does."""
+        from sinkbench import registry
+
+        current = getattr(self, "current_unit", None)
+        if current is not None and current.hypothesis == hypothesis:
+            return [current]
+        return registry.recording(hypothesis)
+
+    def unit_identity(self, hypothesis: str, name: str) -> dict:
+        """sinkbench's version, and the name, distribution, version, source hash and settings
+        of the unit(s) recording `hypothesis`: what a case key and a record say of the code."""
+        from sinkbench import __version__, registry
+
+        units = self.units_of(hypothesis)
+        return {"sinkbench": __version__,
+                "units": [dict(registry.identity(u), settings=dict(self.unit_settings(u, name))) for u in units]}
+
     def case_key(self, hypothesis: str, name: str, layer=None, **case) -> str:
-        """Identity of a test case for --resume: model weights hash, case fields and every setting."""
+        """Identity of a test case for --resume: model weights hash, case fields, every setting,
+        sinkbench's version and the unit's identity (package, version, source hash, settings)."""
         import dataclasses
         import hashlib
         import json
@@ -233,11 +264,15 @@ class Bench:
         # Pass sizes change no result (beyond float rounding), so a resumed run may change them.
         settings = {k: v for k, v in dataclasses.asdict(self.of(name)).items()
                     if k not in ("results", "extra", "batch_size", "filters_per_pass")}
-        blob = json.dumps([hypothesis, name, sha, layer, sorted(case.items()), settings], sort_keys=True, default=str)
+        blob = json.dumps([hypothesis, name, sha, layer, sorted(case.items()), settings, self.unit_identity(hypothesis, name)],
+                          sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def resume(self, hypothesis: str, name: str, layer=None, **case) -> None:
-        """With --resume, skip a case already in results.jsonl (its old record still counts)."""
+        """With --resume, skip a case already in results.jsonl (its old record still counts).
+        A record of the same case made by other code or settings (another sinkbench version,
+        unit version, unit source or setting) is not reused: the case is recomputed, and one
+        line says why (sinkbench.resume_note)."""
         if not self.config.getoption("sb_resume"):
             return
         key = self.case_key(hypothesis, name, layer, **case)
@@ -245,14 +280,46 @@ class Bench:
             self._done = {r.get("case_key"): r for r in results.read_jsonl(self.results_path)}
         if key in self._done:
             self.config.sinkbench_records.append(self._done[key])
+            self.config.sinkbench_resumed = getattr(self.config, "sinkbench_resumed", 0) + 1
             pytest.skip(f"--resume: already in {self.results_path}")
+        from sinkbench.resume_note import why_recomputed
+
+        why = why_recomputed(self, hypothesis, name, layer, case, self._done.values())
+        if why:
+            self.note(f"--resume: {why}")
+
+    def note(self, msg: str) -> None:
+        """A line the user must see even with -q (not with -qq), once per session."""
+        seen = self.__dict__.setdefault("_notes", set())
+        if msg in seen or self.config.option.verbose < -1:
+            return
+        seen.add(msg)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if tr is None:
+            return
+        if capman is None:
+            tr.write_line(f"[sinkbench] {msg}", yellow=True)
+            return
+        with capman.global_and_fixture_disabled():
+            tr.ensure_newline()
+            tr.write_line(f"[sinkbench] {msg}", yellow=True)
+            tr.flush()
 
     def record(self, hypothesis: str, name: str, layer, params: dict, passed: bool, metrics: dict, **extra) -> dict:
         case = {k: v for k, v in extra.items() if k in ("claim", "condition", "target", "variant")}
         if params.get("k") is not None:
             case["k"] = params["k"]
+        identity = self.unit_identity(hypothesis, name)
+        params = dict(params)
+        params.setdefault("units", self.of(name).units)  # the unit of replication the case used
+        for unit in identity["units"]:  # a unit's settings are its criterion's: in params (the report's criterion column)
+            for k, v in unit["settings"].items():
+                params.setdefault(k, v)
         rec = results.make_record(hypothesis, self.subject(name), layer, params, passed, metrics,
                                   case_key=self.case_key(hypothesis, name, layer, **case), **extra)
+        rec["unit"] = {k: v for k, v in identity["units"][0].items() if k != "settings"} if len(identity["units"]) == 1 else \
+            [{k: v for k, v in u.items() if k != "settings"} for u in identity["units"]]
         if name in self.config.sinkbench_families:
             rec["family"] = self.config.sinkbench_families[name]
         rec.update(self.step_fields(name))

@@ -36,7 +36,21 @@ def run_hypotheses(args: list[str]) -> int:
         plugins.append(plugin)
     # What the repository's [tool.pytest.ini_options] sets; the user's ARGS come after and win.
     quiet = ["-W", "ignore::DeprecationWarning", "-W", "ignore::FutureWarning"]
-    return int(pytest.main([str(hypotheses_dir()), f"--rootdir={os.getcwd()}", *quiet, *args], plugins=plugins))
+    return int(pytest.main([str(hypotheses_dir()), f"--rootdir={os.getcwd()}", *config_file(args), *quiet, *args],
+                           plugins=plugins))
+
+
+def config_file(args: list[str]) -> list[str]:
+    """pytest's configfile for `sinkbench run`: the current folder's (pytest.ini, .pytest.ini,
+    pyproject.toml, tox.ini, setup.cfg, as pytest looks for them), else none; never the one
+    above the installed hypotheses (an editable install's own pyproject.toml, whose testpaths
+    and markers are the product's). The user's own -c / --config-file wins."""
+    if any(a in ("-c", "--config-file") or a.startswith("--config-file=") for a in args):
+        return []
+    for name in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"):
+        if Path(name).is_file():
+            return ["-c", str(Path(name).resolve())]
+    return ["-c", os.devnull]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="widen each expected interval by R x |expected value| on each side (default 0)")
     e = sub.add_parser("expect", help="print an expected.toml (verdicts, key metrics and intervals) for RESULTS; review and commit it")
     e.add_argument("results")
+    ls = sub.add_parser("list", help="the hypothesis units: name, title, claims, tests, settings, declared support, "
+                                     "origin (package and version, or file) and where the method is described")
+    ls.add_argument("--hypothesis-module", action="append", default=[], metavar="PATH.py",
+                    help="also list the unit of an unpackaged module (as `sinkbench run --hypothesis-module` loads it)")
+    n = sub.add_parser("new-hypothesis", help="write a skeleton package for a hypothesis unit NAME into ./sinkbench-NAME "
+                                              "(unit, entry point, a synthetic-data test, README); its test passes as written")
+    n.add_argument("name", help="the unit's name, e.g. X2 (letters, digits, '-' or '_', starting with a letter)")
+    n.add_argument("--dir", default=None, help="where to write the package (default ./sinkbench-<name>)")
     args = ap.parse_args(argv)
     try:
         return run(args)
@@ -69,7 +91,51 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def list_units(modules: list[str]) -> str:
+    """`sinkbench list`: every registered unit, a block each."""
+    from . import registry
+
+    if modules:
+        registry.add_modules(modules)
+    lines = []
+    for unit in registry.units().values():
+        o = registry.origin(unit)
+        source = o.get("package") or "unpackaged"
+        if o.get("version"):
+            source += f" {o['version']}"
+        lines.append(f"{unit.name}: {unit.title}")
+        if unit.question:
+            lines.append(f"  question: {unit.question}")
+        lines.append(f"  origin: {source} ({o.get('where')}; module {o.get('module')}, source sha256 {o.get('source')})")
+        lines.append(f"  method: {unit.methods or (o.get('file') or '') + ' (its module docstring; no methods= declared)'}")
+        lines.append(f"  tests: {', '.join(t.name for t in unit.tests)}")
+        for code, title in unit.claims.items():
+            lines.append(f"  claim {code}: {title}")
+        declared = unit.declared_settings()
+        for key, st in declared.items():
+            rng = f" in [{st.low}, {st.high}]" if st.low is not None or st.high is not None else ""
+            rng += f" one of {', '.join(map(str, st.choices))}" if st.choices else ""
+            lines.append(f"  setting {unit.name}.{key} = {st.default!r}{rng}: {st.help}")
+        sup = unit.support
+        lines.append(f"  supports: --units {'/'.join(sup.units)}; --remote {'yes' if sup.remote else 'no'}; devices "
+                     f"{'/'.join(sup.devices)}; families without a sink profile {'yes' if sup.unprofiled_families else 'no'}")
+        lines.append("")
+    lines.append("set a unit's setting with --set UNIT.KEY=VALUE, in [tool.sinkbench.UNIT] of pyproject.toml, or in a "
+                 "--models-file's [settings.UNIT]")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.cmd == "list":
+        print(list_units(args.hypothesis_module))
+        return 0
+    if args.cmd == "new-hypothesis":
+        from .skeleton import write_skeleton
+
+        where = write_skeleton(args.name, args.dir)
+        print(f"wrote {where}; next: pip install --no-build-isolation --no-deps -e {where} && "
+              f"pytest {where}/tests && sinkbench list")
+        return 0
     if args.cmd == "compare":
         from .compare import compare_dirs
 

@@ -78,6 +78,7 @@ class Settings:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+USER_KEYS = tuple(k for k in FIELDS if k != "extra")  # what [tool.sinkbench] may set (extra: run-time state, not a setting)
 MIN_SEQ_LEN = 12  # H3 needs positions with at least 8 later queries, and a few of them
 
 # Statistical settings and the ranges they must lie in: (low, high, low open?, high open?).
@@ -147,14 +148,40 @@ def load_pyproject_defaults(root: Path) -> dict:
     path = Path(root) / "pyproject.toml"
     if not path.exists():
         return {}
-    with path.open("rb") as fh:
-        table = tomllib.load(fh).get("tool", {}).get("sinkbench", {})
-    unknown = sorted(set(table) - set(FIELDS))
+    table = {k: v for k, v in _tool_table(path).items() if not isinstance(v, dict)}  # tables: units' settings
+    unknown = sorted(set(table) - set(USER_KEYS))
     if unknown:
         raise SinkbenchError(
-            f"[tool.sinkbench] in {path}: unknown key(s) {unknown}; known keys: {sorted(FIELDS)}"
+            f"[tool.sinkbench] in {path}: unknown key(s) {unknown}; known keys: {', '.join(sorted(USER_KEYS))}; "
+            "a hypothesis unit's own settings go in a table [tool.sinkbench.<unit>] (`sinkbench list` shows them)"
         )
     return table
+
+
+def _tool_table(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SinkbenchError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    except UnicodeDecodeError as exc:  # a Latin-1 byte: TOML is UTF-8
+        raise SinkbenchError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                             "TOML files are UTF-8: re-save it as UTF-8") from None
+    tool = data.get("tool", {})
+    table = tool.get("sinkbench", {}) if isinstance(tool, dict) else None
+    if not isinstance(table, dict):
+        raise SinkbenchError(f"{path}: [tool.sinkbench] must be a table of settings (key = value lines under "
+                             f"[tool.sinkbench]), got {type(table if isinstance(tool, dict) else tool).__name__}")
+    return table
+
+
+def unit_tables(root: Path | None) -> dict:
+    """The [tool.sinkbench.<unit>] tables of root/pyproject.toml: unit -> {key: value}, checked
+    against the units' declared settings by sinkbench.registry.resolve_settings."""
+    path = Path(root) / "pyproject.toml" if root is not None else None
+    if path is None or not path.exists():
+        return {}
+    return {k: v for k, v in _tool_table(path).items() if isinstance(v, dict)}
 
 
 def make_settings(root: Path | None = None, **overrides) -> Settings:

@@ -318,3 +318,45 @@ def run_problems(settings: Settings, per_model: dict[str, Settings], models_file
                 seen.add(problem)
                 out.append(problem)
     return out
+
+
+# --------------------------------------------------------------------------- declared support
+def support_problems(per_model: dict[str, Settings], selected) -> list[str]:
+    """What a selected hypothesis unit does not support (sinkbench.registry.Support) among the
+    run's options: --units, --remote, the device, a model family without a sink profile. One
+    line each naming the unit, its origin and both fixes; never applied silently.
+    selected: (unit, [its selected test names]) pairs."""
+    from . import registry
+
+    out = []
+    for unit, tests in selected:
+        sup = unit.support
+        o = registry.origin(unit)
+        who = f"{unit.name} ({o.get('package') or o.get('where', 'local')}{' ' + o['version'] if o.get('version') else ''})"
+        leave_out = "leave its tests out with -k '" + " and ".join(f"not {t}" for t in dict.fromkeys(tests)) + "'"
+        for name, s in per_model.items():
+            if s.units not in sup.units:
+                out.append(f"--units {s.units}: {who} does not apply it (it supports {', '.join(sup.units)}); "
+                           f"pass --units {sup.units[0]}, or {leave_out}")
+            if s.remote and not sup.remote:
+                out.append(f"--remote: {who} does not run on NDIF; drop --remote, or {leave_out}")
+            device = str(s.device).split(":")[0]
+            if not s.remote and device not in sup.devices:
+                out.append(f"--device {s.device}: {who} runs on {', '.join(sup.devices)} only; pass --device "
+                           f"{sup.devices[0]}, or {leave_out}")
+            if not sup.unprofiled_families and not s.remote:
+                family = _family(name, s)
+                if family is not None and not family.attention_interface:
+                    out.append(f"--model {name}: {who} needs a sink profile, which {name}'s family has not (attention "
+                               f"outside transformers' AttentionInterface); drop this model, or {leave_out}")
+    return list(dict.fromkeys(out))
+
+
+def _family(name: str, s: Settings):
+    try:
+        from .architectures import family_of
+
+        _, cfg = model_config(name, s.trust_remote_code)
+        return family_of(cfg)
+    except Exception:  # its own problem was reported by model_problems
+        return None

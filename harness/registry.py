@@ -79,6 +79,85 @@ class Test:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One setting a unit declares (Hypothesis(settings={"min_share": Setting(0.5, "...")})):
+    its default (whose type a value must have: bool, int, float or str), a one-line help,
+    and optionally the closed range [low, high] or the choices it must lie in. Users set it
+    in [tool.sinkbench.<unit>] of pyproject.toml, in a --models-file's [settings.<unit>]
+    table, or with --set <unit>.<key>=<value>; measure reads it as
+    bench.unit_settings(<unit>, model_name).<key>."""
+
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def parse(self, value, name: str):
+        """value as this setting's type, checked; a SinkbenchError names `name` and the fix."""
+        from sinkbench.errors import SinkbenchError
+
+        kind = type(self.default)
+        what = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(kind, kind.__name__)
+        try:
+            if kind is bool:
+                if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+                    value = value.strip().lower() in ("true", "1", "yes")
+                if not isinstance(value, bool):
+                    raise ValueError
+            elif kind is int:
+                if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                value = int(str(value).strip()) if isinstance(value, str) else int(value)
+            elif kind is float:
+                if isinstance(value, bool):
+                    raise ValueError
+                value = float(value)
+            elif kind is str:
+                if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                    raise ValueError
+                value = str(value)
+        except (TypeError, ValueError):
+            raise SinkbenchError(f"{name}: expected {what}, got {value!r}") from None
+        if self.choices and value not in self.choices:
+            raise SinkbenchError(f"{name}: {value!r} is not one of {', '.join(map(str, self.choices))}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != value or (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                interval = f"[{'-inf' if self.low is None else self.low}, {'inf' if self.high is None else self.high}]"
+                raise SinkbenchError(f"{name}: {value} is outside {interval}; pass a value in that range")
+        return value
+
+
+class UnitSettings(dict):
+    """A unit's settings for one model, read as attributes or keys (bench.unit_settings)."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"no setting {key!r}; settings: {', '.join(self) or 'none'}") from None
+
+
+@dataclass(frozen=True)
+class Support:
+    """What a unit's measure honours. units: the --units values it applies (a unit that
+    averages its per-window arrays with sinkbench.experiments.as_units supports 'document');
+    remote: whether it runs with --remote (NDIF); devices: the device types it runs on;
+    unprofiled_families: whether it runs on model families without a sink profile
+    (sinkbench.sink_profile: attention outside transformers' AttentionInterface, Falcon,
+    Bloom). An option a selected unit does not support stops the run at start-up with one
+    line naming the unit."""
+
+    units: tuple[str, ...] = ("window",)
+    remote: bool = False
+    devices: tuple[str, ...] = ("cpu", "cuda", "mps")
+    unprofiled_families: bool = True
+
+
+FULL_SUPPORT = Support(units=("window", "document"), remote=True)  # the built-in units, as before declared support
+
+
+@dataclass(frozen=True)
 class Hypothesis:
     """A hypothesis unit: one Holm family. name: the unit (and its family) in the registry,
     progress and the power warning; records: the records' `hypothesis` (the matrix row),
@@ -102,10 +181,20 @@ class Hypothesis:
     figures: Callable[[Any, str, list[dict]], list] | None = None  # (plt, model, records) -> [(figure, title)]
     methods: str = ""  # where docs/methods.md states it
     built_in: bool = False
+    # the unit's own settings: key -> Setting (or (default, help)); see Setting
+    settings: dict[str, Any] = field(default_factory=dict)
+    supports: Support | None = None  # default: Support() for a third-party unit, FULL_SUPPORT for a built-in one
 
     @property
     def hypothesis(self) -> str:
         return self.records or self.name
+
+    @property
+    def support(self) -> Support:
+        return self.supports if self.supports is not None else (FULL_SUPPORT if self.built_in else Support())
+
+    def declared_settings(self) -> dict[str, Setting]:
+        return {k: v if isinstance(v, Setting) else Setting(*v) for k, v in self.settings.items()}
 
 
 def standard_check(unit: Hypothesis, test: Test, bench, model_name: str, **case) -> None:
@@ -118,7 +207,8 @@ def standard_check(unit: Hypothesis, test: Test, bench, model_name: str, **case)
     bench.resume(unit.hypothesis, model_name, layer, **fields)
     key = tuple(case[a.name] for a in test.axes)
     passed, m = bench.results(unit, model_name)[key[0] if len(key) == 1 else key]
-    params = bench.params(model_name, **{k: v for k, v in case.items() if k != "layer"})
+    params = bench.params(model_name, **bench.unit_settings(unit.name, model_name),
+                          **{k: v for k, v in case.items() if k != "layer"})
     bench.record(unit.hypothesis, model_name, layer, params, passed, m, **fields)
     shown = {k: v for k, v in m.items() if isinstance(v, (int, float, str, bool))}
     assert passed, f"{unit.hypothesis} {test.name} fails on {model_name} {case}: {shown}" + windows_note(m)
@@ -132,7 +222,11 @@ def pytest_function(unit: Hypothesis, test_name: str) -> Callable:
     check = test.check or (lambda bench, model_name, **case: standard_check(unit, test, bench, model_name, **case))
 
     def run(sinkbench, model_name, **case):
-        check(sinkbench, model_name, **case)
+        sinkbench.current_unit = unit  # whose code and settings the case key and record name (H4-A and H4-B record H4)
+        try:
+            check(sinkbench, model_name, **case)
+        finally:
+            sinkbench.current_unit = None
 
     names = ["sinkbench", "model_name"] + [a.name for a in test.axes]
     run.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
@@ -143,45 +237,215 @@ def pytest_function(unit: Hypothesis, test_name: str) -> Callable:
 
 
 _UNITS: dict[str, Hypothesis] | None = None
+_ORIGINS: dict[str, dict] = {}  # unit name -> package, version, module, file, source (sha256 of its sources)
+_LOCAL: list[str] = []  # --hypothesis-module files, in order
 
 
-def _load(module: str, origin: str) -> Hypothesis:
+def _load(module: str, origin: str):
     from sinkbench.errors import SinkbenchError
 
     try:
-        unit = importlib.import_module(module).HYPOTHESIS
+        mod = importlib.import_module(module)
+        unit = mod.HYPOTHESIS
     except (ImportError, AttributeError) as exc:
         raise SinkbenchError(f"{origin}: cannot load a hypothesis from {module!r} ({exc}); "
                              "the module must define HYPOTHESIS = sinkbench.registry.Hypothesis(...)") from None
     if not isinstance(unit, Hypothesis):
         raise SinkbenchError(f"{origin}: {module}.HYPOTHESIS is a {type(unit).__name__}, not a sinkbench.registry.Hypothesis")
-    return unit
+    return unit, mod
+
+
+def _load_file(path: str):
+    """A --hypothesis-module file, imported under a module name of its own (sinkbench_local_<stem>)."""
+    import importlib.util
+    import re
+    import sys
+    from pathlib import Path
+
+    from sinkbench.errors import SinkbenchError
+
+    file = Path(path).expanduser().resolve()
+    where = f"--hypothesis-module {path}"
+    if not file.is_file() or file.suffix != ".py":
+        raise SinkbenchError(f"{where}: not a .py file; pass the path of a module that defines HYPOTHESIS = Hypothesis(...)")
+    name = "sinkbench_local_" + re.sub(r"\W", "_", file.stem)
+    spec = importlib.util.spec_from_file_location(name, file)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as exc:
+        del sys.modules[name]
+        raise SinkbenchError(f"{where}: importing it raised {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}; "
+                             "fix the module (run `python " + str(path) + "` to see the traceback)") from None
+    unit = getattr(mod, "HYPOTHESIS", None)
+    if not isinstance(unit, Hypothesis):
+        got = "no HYPOTHESIS" if unit is None else f"HYPOTHESIS is a {type(unit).__name__}"
+        raise SinkbenchError(f"{where}: {got}; the module must define HYPOTHESIS = sinkbench.registry.Hypothesis(...)")
+    return unit, mod
+
+
+def source_sha256(unit: Hypothesis, mod) -> str:
+    """sha256 of the unit's sources: its module's file, and the files of the modules its
+    measure, check and passes functions come from (sinkbench's own helpers included where a
+    unit keeps its criterion there, e.g. sinkbench.claims_h7)."""
+    import hashlib
+    import sys
+
+    names = {mod.__name__}
+    for fn in [unit.measure, unit.passes, *(t.check for t in unit.tests)]:
+        if fn is not None and getattr(fn, "__module__", None):
+            names.add(fn.__module__)
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file:
+            try:
+                with open(file, "rb") as fh:
+                    digest.update(name.encode() + b"\0" + fh.read() + b"\0")
+            except OSError:
+                digest.update(name.encode())
+    return digest.hexdigest()[:16]
+
+
+def _origin(unit: Hypothesis, mod, package: str | None, version: str | None, where: str) -> dict:
+    return {"package": package, "version": version, "module": mod.__name__, "file": getattr(mod, "__file__", None),
+            "source": source_sha256(unit, mod), "where": where}
+
+
+def add_modules(paths: list[str]) -> None:
+    """--hypothesis-module: unpackaged unit files, registered after the entry points' units
+    (units() re-read)."""
+    global _UNITS
+    _LOCAL[:] = list(dict.fromkeys(paths))
+    _UNITS = None
 
 
 def units() -> dict[str, Hypothesis]:
-    """Every registered unit by name: the built-in ones, then the entry points' (loaded once).
-    Two units with one name, or one test name in two units, is an error naming both."""
+    """Every registered unit by name: the built-in ones, then the entry points', then the
+    --hypothesis-module files' (loaded once). Two units with one name, or one test name in two
+    units, is an error naming both. A unit's setting named like one of sinkbench's is an error."""
     global _UNITS
     if _UNITS is None:
         from importlib.metadata import entry_points
 
+        from sinkbench import __version__
         from sinkbench.errors import SinkbenchError
 
-        found = [(_load(f"sinkbench.hypotheses.{m}", "sinkbench"), "sinkbench") for m in BUILT_IN]
+        found = []
+        for m in BUILT_IN:
+            unit, mod = _load(f"sinkbench.hypotheses.{m}", "sinkbench")
+            found.append((unit, "sinkbench", _origin(unit, mod, "sinkbench", __version__, "built in")))
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            found.append((_load(ep.value, f"entry point {ep.name!r} ({ep.dist.name if ep.dist else '?'})"), ep.value))
+            dist = getattr(ep, "dist", None)
+            where = f"entry point {ep.name!r} ({dist.name if dist else '?'})"
+            unit, mod = _load(ep.value, where)
+            found.append((unit, ep.value, _origin(unit, mod, dist.name if dist else None, dist.version if dist else None,
+                                                  f"entry point {ep.name} = {ep.value!r}")))
+        for path in _LOCAL:
+            unit, mod = _load_file(path)
+            found.append((unit, f"--hypothesis-module {path}", _origin(unit, mod, None, None, f"--hypothesis-module {path}")))
+        from sinkbench.config import FIELDS
+
         out: dict[str, Hypothesis] = {}
         tests: dict[str, str] = {}
-        for unit, origin in found:
+        origins: dict[str, dict] = {}
+        for unit, origin, info in found:
             if unit.name in out:
                 raise SinkbenchError(f"two hypothesis units are named {unit.name!r} ({origin} and an earlier one); rename one")
             for t in unit.tests:
                 if t.name in tests:
                     raise SinkbenchError(f"test {t.name!r} is declared by {tests[t.name]} and {unit.name}; rename one")
                 tests[t.name] = unit.name
+            clash = sorted((set(unit.settings) & (set(FIELDS) | RESERVED_PARAMS)))
+            if clash:
+                raise SinkbenchError(f"{unit.name} ({origin}): setting(s) {clash} are named like sinkbench's own "
+                                     "settings or record params; rename them (e.g. with the unit's prefix)")
             out[unit.name] = unit
+            origins[unit.name] = info
         _UNITS = out
+        _ORIGINS.clear()
+        _ORIGINS.update(origins)
     return _UNITS
+
+
+# params every record carries (sinkbench.bench.Bench.params); a unit's setting may not shadow one
+RESERVED_PARAMS = {"n_bands", "n_seqs", "seq_len", "dataset", "windows", "n_select", "units", "dtype", "device", "seeds",
+                   "alpha", "basis", "uses_bos", "layers_grid", "k", "not_applied"}
+
+
+def origin(unit: Hypothesis | str) -> dict:
+    """Where a unit comes from: package (distribution name; None for a --hypothesis-module
+    file), version, module, file, source (sha256 of its sources, 16 hex digits), where."""
+    units()
+    return dict(_ORIGINS.get(unit if isinstance(unit, str) else unit.name, {}))
+
+
+def identity(unit: Hypothesis | str) -> dict:
+    """What a record and its case key say of the unit that made it: its name, distribution
+    name and version (None for an unpackaged --hypothesis-module file) and source hash."""
+    o = origin(unit)
+    return {"name": unit if isinstance(unit, str) else unit.name, "package": o.get("package"),
+            "version": o.get("version"), "source": o.get("source")}
+
+
+def recording(hypothesis: str) -> list[Hypothesis]:
+    """The units whose records carry this `hypothesis` (H4: H4-A and H4-B)."""
+    return [u for u in units().values() if u.hypothesis == hypothesis or u.name == hypothesis]
+
+
+def find(name: str) -> Hypothesis | None:
+    """A unit by name, case-insensitively (--set h8.min_deepest=... names H8)."""
+    found = units()
+    return found.get(name) or next((u for n, u in found.items() if n.lower() == name.lower()), None)
+
+
+def resolve_settings(sources: list[tuple[str, dict]]) -> dict[str, dict]:
+    """Unit settings set by the user, checked: sources are (where, {unit: {key: value}}) in
+    increasing precedence ([tool.sinkbench.<unit>], a --models-file's [settings.<unit>],
+    --set). Returns unit name -> {key: value} (only what was set; defaults apply elsewhere).
+    Every error is one line naming where the value was set, and the real units or keys."""
+    from sinkbench.errors import SinkbenchError
+
+    out: dict[str, dict] = {}
+    for where, table in sources:
+        for unit_name, values in table.items():
+            unit = find(unit_name)
+            if unit is None:
+                with_settings = [u.name for u in units().values() if u.settings]
+                raise SinkbenchError(f"{where}: no hypothesis unit named {unit_name!r}; units with settings: "
+                                     f"{', '.join(with_settings) or 'none'} (`sinkbench list` shows them)")
+            declared = unit.declared_settings()
+            if not isinstance(values, dict):
+                raise SinkbenchError(f"{where}: {unit_name} must be a table of settings, got {values!r}")
+            for key, value in values.items():
+                if key not in declared:
+                    known = ", ".join(sorted(declared)) if declared else "none (it declares no settings)"
+                    raise SinkbenchError(f"{where}: {unit.name} has no setting {key!r}; its settings: {known}")
+                out.setdefault(unit.name, {})[key] = declared[key].parse(value, f"{where} {unit.name}.{key}")
+    return out
+
+
+def parse_set(items: list[str]) -> dict[str, dict]:
+    """--set UNIT.KEY=VALUE options as {unit: {key: value-as-text}} (checked by resolve_settings)."""
+    from sinkbench.errors import SinkbenchError
+
+    out: dict[str, dict] = {}
+    for item in items or []:
+        left, eq, value = str(item).partition("=")
+        unit_name, dot, key = left.strip().partition(".")
+        if not eq or not dot or not unit_name or not key.strip():
+            raise SinkbenchError(f"--set {item!r}: expected UNIT.KEY=VALUE, e.g. --set X1.min_share=0.8 "
+                                 "(`sinkbench list` shows each unit's settings)")
+        out.setdefault(unit_name, {})[key.strip()] = value.strip()
+    return out
+
+
+def settings_for(unit: Hypothesis, chosen: dict[str, dict] | None) -> UnitSettings:
+    """A unit's settings: its defaults, with what the user set (resolve_settings' result)."""
+    values = {k: s.default for k, s in unit.declared_settings().items()}
+    values.update((chosen or {}).get(unit.name, {}))
+    return UnitSettings(values)
 
 
 def third_party() -> list[Hypothesis]:

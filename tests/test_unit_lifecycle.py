@@ -1,0 +1,144 @@
+"""A lab's own unit as safe as a built-in one (issue 27), end to end on the tiny zoo model with
+the unit `sinkbench new-hypothesis` writes, loaded unpackaged (--hypothesis-module):
+--resume recomputes a case whose unit code or setting changed and says so in one line;
+--units the unit does not apply is refused at start-up; the start-up checks run for
+hypothesis tests collected from any folder; unit settings are checked in one line;
+`sinkbench list` shows the unit."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sinkbench.cli import hypotheses_dir
+from sinkbench.skeleton import write_skeleton
+
+ARGS = ["--model", "tiny-bb-bos", "--seq-len", "64", "--n-seqs", "16", "-p", "no:cacheprovider"]
+
+
+@pytest.fixture
+def unit(tmp_path) -> Path:
+    return write_skeleton("D1", str(tmp_path / "pkg")) / "sinkbench_d1.py"
+
+
+def pytest_run(cwd: Path, *args: str, target=None) -> subprocess.CompletedProcess:
+    target = str(target or hypotheses_dir() / "test_registered.py")
+    return subprocess.run([sys.executable, "-m", "pytest", target, *ARGS, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, PYTHONPATH=""))
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_resume_recomputes_a_case_of_other_unit_settings_or_code_and_says_so(unit, tmp_path):
+    results = tmp_path / "r"
+    common = ("--hypothesis-module", str(unit), "--results", str(results), "-q")
+    first = pytest_run(tmp_path, *common)
+    assert first.returncode in (0, 1), (first.stdout + first.stderr)[-3000:]
+    recs = records(results / "results.jsonl")
+    assert len(recs) == 2 and all(r["params"]["min_deepest"] == 0.5 and r["params"]["units"] == "window" for r in recs)
+    assert all(r["unit"]["name"] == "D1" and r["unit"]["package"] is None and len(r["unit"]["source"]) == 16 for r in recs)
+    assert "2 results appended" in first.stdout
+    # the same code and settings: kept, and nothing is said to be appended
+    same = pytest_run(tmp_path, *common, "--resume")
+    assert "0 results appended" in same.stdout and "2 kept from an earlier run by --resume" in same.stdout, same.stdout
+    assert len(records(results / "results.jsonl")) == 2
+    # another threshold: recomputed, one line saying which setting changed
+    other = pytest_run(tmp_path, *common, "--resume", "--set", "D1.min_deepest=0.8")
+    lines = [line for line in other.stdout.splitlines() if "--resume:" in line]
+    assert lines == [f"[sinkbench] --resume: D1 on tiny-bb-bos: cases recomputed, not reused from {results / 'results.jsonl'}: "
+                     "D1.min_deepest changed (0.5 -> 0.8)"], other.stdout[-3000:]
+    assert [r["params"]["min_deepest"] for r in records(results / "results.jsonl")] == [0.5, 0.5, 0.8, 0.8]
+    # other unit code (same settings as the first run): recomputed, the source named
+    unit.write_text(unit.read_text() + "\n# an edit\n")
+    edited = pytest_run(tmp_path, *common, "--resume")
+    assert "D1's source changed" in edited.stdout and "2 results appended" in edited.stdout, edited.stdout[-3000:]
+
+
+def test_units_document_is_refused_at_start_up_by_a_unit_that_does_not_apply_it(unit, tmp_path):
+    unit.write_text(unit.read_text().replace('supports=Support(units=("window", "document"))', "supports=Support()"))
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n\n".join(" ".join(f"word{i} text{j} of document {i}." for j in range(400)) for i in range(40)))
+    done = pytest_run(tmp_path, "--hypothesis-module", str(unit), "--units", "document", "--dataset", str(docs),
+                      "--results", str(tmp_path / "r"))
+    assert done.returncode == 4, (done.stdout + done.stderr)[-3000:]
+    assert done.stderr.strip().splitlines() == [
+        f"ERROR: --units document: D1 (--hypothesis-module {unit}) does not apply it (it supports window); pass --units "
+        "window, or leave its tests out with -k 'not test_d1_sink_grows_with_depth'"]
+    assert not (tmp_path / "r" / "results.jsonl").exists()
+
+
+def test_start_up_checks_run_for_hypothesis_tests_collected_from_another_folder(tmp_path):
+    """Another checkout's hypotheses (not the installed folder): the seq-len error comes at
+    start-up, exit 4, before any weights load, not as a test failure."""
+    other = tmp_path / "other-checkout" / "hypotheses"
+    other.mkdir(parents=True)
+    shutil.copy(hypotheses_dir() / "test_dark_tail_necessary.py", other / "test_dark_tail_necessary.py")
+    done = subprocess.run([sys.executable, "-m", "pytest", "hypotheses", "--model", "tiny-bb-bos", "--seq-len", "100000",
+                           "--results", str(tmp_path / "r"), "-p", "no:cacheprovider"], cwd=other.parent,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 4, (done.stdout + done.stderr)[-3000:]
+    assert "ERROR: --seq-len 100000: longer than tiny-bb-bos's max_position_embeddings" in done.stderr
+    assert "loading" not in done.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "D1.nope=1"], "ERROR: --set: D1 has no setting 'nope'; its settings: min_deepest"),
+    (["--set", "D1.min_deepest=2"], "ERROR: --set D1.min_deepest: 2.0 is outside [0.0, 1.0]; pass a value in that range"),
+    (["--set", "D1.min_deepest=much"], "ERROR: --set D1.min_deepest: expected a number, got 'much'"),
+    (["--set", "nounit.x=1"], "ERROR: --set: no hypothesis unit named 'nounit'; units with settings: D1 (`sinkbench list` shows them)"),
+    (["--set", "D1min_deepest"], "ERROR: --set 'D1min_deepest': expected UNIT.KEY=VALUE"),
+])
+def test_a_bad_unit_setting_is_one_line_at_start_up(unit, tmp_path, args, message):
+    done = pytest_run(tmp_path, "--hypothesis-module", str(unit), *args, "--collect-only")
+    assert done.returncode == 4, (done.stdout + done.stderr)[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(message), line
+
+
+def sinkbench_run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sinkbench", "run", *ARGS, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_pyproject_sets_a_unit_setting_and_an_unknown_key_lists_the_real_ones(unit, tmp_path):
+    """`sinkbench run` reads the current folder's pyproject.toml: its configfile, and its
+    [tool.sinkbench] and [tool.sinkbench.<unit>] tables (never the product's own)."""
+    (tmp_path / "pyproject.toml").write_text("[tool.sinkbench]\nbogus = 1\n")
+    done = sinkbench_run(tmp_path, "--hypothesis-module", str(unit), "--collect-only")
+    (line,) = done.stderr.strip().splitlines()
+    assert done.returncode == 4 and "unknown key(s) ['bogus']" in line and "n_seqs" in line and "extra" not in line, line
+    (tmp_path / "pyproject.toml").write_text("[tool.sinkbench.D1]\nmin_deepest = 0.9\nfoo = 1\n")
+    done = sinkbench_run(tmp_path, "--hypothesis-module", str(unit), "--collect-only")
+    assert done.returncode == 4 and "D1 has no setting 'foo'; its settings: min_deepest" in done.stderr, done.stderr
+    (tmp_path / "pyproject.toml").write_text("[tool.sinkbench.D1]\nmin_deepest = 0.9\n")
+    done = sinkbench_run(tmp_path, "--hypothesis-module", str(unit), "-k", "deepest", "--results", str(tmp_path / "r"))
+    assert f"configfile: pyproject.toml" in done.stdout, done.stdout[:1500]
+    assert [r["params"]["min_deepest"] for r in records(tmp_path / "r" / "results.jsonl")] == [0.9], done.stdout[-2000:]
+
+
+def test_sinkbench_list_shows_a_unit_its_origin_settings_and_support(unit, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "sinkbench", "list", "--hypothesis-module", str(unit)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "H1: the dark tail is necessary" in out and "origin: sinkbench 0.1.0 (built in" in out
+    block = out[out.index("D1: the sink's share of attention grows with depth"):]
+    assert "origin: unpackaged (--hypothesis-module" in block
+    assert "setting D1.min_deepest = 0.5 in [0.0, 1.0]: share of the deepest layer's attention the sink must hold" in block
+    assert "claim D1/grows:" in block and "supports: --units window/document; --remote no" in block
+
+
+def test_the_power_warning_names_only_the_selected_units(unit, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pytest", "hypotheses", "--co", "-q", "-p", "no:cacheprovider",
+                           "--model", "tiny-bb-bos", "--seq-len", "64", "--n-seqs", "3", "--hypothesis-module", str(unit),
+                           "-k", "test_d1", "--results", str(tmp_path / "r")],
+                          cwd=hypotheses_dir().parent, capture_output=True, text=True, timeout=300)
+    warnings = [line for line in done.stdout.splitlines() if "[sinkbench] warning" in line]
+    assert warnings and all("D1" in line for line in warnings), done.stdout[-3000:]
