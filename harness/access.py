@@ -238,6 +238,11 @@ class Subject:
         return get_path(envoy_or_model, self.norm_path)
 
     @property
+    def vocab_size(self) -> int:
+        """The text model's vocabulary (multimodal wrappers such as Gemma-3 keep it in text_config)."""
+        return int(self.unembedding.shape[0])
+
+    @property
     def n_layers(self) -> int:
         return len(get_path(self.model, self.layers_path))
 
@@ -332,6 +337,19 @@ class Subject:
 
     # --- load-time check -----------------------------------------------------
     def check(self) -> None:
+        """_check, with any failure of the model's own code (its forward raising at load: a bad
+        config, missing weights, a kernel it needs) one line naming the model and the exception."""
+        try:
+            self._check()
+        except SinkbenchError:
+            raise
+        except Exception as exc:
+            detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "no detail")[:300]
+            raise SinkbenchError(f"{self.name}: its forward pass fails at load ({type(exc).__name__}: {detail}); "
+                                 f"sinkbench cannot measure a {architectures.architecture_name(self.model.config)} "
+                                 "that does not run") from None
+
+    def _check(self) -> None:
         """The final norm folds (norm_fold), and one tiny traced pass: layer outputs are
         [B, T, d] tensors, the layer's output is its input plus its two branch writes, and
         attention probabilities are available and sum to one; then the logits formed from
@@ -340,7 +358,7 @@ class Subject:
         import nnsight
 
         _ = self.norm_fold  # reads the fold and verifies it against the module
-        ids = torch.tensor([[self.bos_id or 0, 1, 2, 3, 4]], device=self.device) % self.model.config.vocab_size
+        ids = torch.tensor([[self.bos_id or 0, 1, 2, 3, 4]], device=self.device) % self.vocab_size
         nn = self.nn
         attn_mod = self.attention(self.model, 0)
         write_mod = self.branches(self.model, 0)[0]

@@ -104,11 +104,78 @@ def _config_reason(model_type: str, config) -> str | None:
     return None
 
 
+# Not causal decoders: their loss at a position sees later tokens (or they have no LM head).
+ENCODER_ONLY = frozenset({
+    "bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "deberta", "deberta-v2", "electra", "distilbert", "albert",
+    "camembert", "modernbert", "ernie", "nomic_bert", "mpnet", "funnel", "longformer", "big_bird", "megatron-bert",
+    "rembert", "roformer", "squeezebert", "mobilebert", "layoutlm", "esm", "canine", "xlm", "flaubert", "ibert",
+    "data2vec-text", "luke", "nystromformer", "yoso", "mra", "convbert", "bros", "lilt", "markuplm", "splinter",
+    "qdqbert", "realm", "tapas", "xmod", "jina_bert", "neobert", "ettin", "modernbert-decoder-bidirectional",
+})
+# Layers that are not (softmax) attention: no attention probabilities to measure a sink in.
+ATTENTION_FREE = frozenset({"mamba", "mamba2", "falcon_mamba", "rwkv", "rwkv6", "rwkv7", "xlstm", "hgrn", "retnet"})
+HYBRID = frozenset({"jamba", "falcon_h1", "zamba", "zamba2", "granitemoehybrid", "lfm2", "lfm2_moe", "minimax",
+                    "bamba", "nemotron_h", "qwen3_next", "plamo2", "recurrent_gemma", "olmo_hybrid", "kimi_linear",
+                    "hunyuan_v1_hybrid", "jetmoe_hybrid"})
+
+
+def _truthy(value) -> bool:
+    return bool(value) and str(value).lower() not in ("false", "none", "0", "causal")
+
+
+def noncausal_reason(config) -> str | None:
+    """Why a config describes a model whose outputs are not a causal language model's
+    (bidirectional attention, a prefix-LM, an encoder-decoder or an encoder-only model), or None.
+    Read from the wrapper and its text_config."""
+    model_type = getattr(config, "model_type", None)
+    text = text_config(config)
+    for cfg in (config,) if text is config else (config, text):
+        bidir = getattr(cfg, "use_bidirectional_attention", None)
+        if _truthy(bidir):
+            return (f"bidirectional attention (use_bidirectional_attention={bidir!r}, an embedding model's layout): every "
+                    "position attends to later tokens, so its NLL is not a language-model loss; sinkbench needs a causal decoder")
+        if getattr(cfg, "is_causal", True) is False:
+            return ("is_causal=False: its attention is not causal, so its NLL is not a language-model loss; "
+                    "sinkbench needs a causal decoder")
+        attn = getattr(cfg, "attn_config", None)
+        prefix = getattr(cfg, "prefix_lm", None)
+        if prefix is None and isinstance(attn, dict):
+            prefix = attn.get("prefix_lm")
+        elif prefix is None and attn is not None:
+            prefix = getattr(attn, "prefix_lm", None)
+        if _truthy(prefix):
+            return ("a prefix-LM (prefix_lm=True): the prefix attends bidirectionally, so its NLL is not a causal "
+                    "language-model loss; sinkbench needs a causal decoder")
+        if getattr(cfg, "is_encoder_decoder", False):
+            return ("an encoder-decoder (is_encoder_decoder=True): the encoder is bidirectional and the decoder reads it "
+                    "through cross-attention; sinkbench needs a decoder-only causal model")
+    if model_type in ENCODER_ONLY:
+        return (f"an encoder-only model ({model_type}): bidirectional attention and no causal language-model head; "
+                "sinkbench needs a decoder-only causal model")
+    return None
+
+
+def mechanism_reason(config) -> str | None:
+    """Why a family outside the table cannot be measured at all, by its mechanism, or None."""
+    model_type = getattr(config, "model_type", None)
+    if model_type in ATTENTION_FREE:
+        return (f"attention-free ({model_type}: state-space or recurrent layers): there are no attention probabilities, "
+                "so there is no attention sink to measure")
+    if model_type in HYBRID:
+        return (f"a hybrid ({model_type}): some decoder layers are state-space, recurrent or linear attention, not "
+                "softmax attention; sinkbench's grids edit and read every layer's attention, so it does not measure "
+                "hybrids (their attention layers alone are not the whole residual stream's story)")
+    return None
+
+
 def unsupported_reason(config) -> str | None:
     """None if sinkbench supports this architecture with this config; else one line naming the
     architecture and what is missing. Reads the config only (no weights)."""
     model_type = getattr(config, "model_type", None)
     name = architecture_name(config)
+    reason = noncausal_reason(config) or mechanism_reason(config)
+    if reason is not None:
+        return f"unsupported architecture {name}: {reason}"
     if model_type not in FAMILIES:
         return (f"unsupported architecture {name} (model_type {model_type!r}): not in sinkbench's architecture table "
                 f"(sinkbench.architectures.FAMILIES), so its layers, final norm and logit post-processing are unknown")
@@ -130,8 +197,17 @@ def block_kind(family: Family, config) -> str:
     return "sequential"
 
 
+def text_config(config):
+    """The config of the text model: itself, or a multimodal wrapper's text_config (Gemma-3,
+    Llama-4, Qwen2.5-VL keep the vocabulary, widths and logit settings there)."""
+    text = getattr(config, "text_config", None)
+    return text if text is not None and text is not config else config
+
+
 def logit_post(family: Family, config) -> tuple[float, float | None]:
-    """(scale, softcap) the family applies to W_U h + b, in that order."""
+    """(scale, softcap) the family applies to W_U h + b, in that order. Read from the model's
+    own config, not a wrapper's text_config: Gemma-3's multimodal wrapper does not cap its
+    logits even where its text_config sets final_logit_softcapping (check_logits verifies)."""
     scale = 1.0
     if family.logit_scale:
         scale *= float(getattr(config, family.logit_scale))
