@@ -118,22 +118,91 @@ def regime_token_nll(subject, windows: torch.Tensor, batch: int, regime: str, wi
 
 def designated_edit(spectrum, layer: int, n_windows: int):
     """H4-A's dark write ("add", designate.write_dark) at `layer`: position 0's band-K
-    component added to the control token's residual, in every window."""
+    component added to the control token's residual, in every window (the ladder's rung 1)."""
     from .designate import dark_write
 
     return dark_write(spectrum, layer, torch.full((n_windows,), CONTROL_POSITION, dtype=torch.long), "add")
 
 
-def passes_per_run(n_grid_layers: int) -> int:
-    """Forward passes H7 runs per batch of test windows: the five mask regimes and one
-    designated regime per grid layer (the profile rides on them; sinkbench.sink_profile)."""
-    return len(REGIMES) + n_grid_layers
+# --------------------------------------------------------------------------- the reference and the ladder
+EARLY_LAYER = 1  # the ladder's early layer (where the massive activation forms; clamped to L - 2)
+LADDER_LAYERS = ("default", "grid")  # default: the early layer and the middle grid layer; grid: the early layer and every grid layer
+
+
+def ladder_setting(s) -> str:
+    """Which layers the ladder runs at: Settings.extra['h7_ladder_layers'], else the environment's
+    SINKBENCH_H7_LADDER, else 'default' (no Settings field yet)."""
+    import os
+
+    how = (getattr(s, "extra", None) or {}).get("h7_ladder_layers") or os.environ.get("SINKBENCH_H7_LADDER") or "default"
+    if how not in LADDER_LAYERS:
+        raise SinkbenchError(f"h7_ladder_layers = {how!r}: one of {LADDER_LAYERS}")
+    return how
+
+
+def ladder_layers(grid: list[int], n_layers: int, how: str = "default") -> list[int]:
+    """The ladder's layers: the early layer (EARLY_LAYER, at most L - 2) and the middle layer of
+    the --layers grid ('default'), or the early layer and every grid layer ('grid')."""
+    early = max(0, min(EARLY_LAYER, n_layers - 2))
+    chosen = [early, grid[len(grid) // 2]] if (how == "default" and grid) else [early, *grid]
+    return sorted(set(chosen))
+
+
+def late_key(layer: int) -> str:
+    return f"late_sink_L{layer}"
+
+
+def rung_key(rung: str, layer: int) -> str:
+    from .claims_h7 import designated_key
+
+    return designated_key(layer) if rung == "dark_write" else f"{rung}_L{layer}"
+
+
+def recompute_token_nll(subject, windows: torch.Tensor, batch: int, window: int, bos: bool = False) -> np.ndarray:
+    """StreamingLLM's recompute baseline, [N, T-1-W]: the prediction at each position i >= W
+    made by a fresh pass over the W most recent tokens (i - W + 1 .. i) alone, re-indexed from
+    position 0: the context a window holds, with the sink the model makes of a sequence's
+    start. bos: the windows start with the model's BOS (every text the model saw did), so the
+    fresh sequence is that BOS and the W - 1 most recent tokens (W keys either way)."""
+    from .interventions import run_batched
+
+    n, t = windows.shape
+    starts = range(window, t - 1)
+    recent = window - 1 if bos else window
+    subs = torch.stack([windows[:, i - recent + 1: i + 2] for i in starts], 1)  # [N, P, recent + 1]
+    if bos:
+        subs = torch.cat([windows[:, None, :1].expand(n, len(starts), 1), subs], 2)
+    subs = subs.flatten(0, 1)  # [N * P, W + 1]
+    res = run_batched(subject, subs, max(1, batch * t // (window + 1)))
+    return to_numpy(res.token_nll[:, window - 1]).reshape(n, len(starts))
+
+
+def _mask_at(mask, subject, layer: int):
+    """The mask a layer reads from a regime_mask (a dict by layer type where the types differ)."""
+    if not isinstance(mask, dict):
+        return mask
+    return mask[subject.model.config.layer_types[layer]]
+
+
+def passes_per_run(n_grid_layers: int, n_ladder_layers: int = 2, t: int = 128, window: int = 32) -> int:
+    """Forward passes H7 runs per batch of test windows (about: the profile rides on them,
+    sinkbench.sink_profile): the five mask regimes, the recompute baseline (its short windows
+    batched), rung 1 and the upper bound at each grid and ladder layer, rungs 2-5 at each
+    ladder layer. n_ladder_layers 0: the five regimes and rung 1 at the grid layers."""
+    if not n_ladder_layers:
+        return len(REGIMES) + n_grid_layers
+    n1 = n_grid_layers + max(0, n_ladder_layers - 1)
+    return len(REGIMES) + -(-(t - 1 - window) * (window + 1) // t) + 2 * n1 + 4 * n_ladder_layers
 
 
 @dataclass
 class H7Test:
     """Per-test-window arrays [N]: mean NLL of the predictions made at positions >= W under
-    each regime; designated: grid layer -> [N] (the control regime with H4's dark write there)."""
+    each regime; designated: layer -> [N] (the control regime with H4's dark write there: the
+    ladder's rung 1); recompute: StreamingLLM's recompute baseline (None: no reference run, the
+    full regime stands in); late: layer -> [N] (the first token visible only after that layer,
+    the upper bound of a write there); ladder: (rung, layer) -> [N] for rungs 2-5
+    (sinkbench.designate.RUNGS)."""
 
     full: np.ndarray
     window: np.ndarray
@@ -141,76 +210,187 @@ class H7Test:
     sink4: np.ndarray
     control: np.ndarray
     designated: dict = field(default_factory=dict)
+    recompute: np.ndarray | None = None
+    late: dict = field(default_factory=dict)
+    ladder: dict = field(default_factory=dict)
 
 
-def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=None, layers=()) -> tuple[H7Test, dict]:
+def _profiled(subject, windows, batch, positions, from_query, mask, edit, hooks):
+    """sink_profile.profiled_pass, with `hooks` (a context, designate.ladder_hooks) entered
+    inside the profile's capture so that what it reads is what the edited layers computed."""
+    from functools import partial
+
+    from .interventions import run_batched
+    from .sink_profile import capturing, profile_readout, profiled_pass
+
+    if hooks is None:
+        return profiled_pass(subject, windows, batch, positions=positions, from_query=from_query,
+                             attention_mask=mask, edit=edit)
+    layers = list(range(subject.n_layers))
+    with capturing(subject, from_query), hooks():
+        res = run_batched(subject, windows, batch, attention_mask=mask, edit=edit, attn_layers=layers,
+                          attn_readout=partial(profile_readout, positions=tuple(positions)))
+    return res, {i: res.attention[i].float().cpu() for i in layers}
+
+
+def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=None, layers=(),
+              ladder=()) -> tuple[H7Test, dict]:
     """The regimes' per-window NLLs over positions >= W, and what the record reads beside
-    them: per regime (designated ones as designated_L<l>) the mean NLL by position ([T-1]
-    over windows; the StreamingLLM curve) and the value/key profile of positions 0 and the
-    control per layer (sinkbench.sink_profile; its learned_sink_mass is the learned sinks')."""
-    from .claims_h7 import designated_key
-    from .sink_profile import profiled_pass, summarize
+    them: per regime (designated ones as designated_L<l>, the ladder's as <rung>_L<l>, the
+    upper bounds as late_sink_L<l>, the recompute baseline as recompute) the mean NLL by
+    position ([T-1] over windows; the StreamingLLM curve) and the value/key profile of
+    positions 0 and the control per layer (sinkbench.sink_profile; its learned_sink_mass is
+    the learned sinks'). layers: the grid (rung 1, claim d); ladder: the ladder's layers (rung
+    1 there too, rungs 2-5, and the upper bound at every layer of both). With no ladder, the
+    recompute baseline and the upper bounds are not run either (the verdicts then read the
+    full regime as the reference)."""
+    from functools import partial
 
-    positions, t = (0, CONTROL_POSITION), windows.shape[1]
-    runs = {r: (regime_mask(subject, t, r, window), None) for r in REGIMES}
-    for layer in layers:
+    from .claims_h7 import designated_key
+    from .designate import RUNGS, ladder_hooks, marked, rung_edit
+    from .interventions import Edit
+    from .sink_profile import summarize, supported
+
+    positions, t, n = (0, CONTROL_POSITION), windows.shape[1], len(windows)
+    runs = {r: (regime_mask(subject, t, r, window), None, None) for r in REGIMES}
+    rung1 = sorted(set(layers) | set(ladder))
+    for layer in rung1:
         runs[designated_key(layer)] = (regime_mask(subject, t, "control", window),
-                                       designated_edit(spectrum, layer, len(windows)))
+                                       designated_edit(spectrum, layer, n), None)
+    ladder = list(ladder) if supported(subject) else []  # the hooks ride on the profile's attention function
+    if ladder:
+        dark = spectrum.keep([spectrum.n_bands])
+        win, sink1 = regime_mask(subject, t, "window", window), regime_mask(subject, t, "sink1", window)
+        for layer in rung1:
+            masks = {i: _mask_at(win, subject, i) for i in range(layer + 1)}
+            runs[late_key(layer)] = (sink1, Edit(layer, partial(marked, regime="late_sink", layer=layer)),
+                                     partial(ladder_hooks, subject, "late_sink", layer, CONTROL_POSITION, masks=masks))
+        for rung in RUNGS[1:]:
+            for layer in ladder:
+                runs[rung_key(rung, layer)] = (regime_mask(subject, t, "control", window),
+                                               rung_edit(spectrum, rung, layer, CONTROL_POSITION, n),
+                                               partial(ladder_hooks, subject, rung, layer, CONTROL_POSITION, dark))
     token, profile = {}, {}
-    for r, (mask, edit) in runs.items():
-        res, prof = profiled_pass(subject, windows, batch, positions=positions, from_query=window,
-                                  attention_mask=mask, edit=edit)
+    for r, (mask, edit, hooks) in runs.items():
+        res, prof = _profiled(subject, windows, batch, positions, window, mask, edit, hooks)
         token[r], profile[r] = to_numpy(res.token_nll), summarize(prof, positions)
+    recompute = None
+    if ladder:
+        rec = recompute_token_nll(subject, windows, batch, window, bos=bool(subject.uses_bos))
+        token["recompute"] = np.concatenate([token["full"][:, :window], rec], 1)  # below W the window holds the whole prefix
+        recompute = rec.mean(1)
     read = {r: v[:, window:].mean(1) for r, v in token.items()}
-    test = H7Test(**{r: read[r] for r in REGIMES}, designated={l: read[designated_key(l)] for l in layers})
+    test = H7Test(**{r: read[r] for r in REGIMES}, designated={l: read[designated_key(l)] for l in rung1},
+                  recompute=recompute, late={l: read[late_key(l)] for l in rung1 if late_key(l) in read},
+                  ladder={(rung, l): read[rung_key(rung, l)] for rung in RUNGS[1:] for l in ladder})
     return test, {"nll_by_position": {r: v.mean(0).tolist() for r, v in token.items()}, "profile": profile}
 
 
-def profile_comparison(profile: dict, layers) -> dict | None:
-    """Per grid layer l, each profile measure as its mean over layers l+1..L-1 (where H4-A's
-    write can act): the natural sink (position 0 under sink1), the plain control token
-    (position 1 under control) and the designated sink (position 1 under designated_L<l>)."""
+PROPERTIES = {"attention": "attention", "value_ratio": "value drain", "query_key_cos": "key alignment",
+              "residual_ratio": "residual size"}
+
+
+def profile_comparison(profile: dict, layers, ladder=()) -> dict | None:
+    """Per layer l, each profile measure as its mean over layers l+1..L-1 (where a write at l
+    can act): the natural sink (position 0 under sink1), the plain control token (position 1
+    under control), the designated sink (position 1 under designated_L<l>) and, at the ladder's
+    layers, position 1 under each rung 2-5 (by rung name)."""
     from .claims_h7 import designated_key
+    from .designate import RUNGS
     from .sink_profile import over_layers
 
     if profile.get("sink1") is None:
         return None
     c = str(CONTROL_POSITION)
-    return {str(l): {"natural": over_layers(profile["sink1"], 0, l + 1),
-                     "control": over_layers(profile["control"], CONTROL_POSITION, l + 1),
-                     "designated": over_layers(profile[designated_key(l)], CONTROL_POSITION, l + 1),
-                     "positions": {"natural": 0, "control": int(c), "designated": int(c)}} for l in layers}
+    out = {}
+    for l in sorted(set(layers) | set(ladder)):
+        row = {"natural": over_layers(profile["sink1"], 0, l + 1),
+               "control": over_layers(profile["control"], CONTROL_POSITION, l + 1),
+               "designated": over_layers(profile[designated_key(l)], CONTROL_POSITION, l + 1),
+               "positions": {"natural": 0, "control": int(c), "designated": int(c)}}
+        for rung in RUNGS[1:]:
+            if profile.get(rung_key(rung, l)) is not None:
+                row[rung] = over_layers(profile[rung_key(rung, l)], CONTROL_POSITION, l + 1)
+        out[str(l)] = row
+    return out
+
+
+def lacks(row: dict, which: str) -> list[str]:
+    """The profile properties the designated position under `which` (a profile_comparison row's
+    key) lacks: those where it sits closer to the plain control token than to the natural sink
+    (ratios on a log scale). No threshold: a property is lacked when the edit left it nearer to
+    an ordinary token's than to the sink's."""
+    import math
+
+    out = []
+    for m, name in PROPERTIES.items():
+        x, nat, ctl = row[which].get(m), row["natural"].get(m), row["control"].get(m)
+        if any(v is None or not np.isfinite(v) for v in (x, nat, ctl)):
+            continue
+        if m in ("value_ratio", "residual_ratio"):
+            if min(x, nat, ctl) <= 0:
+                continue
+            x, nat, ctl = math.log(x), math.log(nat), math.log(ctl)
+        if abs(x - ctl) < abs(x - nat):
+            out.append(name)
+    return out
 
 
 def h7_grid(sweep, s) -> dict:
-    """H7 on one model: the five regimes and the designated one per grid layer on the test
-    windows, the verdicts of sinkbench.claims_h7 with their stability, and what the record
-    needs to read them."""
+    """H7 on one model: the five regimes, the recompute baseline, the ladder's rungs and the
+    upper bounds on the test windows, the verdicts of sinkbench.claims_h7 with their stability,
+    and what the record needs to read them."""
     from . import claims_h7
+    from .designate import RUNGS
     from .experiments import as_units, parse_layers
 
     subj = sweep.subject
     w = window_size(s)
     layers = parse_layers(s.layers, subj.n_layers, subj.name)
-    test, extra = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w, sweep.spectrum, layers)
+    how = ladder_setting(s)
+    ladder = ladder_layers(layers, subj.n_layers, how)
+    test, extra = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w, sweep.spectrum, layers, ladder)
     units, n_units = as_units(test, subj, s, len(sweep.windows))
     out = claims_h7.verdicts_with_stability(units, s, model=subj.name, n_units=n_units)
     profile = extra["profile"]
     learned = subj.learned_sinks
+    ran_ladder = bool(test.ladder)
+    comparison = profile_comparison(profile, layers, ladder if ran_ladder else ())
     info = {"window": w, "control_position": CONTROL_POSITION, "read_from_position": w,
             "first_token_is_bos": bool(subj.uses_bos), "model_own_mask": own_mask(subj.model.config),
-            "designated_layers": layers, "designated_write": "add: position 0's band-K component into the control token "
-            "(designate.write_dark), at one grid layer per regime, under the control regime's mask",
-            "nll_by_regime": {r: float(np.mean(v)) for r, v in
-                              {**{r: getattr(test, r) for r in REGIMES},
-                               **{claims_h7.designated_key(l): d for l, d in test.designated.items()}}.items()},
+            "designated_layers": sorted(test.designated), "grid_layers": layers,
+            "ladder_layers": ladder if ran_ladder else [], "ladder_setting": how,
+            "reference": "recompute" if test.recompute is not None else "full",
+            "designated_write": "add: position 0's band-K component into the control token "
+            "(designate.write_dark), at one layer per regime, under the control regime's mask",
+            "rungs": list(RUNGS),
+            "nll_by_regime": {r: float(np.mean(v)) for r, v in extra_means(test).items()},
             "nll_by_position": extra["nll_by_position"],
             "learned_sinks": bool(learned),
             "learned_sink_mass": {r: (p["learned_sink_mass"] if p is not None else None) for r, p in profile.items()}
             if learned else None,
-            "sink_profile": profile_comparison(profile, layers)}
+            "sink_profile": comparison}
     for key, (_, m) in out.items():
         m["regimes"] = info
         if key == "d":
             m["profile_by_regime"] = profile
+        if key == "e" and comparison is not None:
+            for rung, r in m["rungs"].items():
+                which = "designated" if rung == "dark_write" else rung
+                r["lacks"] = {str(l): lacks(comparison[str(l)], which) for l in r["layers"]
+                              if str(l) in comparison and which in comparison[str(l)]}
+    return out
+
+
+def extra_means(test: H7Test) -> dict:
+    """regime name -> per-window array, every regime of an H7Test (designated_L<l>,
+    <rung>_L<l>, late_sink_L<l>, recompute)."""
+    from .claims_h7 import designated_key
+
+    out = {r: getattr(test, r) for r in REGIMES}
+    if test.recompute is not None:
+        out["recompute"] = test.recompute
+    out.update({designated_key(l): d for l, d in test.designated.items()})
+    out.update({f"{r}_L{l}": d for (r, l), d in test.ladder.items()})
+    out.update({late_key(l): d for l, d in test.late.items()})
     return out

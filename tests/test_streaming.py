@@ -78,14 +78,17 @@ def test_the_sink_regime_matches_a_plain_eager_forward_with_the_mask(bos):
     np.testing.assert_allclose(full, plain_nll(model, windows), atol=1e-4)
 
 
-def synthetic(gap: float, sink_left: float, control_left: float, n: int = 32, seed: int = 0) -> H7Test:
-    """NLLs per window: full ~ 2, window = full + gap, sink1 / control leave a share of it."""
+def synthetic(gap: float, sink_left: float, control_left: float, n: int = 32, seed: int = 0,
+              recompute_left: float | None = None) -> H7Test:
+    """NLLs per window: full ~ 2, window = full + gap, sink1 / control leave a share of it;
+    recompute_left: the recompute reference leaves that share (None: no reference run)."""
     rng = np.random.default_rng(seed)
     full = 2.0 + 0.1 * rng.standard_normal(n)
     g = gap + 0.05 * rng.standard_normal(n)
     noise = lambda: 0.01 * rng.standard_normal(n)  # noqa: E731
     return H7Test(full=full, window=full + g, sink1=full + sink_left * g + noise(), sink4=full + noise(),
-                  control=full + control_left * g + noise())
+                  control=full + control_left * g + noise(),
+                  recompute=None if recompute_left is None else full + recompute_left * g + noise())
 
 
 def verdicts(t):
@@ -153,10 +156,11 @@ def test_d_at_its_boundary_rarely_passes():
 def test_d_fails_where_the_first_token_rescues_nothing_even_if_the_designated_test_rejects():
     """tiny-bb-designated's shape: the control position is the trained sink, so the control
     (and the written control) recovers everything and sink1 nothing; the per-layer test
-    rejects (0 >= 0.5 x 0), but there is no working sink to replace."""
+    rejects (0 >= 0.5 x 0), but there is no working sink to replace: (a) fails, and (d) with it."""
     t = synthetic(gap=1.0, sink_left=1.0, control_left=0.0)
     passed, m = verdicts(dataclasses.replace(t, designated={3: t.control.copy()}))["d"]
-    assert m["passing_layers"] == [3] and m["sink_rescues"] is False and not passed
+    assert m["p_value_by_layer"]["3"] < 0.05 and m["passing_layers"] == [] and not passed
+    assert m["sink_works"] is False and m["sink_rescues"] is False
 
 
 def test_a_model_where_evicting_changes_nothing_fails_d_too():
@@ -182,7 +186,7 @@ def test_the_designated_regime_is_the_control_regime_plus_h4_s_write(bos):
     nothing = SimpleNamespace(n_bands=20, keep=lambda bands: torch.zeros(subject.d_model, subject.d_model))
     zero, _ = streaming.h7_inputs(subject, windows, 8, W, nothing, layers=[0])
     np.testing.assert_allclose(zero.designated[0], test.control, atol=1e-5)
-    assert streaming.passes_per_run(1) == len(extra["nll_by_position"]) == 6
+    assert streaming.passes_per_run(1, 0) == len(extra["nll_by_position"]) == 6
     prof = extra["profile"]
     assert set(prof) == {*streaming.REGIMES, designated_key(0)}
     # position 0 and its residual are the same in every regime (it sees only itself)

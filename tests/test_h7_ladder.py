@@ -1,0 +1,190 @@
+"""H7's designation ladder, recompute reference and per-layer upper bounds (sinkbench.designate's
+rungs, sinkbench.streaming.h7_inputs) against a plain transformers forward with hooks written
+here from the definitions in docs/methods.md §11: eager attention, explicit 4-D masks, the
+residual edits as forward hooks on the decoder layers, the value and key edits on v_proj /
+k_proj outputs (pre-rotary: the model's own rotary then rotates the transplanted key to
+position 1), the upper bound's early masks swapped in by pre-hooks on the attention modules,
+the recompute baseline as separate plain passes. Agreement to 1e-4 nats per window."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sinkbench import streaming
+from sinkbench.designate import RUNGS
+
+ZOO_BOS = Path(__file__).resolve().parent.parent / "fixtures" / "zoo" / "tiny-bb-bos"
+P = streaming.CONTROL_POSITION
+
+
+def mask(t: int, w: int, keep=()) -> torch.Tensor:
+    i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+    ok = (j <= i) & (i - j < w)
+    for k in keep:
+        ok |= (j == k) & (j <= i)
+    return torch.zeros(t, t).masked_fill(~ok, torch.finfo(torch.float32).min)[None, None]
+
+
+def plain_read(model, ids, w, *, attention_mask=None, hooks=()) -> np.ndarray:
+    handles = [m.register_forward_hook(f) if not pre else m.register_forward_pre_hook(f, with_kwargs=True)
+               for m, f, pre in hooks]
+    try:
+        with torch.no_grad():
+            logits = model(ids, attention_mask=attention_mask).logits.float()
+    finally:
+        for h in handles:
+            h.remove()
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="none")
+    return ce.view(ids.shape[0], -1)[:, w:].mean(1).numpy()
+
+
+def out_hook(fn):
+    def hook(module, args, out):
+        h = out[0] if isinstance(out, tuple) else out
+        h = fn(h.clone())
+        return (h, *out[1:]) if isinstance(out, tuple) else h
+    return hook
+
+
+def heads_hook(fn, head_dim):
+    """A hook on a k_proj / v_proj output [B, T, H * hd], fn on [B, T, H, hd]."""
+    def hook(module, args, out):
+        x = out.clone().view(*out.shape[:2], -1, head_dim)
+        return fn(x).flatten(2)
+    return hook
+
+
+def independent(model, ids, w, rung_or_regime: str, layer: int, band_k: torch.Tensor, bos: bool) -> np.ndarray:
+    """The per-window NLL (positions >= W) of one ladder regime, an upper bound or the recompute
+    baseline, by a plain forward with hooks."""
+    layers = model.model.layers
+    n = len(layers)
+    hd = layers[0].self_attn.head_dim
+    t = ids.shape[1]
+    proj = band_k @ band_k.T
+
+    def set_k(h):
+        h[:, P] = h[:, P] - h[:, P] @ proj + h[:, 0] @ proj
+        return h
+
+    def copy(h):
+        h[:, P] = h[:, 0]
+        return h
+
+    def add(h):
+        h[:, P] = h[:, P] + h[:, 0] @ proj
+        return h
+
+    def drain(x):
+        x[:, P] = x[:, P] * (x[:, 0].norm(dim=-1) / x[:, P].norm(dim=-1))[..., None]
+        return x
+
+    def transplant(x):
+        x[:, P] = x[:, 0]
+        return x
+
+    control = mask(t, w, keep=(P,))
+    later = range(layer + 1, n)
+    if rung_or_regime == "recompute":
+        recent = w - 1 if bos else w
+        out = []
+        for i in range(w, t - 1):
+            sub = ids[:, i - recent + 1: i + 2]
+            if bos:
+                sub = torch.cat([ids[:, :1], sub], 1)
+            with torch.no_grad():
+                logits = model(sub).logits.float()
+            out.append(torch.nn.functional.cross_entropy(logits[:, w - 1], sub[:, w], reduction="none"))
+        return torch.stack(out, 1).mean(1).numpy()
+    if rung_or_regime == "late_sink":
+        win = mask(t, w)
+
+        def early(module, args, kwargs):
+            return args, {**kwargs, "attention_mask": win}
+        hooks = [(layers[i].self_attn, early, True) for i in range(layer + 1)]
+        return plain_read(model, ids, w, attention_mask=mask(t, w, keep=(0,)), hooks=hooks)
+    hooks = {"dark_write": [(layers[layer], out_hook(add), False)],
+             "dark_kept": [(layers[i], out_hook(set_k), False) for i in range(layer, n - 1)],
+             "value_drain": [(layers[i], out_hook(set_k), False) for i in range(layer, n - 1)]
+             + [(layers[i].self_attn.v_proj, heads_hook(drain, hd), False) for i in later],
+             "kv_transplant": [(layers[i].self_attn.k_proj, heads_hook(transplant, hd), False) for i in later]
+             + [(layers[i].self_attn.v_proj, heads_hook(transplant, hd), False) for i in later],
+             "state_copy": [(layers[layer], out_hook(copy), False)]}[rung_or_regime]
+    return plain_read(model, ids, w, attention_mask=control, hooks=hooks)
+
+
+def check_agreement(subject, plain, ids, w, layer, tol=1e-4):
+    from sinkbench.claims_h7 import designated_key
+    from sinkbench.spectrum import spectrum_for
+
+    spectrum = spectrum_for(subject, 20, "U")
+    band_k = spectrum.band_vectors([spectrum.n_bands]).float().cpu()
+    test, extra = streaming.h7_inputs(subject, ids, 4, w, spectrum, layers=[layer], ladder=[layer])
+    bos = bool(subject.uses_bos)
+    ours = {"recompute": test.recompute, "late_sink": test.late[layer], "dark_write": test.designated[layer],
+            **{r: test.ladder[(r, layer)] for r in RUNGS[1:]}}
+    worst = {}
+    for name, v in ours.items():
+        want = independent(plain, ids, w, name, layer, band_k, bos)
+        worst[name] = float(np.abs(v - want).max())
+    assert max(worst.values()) < tol, worst
+    print(subject.name, {k: f'{v:.1e}' for k, v in worst.items()})
+    assert set(extra["nll_by_position"]) >= {designated_key(layer), streaming.late_key(layer), "recompute",
+                                             *(streaming.rung_key(r, layer) for r in RUNGS)}
+    return test, extra, worst
+
+
+def test_every_rung_the_upper_bound_and_the_reference_agree_with_a_plain_forward_on_the_zoo():
+    """tiny-bb-bos (two layers: the ladder at layer 0, its later-layer edits at layer 1)."""
+    from transformers import AutoModelForCausalLM
+
+    from sinkbench.access import load_subject
+    from sinkbench.data import windows_for
+
+    subject = load_subject("tiny-bb-bos")
+    ids = windows_for(subject, "auto", 64, 8)
+    plain = AutoModelForCausalLM.from_pretrained(ZOO_BOS, attn_implementation="eager").eval()
+    test, _, worst = check_agreement(subject, plain, ids, 16, 0)
+    # the rungs differ from one another and from the control where they should
+    assert np.abs(test.ladder[("value_drain", 0)] - test.ladder[("dark_kept", 0)]).max() > 1e-4
+    assert np.abs(test.ladder[("kv_transplant", 0)] - test.control).max() > 1e-4
+
+
+def test_the_rungs_agree_on_a_four_layer_llama_at_a_middle_layer():
+    """A tiny random Llama (4 layers, grouped-query heads): at layer 1 the kept write acts at the
+    outputs of layers 1-2 and the value/key edits at layers 2-3, so every hook is exercised."""
+    from tests.conftest import as_subject, tiny_llama
+
+    subject = as_subject(tiny_llama(seed=5))
+    plain = tiny_llama(seed=5)
+    ids = torch.randint(3, 259, (4, 24), generator=torch.Generator().manual_seed(1))
+    ids[:, 0] = 1
+    test, extra, _ = check_agreement(subject, plain, ids, 8, 1)
+    # rung 4 gives position 1 position 0's value at the later layers: the profile reads it there
+    prof = extra["profile"][streaming.rung_key("kv_transplant", 1)]
+    nat = extra["profile"]["sink1"]
+    for i in (2, 3):
+        assert prof[str(P)]["value_ratio"][i] == pytest.approx(nat["0"]["value_ratio"][i], rel=0.05)
+
+
+def test_the_ladder_on_a_model_whose_sliding_layers_have_their_own_window():
+    """Gemma-3 shape (q/k norms before the rotary, sliding layers with their own window 16): with
+    T = 16 the model's window holds every key, so the plain forward's one mask is the regime's."""
+    from tests.conftest import as_subject, tiny_gemma3
+
+    subject = as_subject(tiny_gemma3(seed=2), "tiny-gemma3")
+    plain = tiny_gemma3(seed=2)
+    ids = torch.randint(3, 259, (3, 16), generator=torch.Generator().manual_seed(2))
+    ids[:, 0] = 1
+    assert streaming.own_mask(subject.model.config)["sliding_window"] == 16
+    check_agreement(subject, plain, ids, 6, 0)
+
+
+def test_ladder_layers_default_and_grid():
+    assert streaming.ladder_layers([7, 15, 22], 30) == [1, 15]
+    assert streaming.ladder_layers([7, 15, 22], 30, "grid") == [1, 7, 15, 22]
+    assert streaming.ladder_layers([0], 2) == [0]
+    assert streaming.ladder_layers([3], 4, "default") == [1, 3]
