@@ -213,6 +213,11 @@ def ladder_verdict(t, c, adj, raw_k, rung_ok, of, common, gates, blocked) -> tup
         answer = "the ladder was not run"
     elif not (gates["sink_works"] and gates["sink_rescues"]):
         answer = "no working sink to designate: (a) or (b) fails"
+        if set(ladder_layers) <= set(blocked):
+            answer += f"; and no write can pass at layer(s) {ladder_layers} (the upper bound is below the minimum)"
+    elif set(ladder_layers) <= set(blocked):
+        answer = (f"no write can pass at the ladder's layers {ladder_layers}: the first token visible only after them "
+                  f"recovers less than the minimum share")
     elif not pc["passes"]:
         answer = (f"inconclusive: the positive control ({POSITIVE_CONTROL} at layer {early}) fails, so a failing rung "
                   f"says nothing about the property it adds")

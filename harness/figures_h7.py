@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 
-COLORS = {"full": "k", "window": "C3", "sink1": "C0", "sink4": "C9", "control": "C7"}
+COLORS = {"full": "k", "window": "C3", "sink1": "C0", "sink4": "C9", "control": "C7", "recompute": "C2"}
+RUNGS = ("dark_write", "dark_kept", "value_drain", "kv_transplant", "state_copy")  # sinkbench.designate.RUNGS
 
 
 def draw_h7(plt, metrics: dict, model: str = ""):
@@ -16,7 +17,10 @@ def draw_h7(plt, metrics: dict, model: str = ""):
     regimes = metrics["regimes"]
     by_pos = regimes["nll_by_position"]
     w = regimes["window"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.6, 1]})
+    ladder = regimes.get("ladder_layers") or []
+    fig, axes = plt.subplots(1, 3 if ladder else 2, figsize=(16 if ladder else 11, 4.0),
+                             gridspec_kw={"width_ratios": [1.6, 1, 1.2] if ladder else [1.6, 1]})
+    left, right = axes[0], axes[1]
     layer_of = lambda r: int(r.split("_L")[1].split("_")[0])  # noqa: E731
     designated = sorted((r for r in by_pos if r.startswith("designated")), key=layer_of)
     for j, r in enumerate([*COLORS, *designated]):
@@ -43,15 +47,49 @@ def draw_h7(plt, metrics: dict, model: str = ""):
     right.set_yticks(range(len(names)), names, fontsize=7)
     for x, ls in ((0, ":"), (1, ":"), (metrics.get("min_recovered", 0.5), "--")):
         right.axvline(x, color="#888", ls=ls, lw=0.8)
-    right.set_xlabel("share of NLL(window) - NLL(full) recovered (95% interval)", fontsize=8)
+    right.set_xlabel(f"share of NLL(window) - NLL({regimes.get('reference', 'full')}) recovered (95% interval)", fontsize=8)
     right.invert_yaxis()
     right.grid(alpha=0.25)
-    for ax in (left, right):
+    if ladder:
+        draw_ladder(axes[2], metrics, ladder)
+    for ax in axes:
         ax.tick_params(labelsize=7)
     nll = regimes["nll_by_regime"]
     title = (f"{model + ': ' if model else ''}H7, attention regimes (W = {w}, read from position {regimes['read_from_position']};"
              f" NLL full {nll['full']:.3f}, window {nll['window']:.3f}, sink1 {nll['sink1']:.3f})")
     return fig, title
+
+
+def draw_ladder(ax, metrics: dict, layers) -> None:
+    """The designation ladder: rungs on x (weakest first), each rung's recovery as a share of the
+    first token's with its 95% interval on y, one line per ladder layer; the layer's upper bound
+    (the first token visible only after it) as a dashed line of the same colour; h7_min_designated
+    dashed grey, 0 and 1 dotted."""
+    shares = metrics.get("recovered_shares", {})
+    for j, layer in enumerate(layers):
+        xs, ys, lo, hi = [], [], [], []
+        for x, rung in enumerate(RUNGS):
+            key = (f"designated_L{layer}" if rung == "dark_write" else f"{rung}_L{layer}") + "_of_sink1"
+            if key in shares:
+                s, (a, b) = shares[key]
+                xs.append(x + 0.06 * (j - (len(layers) - 1) / 2))
+                ys.append(s)
+                lo.append(max(s - a, 0) if a == a else 0)
+                hi.append(max(b - s, 0) if b == b else 0)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color=f"C{j}", ms=4, capsize=3, lw=1, label=f"layer {layer}")
+        bound = shares.get(f"late_sink_L{layer}_of_sink1")
+        if bound is not None and bound[0] == bound[0]:
+            ax.axhline(bound[0], color=f"C{j}", ls="--", lw=0.8)
+    for y, ls in ((0, ":"), (1, ":"), (metrics.get("min_designated", 0.5), "--")):
+        ax.axhline(y, color="#888", ls=ls, lw=0.8)
+    ax.set_xticks(range(len(RUNGS)), [f"{i + 1} {r}" for i, r in enumerate(RUNGS)], fontsize=7, rotation=20)
+    ax.set_ylabel("share of the first token's recovery (95% interval)", fontsize=8)
+    lo_y, hi_y = ax.get_ylim()
+    ax.set_ylim(max(lo_y, -1.5), min(hi_y, 2.5))
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.25)
+    answer = metrics.get("answer")
+    ax.set_title(("ladder: " + answer) if answer else "the designation ladder", fontsize=7, wrap=True)
 
 
 def h7_figure(plt, metrics: dict, model: str = "") -> tuple[str, bytes]:

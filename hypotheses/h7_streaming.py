@@ -110,10 +110,12 @@ def passes(bench, model_name: str) -> int:
 
 
 def figures(plt, model: str, recs: list[dict]) -> list:
-    """The StreamingLLM curve and the recovered shares, from one H7 record (each carries them)."""
+    """The StreamingLLM curve, the recovered shares and the ladder, from one H7 record (each
+    carries them; (e)'s also the ladder's answer)."""
     from sinkbench.figures_h7 import draw_h7
 
-    rec = next((r for r in recs if r["hypothesis"] == "H7" and r["metrics"].get("regimes", {}).get("nll_by_position")), None)
+    ok = [r for r in recs if r["hypothesis"] == "H7" and r["metrics"].get("regimes", {}).get("nll_by_position")]
+    rec = next((r for r in ok if r.get("claim") == "e"), ok[0] if ok else None)  # (e)'s carries the ladder's answer
     return [draw_h7(plt, rec["metrics"], model)] if rec else []
 
 

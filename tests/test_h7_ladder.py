@@ -188,3 +188,22 @@ def test_ladder_layers_default_and_grid():
     assert streaming.ladder_layers([7, 15, 22], 30, "grid") == [1, 7, 15, 22]
     assert streaming.ladder_layers([0], 2) == [0]
     assert streaming.ladder_layers([3], 4, "default") == [1, 3]
+
+
+def test_the_figure_draws_the_ladder_beside_the_curve():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sinkbench.claims_h7 import h7_verdicts
+    from sinkbench.figures_h7 import h7_figure
+    from tests.test_h7_claims import arrays, with_rungs
+
+    t = with_rungs(arrays(), {"kv_transplant": 1.0, "state_copy": 1.0})
+    m = h7_verdicts(t, alpha=0.05, min_gap=0.1, min_recovered=0.5, n_boot=100)["e"][1]
+    curve = {r: list(np.linspace(3, 2, 63)) for r in (*streaming.REGIMES, "recompute", "designated_L1", "designated_L15")}
+    m["regimes"] = {"window": 16, "read_from_position": 16, "nll_by_position": curve, "nll_by_regime": m["nll"],
+                    "ladder_layers": [1, 15], "reference": "recompute"}
+    title, png = h7_figure(plt, m, "synthetic")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
