@@ -16,6 +16,7 @@ and an expectation that no case of the run matched is "missing"."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import tomllib
@@ -187,8 +188,24 @@ class Summary:
         return [c for c in self.checks if c.status == status]
 
     @property
+    def problems(self) -> list[str]:
+        """Why this comparison checked nothing, so it must not pass: a tolerance that is not a
+        finite number >= 0 (no metric could drift), or expectations that share no case with
+        the run (another model, other hypotheses: everything would be new and missing)."""
+        out = []
+        if not (isinstance(self.tolerance, (int, float)) and math.isfinite(self.tolerance) and self.tolerance >= 0):
+            out.append(f"--expect-tolerance {self.tolerance}: not a finite number >= 0, so no metric could drift and "
+                       "nothing is checked; pass e.g. --expect-tolerance 0.1")
+        if self.checks and not any(c.expected is not None for c in self.checks):
+            theirs = f"; expected cases are e.g. {case_label(self.missing[0][0])}" if self.missing else ""
+            out.append(f"--expect {self.source}: no case of this run has an expectation there ({len(self.checks)} new, "
+                       f"{len(self.missing)} missing: this run's cases are e.g. {case_label(self.checks[0].key)}{theirs}); "
+                       "nothing was checked: pass the expectations of these models and hypotheses")
+        return out
+
+    @property
     def changed(self) -> bool:
-        return bool(self.of("flipped") or self.of("drifted"))
+        return bool(self.of("flipped") or self.of("drifted") or self.problems)
 
     def counts(self) -> str:
         return ", ".join(f"{n} {s}" for s, n in (
@@ -196,7 +213,8 @@ class Summary:
             ("drifted", len(self.of("drifted"))), ("new", len(self.of("new"))), ("missing", len(self.missing))))
 
     def lines(self) -> list[str]:
-        out = [f"{self.counts()} (expectations: {self.source}, tolerance {self.tolerance:g})"]
+        out = [f"ERROR: {p}" for p in self.problems]
+        out.append(f"{self.counts()} (expectations: {self.source}, tolerance {self.tolerance:g})")
         diffs = [d for c in self.checks for d in c.settings]
         if diffs:
             out.append("settings differ: " + settings_line(_unique(diffs), "expectation", "this run"))

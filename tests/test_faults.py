@@ -325,3 +325,39 @@ def test_a_models_file_mistake_stops_the_run_at_start_up(tmp_path, text):
     f.write_bytes(text)
     lines = one_line_exit_4(*pytest_run(tmp_path, "--models-file", str(f)))
     assert lines[0].startswith(f"ERROR: --models-file {f}:") and len(lines) == 1, lines
+
+
+# ------------------------------------------------------------------ --expect that checks nothing
+def _expect_rec(model, verdict="pass", **extra):
+    return {"hypothesis": "H1", "model": model, "layer": 0, "verdict": verdict, "params": {"k": None},
+            "metrics": {"delta": 1.0, "delta_ci": [0.5, 1.5]}, **extra}
+
+
+def test_expectations_that_share_no_case_with_the_run_fail_with_a_message():
+    from sinkbench import expect
+
+    expected = {expect.case_id(r): expect.from_record(r) for r in [_expect_rec("other-model")]}
+    summary = expect.summarize(expected, [_expect_rec("tiny-bb-bos")], 0.0, "old/")
+    assert summary.changed and summary.lines()[0].startswith("ERROR: --expect old/: no case of this run has an expectation")
+    assert "model=tiny-bb-bos" in summary.lines()[0] and "model=other-model" in summary.lines()[0]
+    same = expect.summarize(expected, [_expect_rec("other-model")], 0.0, "old/")
+    assert not same.changed and not same.problems
+
+
+@pytest.mark.parametrize("tolerance", [float("inf"), float("nan"), -1.0])
+def test_a_tolerance_that_is_not_finite_fails_with_a_message(tolerance):
+    from sinkbench import expect
+
+    expected = {expect.case_id(r): expect.from_record(r) for r in [_expect_rec("m")]}
+    summary = expect.summarize(expected, [_expect_rec("m")], tolerance, "old/")
+    assert summary.changed and "not a finite number >= 0" in summary.lines()[0]
+
+
+@pytest.mark.slow  # one H1 run of the tiny zoo model (about 20 s on two cores)
+def test_a_run_whose_expectations_are_for_another_model_does_not_exit_0(tmp_path):
+    old = tmp_path / "old"
+    results.append_jsonl(old / "results.jsonl", _expect_rec("another-model", "fail"))
+    code, out = pytest_run(tmp_path, "--model", "tiny-bb-bos", "--seq-len", "32", "--n-seqs", "8", "--expect", str(old),
+                           path="hypotheses/test_dark_tail_necessary.py")
+    assert code == 1, out
+    assert "no case of this run has an expectation" in out
