@@ -115,12 +115,17 @@ class Comparison:
     only_old: list = field(default_factory=list)
     only_new: list = field(default_factory=list)
     settings: list = field(default_factory=list)  # (name, old, new) over the matched cases
+    code: list = field(default_factory=list)  # (unit, field, old, new): the units' code that made the matched cases
 
     @property
     def clean(self) -> bool:
-        return not (self.verdict_changes or self.metric_moves or self.only_old or self.only_new or self.settings)
+        return not (self.verdict_changes or self.metric_moves or self.only_old or self.only_new or self.settings or self.code)
 
     def lines(self, old_name: str = "baseline", new_name: str = "this run") -> list[str]:
+        if self.code:  # other unit code made the cases: their differences are not the model's
+            said = "; ".join(f"{u} {f} {_show(o)} -> {_show(n)}" for u, f, o, n in self.code)
+            return [f"unit code differs: {said} ({old_name} -> {new_name}); its cases were computed by other code, "
+                    "so they are not compared: rerun the baseline with this code"]
         if self.settings:
             # Differences are then mostly the settings' doing; listing every case would bury that.
             counts = (f"{len(self.verdict_changes)} verdicts changed, {len(self.metric_moves)} metrics moved, "
@@ -149,7 +154,21 @@ def compare_records(old: list[dict], new: list[dict]) -> Comparison:
             cmp.verdict_changes.append((key, ra["verdict"], rb["verdict"]))
         cmp.metric_moves += [(key, *m) for m in moved_metrics(ra.get("metrics", {}), rb.get("metrics", {}))]
         cmp.settings += [d for d in settings_diff(ra.get("params", {}), rb.get("params", {})) if d not in cmp.settings]
+        cmp.code += [d for d in code_diff(ra, rb) if d not in cmp.code]
     return cmp
+
+
+def code_diff(old: dict, new: dict) -> list[tuple]:
+    """(unit, field, old, new) where two records of one case name other unit code (package,
+    version, source sha256: the record's `unit`). A record without `unit` (older sinkbench) is
+    not a difference."""
+    def units(r):
+        u = r.get("unit")
+        return {x.get("name"): x for x in ([u] if isinstance(u, dict) else u or [])}
+
+    a, b = units(old), units(new)
+    return [(name, f, a[name].get(f), b[name].get(f)) for name in sorted(set(a) & set(b))
+            for f in ("package", "version", "source") if a[name].get(f) != b[name].get(f)]
 
 
 def compare_dirs(old_dir: Path, new_dir: Path) -> Comparison:

@@ -87,3 +87,69 @@ def test_a_missing_module_names_the_entry_point(fresh):
     fresh.append(("gone", "lab_not_installed_anywhere"))
     with pytest.raises(SinkbenchError, match="entry point 'gone'.*lab_not_installed_anywhere"):
         registry.units()
+
+
+def test_an_entry_point_units_identity_names_its_distribution_version_and_source(fresh, monkeypatch, tmp_path):
+    path = tmp_path / "lab_x8.py"
+    path.write_text("from sinkbench.registry import Hypothesis, Test, LAYER\n"
+                    "HYPOTHESIS = Hypothesis(name='X8', title='x', tests=(Test('test_x8', (LAYER,)),), "
+                    "measure=lambda bench, model: {})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fresh.append(("x8", "lab_x8"))
+
+    class Dist:  # the fixture's entry points have no distribution: this one has
+        name, version = "lab-x8", "1.2"
+
+    import importlib.metadata as md
+
+    real = md.entry_points
+    monkeypatch.setattr("importlib.metadata.entry_points",
+                        lambda group=None: [type("EP", (), {"name": "x8", "value": "lab_x8", "dist": Dist})()]
+                        if group == registry.ENTRY_POINT_GROUP else real(group=group))
+    ident = registry.identity("X8")
+    assert ident["package"] == "lab-x8" and ident["version"] == "1.2" and len(ident["source"]) == 16
+    assert registry.identity("H1")["package"] == "sinkbench"
+    before = ident["source"]
+    path.write_text(path.read_text() + "# edited\n")
+    monkeypatch.delitem(sys.modules, "lab_x8")
+    registry._UNITS = None
+    assert registry.identity("X8")["source"] != before  # another source, another identity (and case key)
+
+
+def test_a_third_party_unit_supports_window_units_locally_unless_it_declares_more():
+    assert unit().support == registry.Support(units=("window",), remote=False)
+    assert registry.units()["H1"].support == registry.FULL_SUPPORT
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    (registry.Setting(0.5, "h", low=0.0, high=1.0), "2", "S: 2.0 is outside [0.0, 1.0]; pass a value in that range"),
+    (registry.Setting(3, "h"), "2.5", "S: expected a whole number, got '2.5'"),
+    (registry.Setting(True, "h"), "maybe", "S: expected true or false, got 'maybe'"),
+    (registry.Setting("a", "h", choices=("a", "b")), "c", "S: 'c' is not one of a, b"),
+])
+def test_a_unit_setting_is_parsed_and_checked_in_one_line(setting, value, message):
+    with pytest.raises(SinkbenchError) as err:
+        setting.parse(value, "S")
+    assert str(err.value) == message
+
+
+def test_unit_settings_resolve_in_order_and_name_the_real_keys(fresh, monkeypatch):
+    u = registry.Hypothesis(name="X9", title="x", tests=(registry.Test("test_x9", (registry.LAYER,)),),
+                            measure=lambda bench, model: {}, settings={"min_share": (0.5, "share"), "n": registry.Setting(3, "n")})
+    fresh.append(("x9", fake_module(monkeypatch, "lab_x9", HYPOTHESIS=u)))
+    chosen = registry.resolve_settings([("pyproject", {"X9": {"min_share": 0.6, "n": 4}}),
+                                        ("--set", registry.parse_set(["x9.min_share=0.8"]))])
+    assert chosen == {"X9": {"min_share": 0.8, "n": 4}}
+    assert registry.settings_for(u, chosen).min_share == 0.8 and registry.settings_for(u, {}).n == 3
+    with pytest.raises(SinkbenchError, match=r"^--set: X9 has no setting 'min'; its settings: min_share, n$"):
+        registry.resolve_settings([("--set", registry.parse_set(["X9.min=1"]))])
+    with pytest.raises(SinkbenchError, match=r"^--set: H1 has no setting 'x'; its settings: none \(it declares no settings\)$"):
+        registry.resolve_settings([("--set", registry.parse_set(["H1.x=1"]))])
+
+
+def test_a_unit_setting_named_like_one_of_sinkbenchs_is_refused(fresh, monkeypatch):
+    u = registry.Hypothesis(name="X9", title="x", tests=(registry.Test("test_x9", (registry.LAYER,)),),
+                            measure=lambda bench, model: {}, settings={"alpha": (0.1, "my alpha")})
+    fresh.append(("x9", fake_module(monkeypatch, "lab_x9", HYPOTHESIS=u)))
+    with pytest.raises(SinkbenchError, match=r"X9 \(lab_x9\): setting\(s\) \['alpha'\] are named like sinkbench's own"):
+        registry.units()

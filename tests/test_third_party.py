@@ -110,6 +110,9 @@ def test_a_third_party_hypothesis_is_collected_run_recorded_reported_and_expecte
     assert {(r["hypothesis"], r["layer"], r["claim"]) for r in records} == {("X1", 0, "1x"), ("X1", 0, "2x")}
     assert all(r["verdict"] in ("pass", "fail") and "sink_excess" in r["metrics"] and r["params"]["seq_len"] == 64
                for r in records)
+    # the unit that made each record: its distribution, version and source hash (also in the case key)
+    assert all(r["unit"]["name"] == "X1" and r["unit"]["package"] == "sinkbench-x1" and r["unit"]["version"] == "0.1"
+               and len(r["unit"]["source"]) == 16 and r["params"]["units"] == "window" for r in records)
     # in the matrix at the end of the run
     assert any(line.startswith("X1/1x ") and "/1" in line for line in out.splitlines()), out[-2000:]
     # in the report (`sinkbench report`), with its key effect and its figure

@@ -142,3 +142,30 @@ def test_the_power_warning_names_only_the_selected_units(unit, tmp_path):
                           cwd=hypotheses_dir().parent, capture_output=True, text=True, timeout=300)
     warnings = [line for line in done.stdout.splitlines() if "[sinkbench] warning" in line]
     assert warnings and all("D1" in line for line in warnings), done.stdout[-3000:]
+
+
+def test_a_models_file_sets_a_unit_setting_checked_like_the_others(unit, tmp_path):
+    models = tmp_path / "models.toml"
+    models.write_text('[[model]]\nname = "tiny-bb-bos"\n\n[settings.D1]\nmin_deepest = 1.5\n')
+    done = subprocess.run([sys.executable, "-m", "pytest", str(hypotheses_dir() / "test_registered.py"), "--models-file",
+                           str(models), "--seq-len", "64", "-p", "no:cacheprovider", "--hypothesis-module", str(unit),
+                           "--collect-only"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 4, done.stdout[-2000:]
+    assert done.stderr.strip() == (f"ERROR: --models-file {models} [settings.<unit>] D1.min_deepest: 1.5 is outside "
+                                   "[0.0, 1.0]; pass a value in that range")
+
+
+def test_baseline_does_not_compare_cases_made_by_other_unit_code():
+    from sinkbench.compare import compare_records
+
+    rec = {"hypothesis": "D1", "model": "m", "layer": None, "claim": "grows", "verdict": "pass", "metrics": {},
+           "params": {"min_deepest": 0.5}, "unit": {"name": "D1", "package": "sinkbench-d1", "version": "0.1", "source": "a"}}
+    same = compare_records([rec], [dict(rec)])
+    assert same.clean
+    other = compare_records([rec], [dict(rec, verdict="fail", unit=dict(rec["unit"], version="0.2", source="b"))])
+    assert not other.clean
+    assert other.lines() == ["unit code differs: D1 version 0.1 -> 0.2; D1 source a -> b (baseline -> this run); its cases "
+                             "were computed by other code, so they are not compared: rerun the baseline with this code"]
+    older = dict(rec)
+    del older["unit"]  # a record from before records named their unit: not a difference
+    assert compare_records([older], [rec]).clean
