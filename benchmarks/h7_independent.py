@@ -8,7 +8,14 @@ sinkbench code in its forward). Each regime is an explicitly built 4-D additive 
 from the definitions in docs/methods.md §11 (not sinkbench.streaming's masks); the
 designated regime adds, by a forward hook on decoder layer l, the band-K component of
 position 0's layer-l output to position 1's (the dark write of H4-A, with the band vectors
-of sinkbench.spectrum: the basis is shared, the write and the mask are not). NLL: the
+of sinkbench.spectrum: the basis is shared, the write and the mask are not). The ladder's
+rungs 2-5 (docs/methods.md §11) are hooks too: band K set to position 0's at the outputs of
+layers l..L-2; the values of position 1 scaled per head to position 0's norm on v_proj's
+output at layers > l; position 0's pre-rotary key and value copied into position 1 on k_proj
+/ v_proj's outputs at layers > l (the model's own rotary then rotates the key to position 1);
+position 0's whole residual copied at layer l. The upper bound late_sink_L<l> swaps the
+window mask in at layers <= l by a pre-hook on the attention modules; the recompute
+baseline runs every W-token window (BOS + W - 1 for a BOS model) as a plain pass. NLL: the
 cross-entropy of the plain model's own logits, mean over the predictions made at positions
 >= W. Shared with sinkbench: the test windows (sinkbench.data.windows_for, same settings)
 and the spectrum. Prints each regime's mean NLL beside the records' and the largest
@@ -69,22 +76,90 @@ def main(argv=None) -> int:
     path = models.converted_dir(models.resolve(a.model))
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager", dtype=torch.float32).eval()
     decoder = model.model.layers
-    ours = {}
-    for regime in ["full", "window", "sink1", "sink4", "control"] + [f"designated_L{l}" for l in layers]:
-        hook = None
-        if regime.startswith("designated"):
-            layer = int(regime.split("_L")[1])
+    n_layers, hd = len(decoder), decoder[0].self_attn.head_dim
+    proj = band_k @ band_k.T
+    bos = bool(subject.uses_bos)
 
-            def write(module, args, out):
-                h = out[0] if isinstance(out, tuple) else out
-                h = h.clone()
-                h[:, 1] += (h[:, 0] @ band_k) @ band_k.T
-                return (h, *out[1:]) if isinstance(out, tuple) else h
-            hook = decoder[layer].register_forward_hook(write)
-        mask = None if regime == "full" else mask_for(regime, a.seq_len, w)
+    def out_hook(fn):
+        def hook(module, args, out):
+            h = (out[0] if isinstance(out, tuple) else out).clone()
+            h = fn(h)
+            return (h, *out[1:]) if isinstance(out, tuple) else h
+        return hook
+
+    def heads_hook(fn):
+        def hook(module, args, out):
+            return fn(out.clone().view(*out.shape[:2], -1, hd)).flatten(2)
+        return hook
+
+    def add(h):
+        h[:, 1] += h[:, 0] @ proj
+        return h
+
+    def set_k(h):
+        h[:, 1] = h[:, 1] - h[:, 1] @ proj + h[:, 0] @ proj
+        return h
+
+    def copy(h):
+        h[:, 1] = h[:, 0]
+        return h
+
+    def drain(x):
+        x[:, 1] = x[:, 1] * (x[:, 0].norm(dim=-1) / x[:, 1].norm(dim=-1))[..., None]
+        return x
+
+    def transplant(x):
+        x[:, 1] = x[:, 0]
+        return x
+
+    def hooks_for(regime: str, layer: int) -> list:
+        later = range(layer + 1, n_layers)
+        attn = lambda i: decoder[i].self_attn  # noqa: E731
+        if regime == "late_sink":
+            win = mask_for("window", a.seq_len, w)
+
+            def early(module, args, kwargs):
+                return args, {**kwargs, "attention_mask": win}
+            return [attn(i).register_forward_pre_hook(early, with_kwargs=True) for i in range(layer + 1)]
+        if regime == "designated":
+            return [decoder[layer].register_forward_hook(out_hook(add))]
+        if regime in ("dark_kept", "value_drain"):
+            hs = [decoder[i].register_forward_hook(out_hook(set_k)) for i in range(layer, n_layers - 1)]
+            if regime == "value_drain":
+                hs += [attn(i).v_proj.register_forward_hook(heads_hook(drain)) for i in later]
+            return hs
+        if regime == "kv_transplant":
+            return [getattr(attn(i), p).register_forward_hook(heads_hook(transplant)) for i in later
+                    for p in ("k_proj", "v_proj")]
+        if regime == "state_copy":
+            return [decoder[layer].register_forward_hook(out_hook(copy))]
+        return []
+
+    def recompute() -> float:
+        recent = w - 1 if bos else w
+        out = []
+        for i in range(w, a.seq_len - 1):
+            sub = ids[:, i - recent + 1: i + 2]
+            if bos:
+                sub = torch.cat([ids[:, :1], sub], 1)
+            with torch.no_grad():
+                logits = model(sub).logits.float()
+            out.append(torch.nn.functional.cross_entropy(logits[:, w - 1], sub[:, w], reduction="none"))
+        return float(torch.stack(out, 1).mean())
+
+    ours = {}
+    for regime in info["nll_by_regime"]:
+        if regime == "recompute":
+            ours[regime] = recompute()
+            continue
+        name, _, layer = regime.rpartition("_L") if "_L" in regime else (regime, "", "")
+        base = name
+        mask_regime = {"late_sink": "sink1"}.get(base, "control" if layer else base)
+        handles = hooks_for(base, int(layer)) if layer else []
+        mask = None if regime == "full" else mask_for(mask_regime, a.seq_len, w)
         ours[regime] = float(nll(model, ids, mask, w).mean())
-        if hook is not None:
-            hook.remove()
+        for h in handles:
+            h.remove()
     worst = 0.0
     print(f"{a.model}: W = {w}, {a.n_seqs} x {a.seq_len} windows, fp32, eager")
     print(f"{'regime':16s} {'independent':>12s} {'record':>12s} {'diff':>10s}")
