@@ -55,6 +55,7 @@ class Store:
     saved: int = 0
     restored: int = 0
     redone: int = 0  # damaged checkpoints run again
+    write_failed: int = 0  # checkpoints that could not be written (full disk, read-only folder)
     touched: set = dataclasses.field(default_factory=set)
     grid_of: dict = dataclasses.field(default_factory=dict)  # path -> (model folder, grid label) not yet recorded
     released: set = dataclasses.field(default_factory=set)  # paths whose grid's records are written
@@ -307,7 +308,14 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
         store.redone += 1
         _warn(f"checkpoint {path}: {why}; running its pass again")
     value = compute()
-    _write(path, encode(value))
+    try:
+        _write(path, encode(value))
+    except OSError as exc:  # a full disk, a read-only folder: the pass is done, only its checkpoint is lost
+        if not store.write_failed:
+            _warn(f"checkpoint {path}: cannot write it ({exc.strerror or exc}); continuing without saving passes "
+                  "(a kill now loses them)")
+        store.write_failed += 1
+        return value
     store.saved += 1
     store.touched.add(path)
     store.grid_of[path] = (path.parent.name, grid)

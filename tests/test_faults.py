@@ -361,3 +361,17 @@ def test_a_run_whose_expectations_are_for_another_model_does_not_exit_0(tmp_path
                            path="hypotheses/test_dark_tail_necessary.py")
     assert code == 1, out
     assert "no case of this run has an expectation" in out
+
+
+def test_a_checkpoint_that_cannot_be_written_is_named_once_and_the_pass_kept(tmp_path, llama_subject, capsys):
+    windows = torch.randint(3, 60, (6, 16), generator=torch.Generator().manual_seed(5))
+    (tmp_path / "checkpoints").write_text("a file where the folder should be")
+    store = checkpoint.configure(tmp_path / "checkpoints", read=True)
+    try:
+        a = _one_pass(llama_subject, windows)
+        b = _one_pass(llama_subject, windows, 5)
+        assert torch.equal(a.token_nll[:5], b.token_nll) and store.saved == 0 and store.write_failed == 2
+        err = capsys.readouterr().err
+        assert err.count("cannot write it") == 1, err
+    finally:
+        checkpoint.configure(None)
