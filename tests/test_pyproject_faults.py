@@ -1,0 +1,33 @@
+"""A malformed pyproject.toml [tool.sinkbench] is a one-line error with exit 4 (issue 31)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sinkbench.errors import SinkbenchError
+from tests.test_faults import one_line_exit_4
+
+
+@pytest.mark.parametrize("text,match", [
+    (b"[tool]\nsinkbench = 3\n", r"\[tool.sinkbench\] must be a table of settings"),
+    (b"[[tool.sinkbench]]\nx = 1\n", r"\[tool.sinkbench\] must be a table of settings"),
+    (b'[tool.sinkbench]\nseq_len = = 3\n', r"not valid TOML"),
+    (b'[tool.sinkbench]\ndataset = "caf\xe9"\n', r"not UTF-8 \(byte 0xe9"),
+])
+def test_a_malformed_pyproject_is_one_line(tmp_path, text, match):
+    from sinkbench.config import load_pyproject_defaults
+
+    (tmp_path / "pyproject.toml").write_bytes(text)
+    with pytest.raises(SinkbenchError, match=match) as e:
+        load_pyproject_defaults(tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_a_malformed_pyproject_stops_the_run_with_exit_4(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool]\nsinkbench = 3\n")
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "sinkbench.hypotheses", "-p", "no:cacheprovider", "--model", "tiny-bb-bos"]
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = one_line_exit_4(p.returncode, p.stdout + p.stderr)
+    assert "[tool.sinkbench] must be a table" in lines[0] and len(lines) == 1, lines
