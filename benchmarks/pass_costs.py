@@ -1,16 +1,19 @@
 """Every kind of forward pass a hypothesis run makes, timed against its floor: an unedited
 forward of the same windows over the same layers (fused attention, the NLL step included).
 
-    python benchmarks/pass_costs.py smollm2-135m [--layers 0.5] [-k expr] [--out costs.json]
+    python benchmarks/pass_costs.py smollm2-135m [--layers 0.5] [-k expr] [--repeat 3] [--out costs.json]
 
 It runs the hypotheses on the model in this process (pytest.main, a fresh results folder, no
-resume), with every `interventions.run_pass` call timed and labelled by what called it (the
-kind: base, H1/H2 filter, H4-A write, value/key profile, H7 regime, H6 intervention, H3
-detector, H5 attribution, sink rate, ...) and by where it starts (a pass fed a saved prefix
-skips the layers up to its edit). Then, on the same batches, the floor of each start: an
-unedited pass from that layer on, the median of 3. The table gives per kind the passes, the
-mean seconds per pass, the floor of the same layers and their ratio; run it on a quiet
-machine (the load average is printed beside it).
+resume), with every `interventions.run_pass` call (and H5's own traces, sinkbench.writer)
+counted and labelled by the unit that asked for it and by what kind of pass it is (base,
+H1/H2 filter, H4-A write, value/key profile, H7 regime, H6 intervention, H3 detector, H5
+attribution, sink rate, ...). The first call of each kind is kept. Afterwards each kept call
+is replayed `--repeat` times, alternating with its floor (the same batch, no edit, no
+readout, starting where the pass starts: a pass fed a saved prefix skips the layers up to
+its edit), and the table gives the median process CPU time of the pass and of its floor and
+their ratio. Alternating pass and floor, and CPU time rather than wall time, keep the ratio
+honest on a machine shared with other jobs (the load average is printed beside it); the
+counts and wall seconds per kind come from the run itself.
 """
 from __future__ import annotations
 
@@ -59,94 +62,95 @@ def main(argv=None) -> None:
     ap.add_argument("--layers", default="0.25,0.5,0.75")
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("-k", default=None, help="pytest -k expression (default: every hypothesis)")
+    ap.add_argument("--repeat", type=int, default=3, help="replays of each kind's first pass, alternating with its floor")
     ap.add_argument("--out", default=None, help="write the table as JSON here")
     a, extra = ap.parse_known_args(argv)
 
     import pytest
-    import torch
 
-    from sinkbench import interventions
+    from sinkbench import interventions, writer
+    from sinkbench.interventions import Edit
 
-    calls = []
     real = interventions.run_pass
+    counts = defaultdict(lambda: {"passes": 0, "wall_s": 0.0})
+    replayed = {}  # kind -> {"pass_cpu_s": [...], "floor_cpu_s": [...], "start": layer, "batch": n}
+
+    def cpu(fn) -> float:
+        t0 = time.process_time()
+        fn()
+        return time.process_time() - t0
+
+    def replay(kind, again, floor, start, batch):
+        """Right after the first pass of a kind (inside whatever context the hypothesis set up,
+        e.g. the profile's capturing wrapper): the pass again and its floor, alternating."""
+        got = {"pass_cpu_s": [], "floor_cpu_s": [], "start": start, "batch": batch}
+        for _ in range(a.repeat):
+            got["floor_cpu_s"].append(cpu(floor))
+            got["pass_cpu_s"].append(cpu(again))
+        replayed[kind] = got
 
     def timed(subject, ids, edit=None, attn_layers=(), hidden_layers=(), attn_readout=None, prefix=None, **kw):
+        kind = kind_of(traceback.extract_stack())
+        call = lambda: real(subject, ids, edit=edit, attn_layers=attn_layers, hidden_layers=hidden_layers,  # noqa: E731
+                            attn_readout=attn_readout, prefix=prefix, **kw)
         t0 = time.perf_counter()
-        out = real(subject, ids, edit=edit, attn_layers=attn_layers, hidden_layers=hidden_layers,
-                   attn_readout=attn_readout, prefix=prefix, **kw)
-        dt = time.perf_counter() - t0
-        start = edit.layer + 1 if (prefix is not None and edit is not None) else 0
-        calls.append({"kind": kind_of(traceback.extract_stack()), "start": start, "batch": int(ids.shape[0]) * kw.get("copies", 1),
-                      "attn_layers": len(list(attn_layers)), "masked": kw.get("attention_mask") is not None, "s": dt})
+        out = call()
+        counts[kind]["passes"] += 1
+        counts[kind]["wall_s"] += time.perf_counter() - t0
+        if kind not in replayed:
+            copies = kw.get("copies", 1)
+            if prefix is not None and edit is not None:  # the same layers: from edit.layer + 1 on, unedited
+                ident = Edit(edit.layer, lambda h, rows: h)
+                floor = lambda: real(subject, ids, edit=ident, prefix=prefix, copies=copies)  # noqa: E731
+            else:
+                floor = lambda: real(subject, ids, copies=copies)  # noqa: E731
+            replay(kind, call, floor, edit.layer + 1 if prefix is not None and edit is not None else 0, int(ids.shape[0]) * copies)
         return out
 
     interventions.run_pass = timed
-    # H5's passes are traces of their own (sinkbench.writer): timed whole, per batch of windows
-    from sinkbench import writer
 
     def whole(fn, label, batch_of):
+        """H5's passes are traces of their own (sinkbench.writer): timed whole, against unedited
+        passes over the same windows in the same batches."""
         def run(*args, **kw):
+            kind = f"H5: {label}"
             t0 = time.perf_counter()
             out = fn(*args, **kw)
-            n = len(args[1])
-            calls.append({"kind": f"H5: {label}", "start": 0, "batch": n, "passes": -(-n // batch_of(args, kw)),
-                          "attn_layers": 0, "masked": False, "s": time.perf_counter() - t0})
+            subject, windows, b = args[0], args[1], batch_of(args, kw)
+            counts[kind]["passes"] += -(-len(windows) // b)
+            counts[kind]["wall_s"] += time.perf_counter() - t0
+            if kind not in replayed:
+                floor = lambda: [real(subject, windows[i:i + b]) for i in range(0, len(windows), b)]  # noqa: E731
+                replay(kind, lambda: fn(*args, **kw), floor, 0, len(windows))
             return out
         return run
 
-    writer._attribute = whole(writer._attribute, "attribution (one pass, all windows)", lambda a, k: len(a[1]))
-    writer._run_removal = whole(writer._run_removal, "removal", lambda a, k: a[6])
+    writer._attribute = whole(writer._attribute, "attribution (one pass, all windows)", lambda a_, k: len(a_[1]))
+    writer._run_removal = whole(writer._run_removal, "removal", lambda a_, k: a_[6])
     results = tempfile.mkdtemp(prefix="pass_costs_")
-    args = ["hypotheses", "--model", a.model, "--layers", a.layers, "--seq-len", str(a.seq_len), "--results", results, "-q", "-p", "no:cacheprovider",
-            "--tb=no", *(["-k", a.k] if a.k else []), *extra]
+    args = ["hypotheses", "--model", a.model, "--layers", a.layers, "--seq-len", str(a.seq_len), "--results", results,
+            "-q", "-p", "no:cacheprovider", "--tb=no", *(["-k", a.k] if a.k else []), *extra]
     t0 = time.perf_counter()
     pytest.main(args)
     wall = time.perf_counter() - t0
     interventions.run_pass = real
 
-    # the floors: an unedited pass of one batch from each start layer seen, median of 3
-    from sinkbench.access import load_subject
-    from sinkbench.config import make_settings
-    from sinkbench.data import windows_for
-    from sinkbench.interventions import Edit
-
-    s = make_settings(Path.cwd())
-    subj = load_subject(a.model, "cpu", "float32")
-    windows = windows_for(subj, s.dataset, a.seq_len, s.n_seqs, layout=s.windows)
-    batch = windows[: s.windows_per_pass(subj)]
-    floors = {}
-    for start in sorted({c["start"] for c in calls}):
-        if start == 0:
-            fn = lambda: real(subj, batch)  # noqa: E731
-        else:
-            prefix = real(subj, batch, hidden_layers=[start - 1]).hidden[start - 1]
-            ident = Edit(start - 1, lambda h, rows: h)
-            fn = lambda: real(subj, batch, edit=ident, prefix=prefix)  # noqa: E731,B023
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        floors[start] = sorted(times)[1]
-
-    table = defaultdict(lambda: {"passes": 0, "s": 0.0, "floor_s": 0.0})
-    for c in calls:
-        row = table[c["kind"]]
-        row["passes"] += c.get("passes", 1)
-        row["s"] += c["s"]
-        row["floor_s"] += floors[c["start"]] * c["batch"] / len(batch)
     load = os.getloadavg()[0]
-    print(f"\n{a.model}: {len(calls)} passes in {wall:.0f} s of pytest wall time; load average {load:.1f}; "
-          f"floors (s per {len(batch)}-window batch, by start layer): " + ", ".join(f"L{k}: {v:.2f}" for k, v in floors.items()))
-    print(f"{'kind':38s} {'passes':>6s} {'s/pass':>7s} {'floor':>7s} {'ratio':>6s} {'total s':>8s}")
+    replay_s = sum(sum(r["pass_cpu_s"]) + sum(r["floor_cpu_s"]) for r in replayed.values())
+    print(f"\n{a.model}: {sum(c['passes'] for c in counts.values())} passes, pytest wall {wall:.0f} s (of which the "
+          f"replays below, CPU {replay_s:.0f} s); load average at the end {load:.1f}")
+    print(f"{'kind':40s} {'passes':>6s} {'wall s':>7s} {'start':>5s} {'cpu/pass':>8s} {'floor':>7s} {'ratio':>6s}")
     out = {}
-    for kind, row in sorted(table.items(), key=lambda kv: -kv[1]["s"]):
-        per, floor = row["s"] / row["passes"], row["floor_s"] / row["passes"]
-        out[kind] = dict(row, per_pass_s=per, floor_per_pass_s=floor, ratio=per / floor)
-        print(f"{kind:38s} {row['passes']:6d} {per:7.2f} {floor:7.2f} {per / floor:6.2f} {row['s']:8.1f}")
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    for kind, c in sorted(counts.items(), key=lambda kv: -kv[1]["wall_s"]):
+        r = replayed[kind]
+        p, f = med(r["pass_cpu_s"]), med(r["floor_cpu_s"])
+        out[kind] = dict(c, start=r["start"], batch=r["batch"], pass_cpu_s=p, floor_cpu_s=f, ratio=p / f,
+                         pass_cpu_all=r["pass_cpu_s"], floor_cpu_all=r["floor_cpu_s"])
+        print(f"{kind:40s} {c['passes']:6d} {c['wall_s']:7.0f} {'L' + str(r['start']):>5s} {p:8.2f} {f:7.2f} {p / f:6.2f}")
     if a.out:
-        Path(a.out).write_text(json.dumps({"model": a.model, "wall_s": wall, "load": load, "floors": floors, "kinds": out,
-                                           "calls": calls}, indent=1))
+        Path(a.out).write_text(json.dumps({"model": a.model, "layers": a.layers, "wall_s": wall, "load": load, "kinds": out},
+                                          indent=1))
 
 
 if __name__ == "__main__":
