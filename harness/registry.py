@@ -377,7 +377,9 @@ RESERVED_PARAMS = {"n_bands", "n_seqs", "seq_len", "dataset", "windows", "n_sele
 def origin(unit: Hypothesis | str) -> dict:
     """Where a unit comes from: package (distribution name; None for a --hypothesis-module
     file), version, module, file, source (sha256 of its sources, 16 hex digits), where."""
-    units()
+    found = units()
+    if not isinstance(unit, str) and found.get(unit.name) is not unit:  # not a registered unit: no known origin
+        return {}
     return dict(_ORIGINS.get(unit if isinstance(unit, str) else unit.name, {}))
 
 

@@ -77,15 +77,15 @@ test_bug = pytest_function(UNIT, "test_bug")
 
 def test_a_failing_verdict_prints_one_line_and_a_real_error_its_traceback(tmp_path):
     (tmp_path / "test_toy.py").write_text(textwrap.dedent(TOY))
-    out = subprocess.run([sys.executable, "-m", "pytest", "test_toy.py", "--model", "toy-model", "-p", "no:cacheprovider",
+    out = subprocess.run([sys.executable, "-m", "pytest", "test_toy.py", "--model", "tiny-bb-bos", "--seq-len", "64", "-p", "no:cacheprovider",
                           "--results", str(tmp_path / "res")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     text = out.stdout + out.stderr
     assert out.returncode == 1, text
-    finding_block = text.split("test_finding[toy-model]")[1].split("test_bug")[0]
-    assert "X9/1 FAILS on toy-model" in finding_block and "a long unit message" not in finding_block, text
+    finding_block = text.split("test_finding[tiny-bb-bos]")[1].split("test_bug")[0]
+    assert "X9/1 FAILS on tiny-bb-bos" in finding_block and "a long unit message" not in finding_block, text
     assert "Traceback" not in finding_block and "assert False" not in finding_block, text
     assert "ValueError: a real bug inside the unit" in text and 'raise ValueError' in text, text  # the bug's traceback
-    assert "[sinkbench] done: toy-model: 0 of 1 cases pass" in text, text
+    assert "[sinkbench] done: tiny-bb-bos: 0 of 1 cases pass" in text, text
 
 
 def test_the_run_goes_model_by_model_keeping_each_models_order():

@@ -17,6 +17,7 @@ from sinkbench.errors import SinkbenchError
 def fresh(monkeypatch):
     """units() re-read, with fake entry points (group -> [(name, module)])."""
     monkeypatch.setattr(registry, "_UNITS", None)
+    monkeypatch.setattr(registry, "_ORIGINS", {})
     fakes: list = []
 
     class EP:
@@ -153,3 +154,18 @@ def test_a_unit_setting_named_like_one_of_sinkbenchs_is_refused(fresh, monkeypat
     fresh.append(("x9", fake_module(monkeypatch, "lab_x9", HYPOTHESIS=u)))
     with pytest.raises(SinkbenchError, match=r"X9 \(lab_x9\): setting\(s\) \['alpha'\] are named like sinkbench's own"):
         registry.units()
+
+
+def test_an_option_a_unit_does_not_support_is_one_line_naming_it_and_the_fix():
+    from sinkbench.config import make_settings
+    from sinkbench.preflight import support_problems
+
+    only_cpu = registry.Hypothesis(name="X9", title="x", tests=(registry.Test("test_x9", (registry.LAYER,)),),
+                                   measure=lambda bench, model: {}, supports=registry.Support(devices=("cpu",)))
+    s = make_settings(device="cuda", units="document")
+    lines = support_problems({"m": s, "n": s}, [(only_cpu, ["test_x9"])])
+    assert lines == [
+        "--units document: X9 (local) does not apply it (it supports window); pass --units window, or leave its tests "
+        "out with -k 'not test_x9'",
+        "--device cuda: X9 (local) runs on cpu only; pass --device cpu, or leave its tests out with -k 'not test_x9'"]
+    assert support_problems({"m": make_settings()}, [(only_cpu, ["test_x9"])]) == []
