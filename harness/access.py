@@ -380,7 +380,8 @@ class Subject:
             hidden = (raw[0] if isinstance(raw, tuple) else raw).save()
             returns_tuple = nnsight.save(isinstance(raw, tuple))
         if returns_tuple != self._layer_tuple or not isinstance(hidden, torch.Tensor) or hidden.shape[-1] != self.d_model:
-            raise SinkbenchError(f"{self.name}: decoder layer output is {type(raw).__name__}, not what sinkbench.architectures "
+            got = "a tuple" if returns_tuple else type(hidden).__name__  # (`raw` lives inside the trace only)
+            raise SinkbenchError(f"{self.name}: decoder layer output is {got}, not what sinkbench.architectures "
                                  f"says of {self.family} (layer_returns_tuple={self._layer_tuple})")
         m = self.branch_scale
         gap = (start.float() + m * (write_attn.float() + write_mlp.float()) - hidden.float()).abs().max().item()

@@ -78,6 +78,29 @@ FAMILIES: dict[str, Family] = {
     # Bloom adds the residual inside its attention and MLP modules: the writes are their dense outputs
     "bloom": _like(_GPT2_LIKE, attention="self_attention", writes=("self_attention.dense", "mlp.dense_4h_to_h"),
                    attention_interface=False, layer_returns_tuple=True),
+    # variants of the rows above (issue 31), each checked against its own forward in tests/test_variant_families.py
+    **dict.fromkeys(("deepseek_v2", "olmoe", "glm", "ernie4_5", "hunyuan_v1_dense", "arcee", "apertus", "seed_oss",
+                     "dots1", "bitnet"), _LLAMA_LIKE),
+    "llama4_text": _like(_LLAMA_LIKE, mlp="feed_forward"),
+    "cohere2": _like(_LLAMA_LIKE, block="parallel", logit_scale="logit_scale"),
+    "granitemoe": _like(_LLAMA_LIKE, mlp="block_sparse_moe", logit_divisor="logits_scaling",
+                        residual_multiplier="residual_multiplier"),
+    "exaone4": _POST_NORM,
+    "glm4": _like(_POST_NORM, writes=("post_self_attn_layernorm", "post_mlp_layernorm")),  # sandwich norms
+    "codegen": _like(_GPT2_LIKE, block="parallel"),
+    "xglm": Family(("model.layers",), ("model.layer_norm",), "self_attn", "fc2", "sequential", attention_interface=False),
+    # MPT adds the residual inside its MLP module (like Bloom): the MLP's write is down_proj's output
+    "mpt": Family(("transformer.blocks",), ("transformer.norm_f",), "attn", "ffn", "sequential",
+                  writes=("attn", "ffn.down_proj"), attention_interface=False, layer_returns_tuple=True),
+}
+
+# Families of the pinned transformers refused by what their layers do (beyond non-causal,
+# attention-free and hybrid, which noncausal_reason and mechanism_reason give).
+REFUSED_FAMILIES = {
+    **dict.fromkeys(("gemma3n", "gemma3n_text"), (
+        "AltUp keeps several predictions of the residual stream and adds per-layer embeddings inside every layer, so "
+        "a layer's output is not its input plus an attention and an MLP write of one residual stream; sinkbench's "
+        "edits and writes need one residual stream")),
 }
 
 
@@ -173,7 +196,7 @@ def unsupported_reason(config) -> str | None:
     architecture and what is missing. Reads the config only (no weights)."""
     model_type = getattr(config, "model_type", None)
     name = architecture_name(config)
-    reason = noncausal_reason(config) or mechanism_reason(config)
+    reason = noncausal_reason(config) or mechanism_reason(config) or REFUSED_FAMILIES.get(model_type)
     if reason is not None:
         return f"unsupported architecture {name}: {reason}"
     if model_type not in FAMILIES:

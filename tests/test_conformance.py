@@ -122,6 +122,41 @@ CASES: dict[str, tuple[str, dict]] = {
     "Cohere-2": ("cohere2", _llama_like(logit_scale=_draw(2, 4, 9), sliding_window=8)),
     "GraniteMoE": ("granitemoe", _llama_like(logits_scaling=_draw(0.2, 0.5, 10), num_local_experts=2,
                                              num_experts_per_tok=1)),
+    # variants of the families above (issue 31)
+    "DeepSeek-V2 (MLA, MoE)": ("deepseek_v2", _llama_like(num_key_value_heads=HEADS, q_lora_rank=32, kv_lora_rank=16,
+                                                          qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16,
+                                                          n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                                                          first_k_dense_replace=1, n_shared_experts=1)),
+    "OLMoE": ("olmoe", _llama_like(num_experts=4, num_experts_per_tok=2)),
+    "Llama-4 (text, MoE)": ("llama4_text", _llama_like(head_dim=16, num_local_experts=2, num_experts_per_tok=1,
+                                                       intermediate_size_mlp=128)),
+    "EXAONE-4": ("exaone4", _llama_like(sliding_window=8)),
+    "GLM": ("glm", _llama_like(head_dim=16)),
+    "GLM-4 (sandwich norms)": ("glm4", _llama_like(head_dim=16)),
+    "ERNIE-4.5": ("ernie4_5", _llama_like(head_dim=16)),
+    "Hunyuan-V1 dense": ("hunyuan_v1_dense", _llama_like(head_dim=16)),
+    "Arcee": ("arcee", _llama_like()),
+    "Apertus": ("apertus", _llama_like()),
+    "Seed-OSS": ("seed_oss", _llama_like(head_dim=16)),
+    "dots.llm1": ("dots1", _llama_like(head_dim=16, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                                       first_k_dense_replace=1, n_shared_experts=1)),
+    "BitNet": ("bitnet", _llama_like(head_dim=16)),
+    "CodeGen": ("codegen", _common(n_embd=D, n_layer=LAYERS, n_head=HEADS, n_positions=128, n_ctx=128, rotary_dim=8)),
+    "XGLM": ("xglm", _common(d_model=D, num_layers=LAYERS, attention_heads=HEADS, ffn_dim=128, max_position_embeddings=128)),
+    "MPT (ALiBi)": ("mpt", _common(d_model=D, n_layers=LAYERS, n_heads=HEADS, max_seq_len=128, expansion_ratio=2)),
+    # refused from the config, each for its mechanism
+    "MPT (prefix-LM)": ("mpt", _common(d_model=D, n_layers=LAYERS, n_heads=HEADS, max_seq_len=128,
+                                       attn_config={"prefix_lm": True})),
+    "EmbeddingGemma (bidirectional)": ("gemma3_text", _llama_like(head_dim=16, sliding_window=8,
+                                                                   use_bidirectional_attention=True)),
+    "Gemma-3n (text)": ("gemma3n_text", _llama_like(head_dim=16)),
+    "Jamba (hybrid)": ("jamba", _llama_like()),
+    "Falcon-H1 (hybrid)": ("falcon_h1", _llama_like()),
+    "Zamba2 (hybrid)": ("zamba2", _common(hidden_size=D, num_attention_heads=HEADS)),
+    "GraniteMoE-hybrid": ("granitemoehybrid", _llama_like()),
+    "LFM2 (hybrid)": ("lfm2", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS)),
+    "MiniMax (hybrid, linear attention)": ("minimax", _llama_like(head_dim=16)),
+    "Mamba (attention-free)": ("mamba", _common(hidden_size=D, num_hidden_layers=LAYERS)),
 }
 
 
@@ -527,8 +562,8 @@ def test_an_unsupported_checkpoint_is_refused_before_its_weights_load(tmp_path):
     from sinkbench.access import refuse_unsupported
     from sinkbench.errors import SinkbenchError
 
-    make_config(*CASES["Cohere-2"]).save_pretrained(tmp_path)  # a config and no weights at all
-    with pytest.raises(SinkbenchError, match=r"ckpt: unsupported architecture Cohere2ForCausalLM") as e:
+    make_config(*CASES["Jamba (hybrid)"]).save_pretrained(tmp_path)  # a config and no weights at all
+    with pytest.raises(SinkbenchError, match=r"ckpt: unsupported architecture JambaForCausalLM: a hybrid") as e:
         refuse_unsupported(tmp_path, "ckpt")
     assert "\n" not in str(e.value)
 
