@@ -46,6 +46,33 @@ def differences(old: dict, identity: dict, settings: dict, sha: str | None) -> l
     return out
 
 
+def record_case(r: dict) -> dict:
+    """The case fields a record's case key was made of (Bench.record): its claim, condition,
+    target and variant as recorded, and params' k."""
+    out = {k: r[k] for k in RECORD_FIELDS if k in r}
+    if r.get("params", {}).get("k") is not None:
+        out["k"] = r["params"]["k"]
+    return out
+
+
+def current(bench, hypothesis: str, name: str, layer, case: dict, records) -> dict:
+    """case key -> record, over the records of this case (as far as `case` names it) whose key
+    is the one this code and these settings give their own case fields."""
+    out = {}
+    for r in records:
+        if same_case(r, hypothesis, name, layer, case) and r.get("case_key") not in out:
+            if bench.case_key(hypothesis, name, layer, **record_case(r)) == r.get("case_key"):
+                out[r["case_key"]] = r
+    return out
+
+
+def reusable(bench, hypothesis: str, name: str, layer, case: dict, records) -> dict | None:
+    """The one record of this code and settings that `case` names, or None (none, or several
+    cases that the fields given to bench.resume cannot tell apart)."""
+    found = current(bench, hypothesis, name, layer, case, records)
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
 def why_recomputed(bench, hypothesis: str, name: str, layer, case: dict, records) -> str | None:
     """One line, or None when no record of this case exists (a new case needs no word)."""
     import dataclasses
@@ -53,6 +80,12 @@ def why_recomputed(bench, hypothesis: str, name: str, layer, case: dict, records
     old = [r for r in records if same_case(r, hypothesis, name, layer, case)]
     if not old:
         return None
+    found = current(bench, hypothesis, name, layer, case, old)
+    if len(found) > 1:
+        fields = sorted({k for r in found.values() for k in record_case(r)} - set(case))
+        return (f"{hypothesis} on {name}: cases recomputed: bench.resume() was given {sorted(case) or 'no case fields'} and "
+                f"cannot tell {len(found)} recorded cases apart (they differ in {fields}); pass bench.resume the case "
+                "fields bench.record gets")
     identity = bench.unit_identity(hypothesis, name)
     settings = dataclasses.asdict(bench.of(name))
     found = differences(old[-1], identity, settings, None)

@@ -169,3 +169,26 @@ def test_baseline_does_not_compare_cases_made_by_other_unit_code():
     older = dict(rec)
     del older["unit"]  # a record from before records named their unit: not a difference
     assert compare_records([older], [rec]).clean
+
+
+@pytest.mark.parametrize("resume_call, record_extra, reused", [
+    # resume names fewer fields than record, one recorded case matches: reused (H2a: k, then claim 'a')
+    ('bench.resume("D1", model_name, None, claim=claim)', ', variant="v"', True),
+    # resume names none of the fields that tell the two claims apart: recomputed, and said why
+    ('bench.resume("D1", model_name, None)', "", False),
+])
+def test_resume_with_fewer_case_fields_than_the_record(unit, tmp_path, resume_call, record_extra, reused):
+    text = unit.read_text()
+    text = text.replace('bench.resume("D1", model_name, None, claim=claim)', resume_call)
+    text = text.replace('passed, m, claim=claim)', f'passed, m, claim=claim{record_extra})')
+    unit.write_text(text)
+    common = ("--hypothesis-module", str(unit), "--results", str(tmp_path / "r"), "-q")
+    pytest_run(tmp_path, *common)
+    again = pytest_run(tmp_path, *common, "--resume")
+    if reused:
+        assert "0 results appended" in again.stdout and "--resume:" not in again.stdout, again.stdout[-2000:]
+    else:
+        assert "2 results appended" in again.stdout, again.stdout[-2000:]
+        assert ("--resume: D1 on tiny-bb-bos: cases recomputed: bench.resume() was given no case fields and cannot tell 2 "
+                "recorded cases apart (they differ in ['claim']); pass bench.resume the case fields bench.record gets"
+                in again.stdout), again.stdout[-2000:]
