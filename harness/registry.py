@@ -184,6 +184,9 @@ class Hypothesis:
     # the unit's own settings: key -> Setting (or (default, help)); see Setting
     settings: dict[str, Any] = field(default_factory=dict)
     supports: Support | None = None  # default: Support() for a third-party unit, FULL_SUPPORT for a built-in one
+    # a module of the unit's package that names its tests (`globals().update(pytest_functions("X1"))`): node ids of its
+    # own, run by `pytest --pyargs MODULE` and by `sinkbench run`; hypotheses/test_registered.py leaves them out
+    test_module: str = ""
 
     @property
     def hypothesis(self) -> str:
@@ -234,6 +237,34 @@ def pytest_function(unit: Hypothesis, test_name: str) -> Callable:
     run.__doc__ = f"{unit.hypothesis}: {unit.title}"
     run.sinkbench_test = (unit, test)
     return run
+
+
+def pytest_functions(name: str) -> dict[str, Callable]:
+    """A unit's pytest functions by name, for a test module of its own package:
+    `globals().update(sinkbench.registry.pytest_functions("X1"))` (declare it as the unit's test_module)."""
+    from sinkbench.errors import SinkbenchError
+
+    unit = find(name)
+    if unit is None:
+        raise SinkbenchError(f"pytest_functions({name!r}): no hypothesis unit of that name; units: {', '.join(units())}")
+    return {t.name: pytest_function(unit, t.name) for t in unit.tests}
+
+
+def own_test_files() -> list[str]:
+    """The files of the units' own test modules (test_module), for `sinkbench run`."""
+    import importlib.util
+
+    from sinkbench.errors import SinkbenchError
+
+    out = []
+    for unit in units().values():
+        if unit.test_module:
+            spec = importlib.util.find_spec(unit.test_module)
+            if spec is None or not spec.origin:
+                raise SinkbenchError(f"{unit.name}: its test_module {unit.test_module!r} cannot be imported; install the "
+                                     "unit's package with it, or drop test_module")
+            out.append(spec.origin)
+    return out
 
 
 _UNITS: dict[str, Hypothesis] | None = None
@@ -450,8 +481,9 @@ def settings_for(unit: Hypothesis, chosen: dict[str, dict] | None) -> UnitSettin
     return UnitSettings(values)
 
 
-def third_party() -> list[Hypothesis]:
-    return [u for u in units().values() if not u.built_in]
+def third_party(own_modules: bool = True) -> list[Hypothesis]:
+    """The units not built in (own_modules=False: without those whose tests live in a test_module of their own)."""
+    return [u for u in units().values() if not u.built_in and (own_modules or not u.test_module)]
 
 
 def key_effects() -> dict[str, tuple[str, str]]:

@@ -192,3 +192,18 @@ def test_resume_with_fewer_case_fields_than_the_record(unit, tmp_path, resume_ca
         assert ("--resume: D1 on tiny-bb-bos: cases recomputed: bench.resume() was given no case fields and cannot tell 2 "
                 "recorded cases apart (they differ in ['claim']); pass bench.resume the case fields bench.record gets"
                 in again.stdout), again.stdout[-2000:]
+
+
+def test_a_units_own_test_module_gives_its_tests_their_own_node_ids(unit, tmp_path):
+    """Hypothesis(test_module=...): the package's module names the tests (pytest_functions), pytest
+    --pyargs collects them with node ids of their own, and test_registered.py leaves them out."""
+    unit.write_text(unit.read_text().replace('methods="this module\'s docstring")',
+                                             'methods="this module\'s docstring", test_module="d1_tests")'))
+    (unit.parent / "d1_tests.py").write_text('from sinkbench.registry import pytest_functions\n\nglobals().update(pytest_functions("D1"))\n')
+    done = subprocess.run([sys.executable, "-m", "pytest", str(hypotheses_dir() / "test_registered.py"), "--pyargs", "d1_tests",
+                           *ARGS, "--hypothesis-module", str(unit), "--collect-only", "-q", "--rootdir", str(unit.parent)],
+                          cwd=unit.parent, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(unit.parent)))
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    assert ids == ["d1_tests.py::test_d1_sink_grows_with_depth[tiny-bb-bos-grows]",
+                   "d1_tests.py::test_d1_sink_grows_with_depth[tiny-bb-bos-deepest]"], done.stdout + done.stderr
