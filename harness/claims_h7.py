@@ -40,7 +40,7 @@ from .stats import holm
 
 CLAIMS = ("a", "b", "c", "d", "e")
 KEPT = ("sink1", "sink4", "control")
-RUNG_ORDER = ("dark_write", "dark_kept", "value_drain", "kv_transplant", "state_copy")  # designate.RUNGS
+RUNG_ORDER = ("dark_write", "dark_kept", "value_drain", "kv_transplant", "state_copy", "learned_sink")  # designate.RUNGS + LEARNED
 POSITIVE_CONTROL = "state_copy"
 
 
@@ -180,10 +180,10 @@ def h7_verdicts(t, *, alpha: float, min_gap: float, min_recovered: float, n_boot
 def ladder_verdict(t, c, adj, raw_k, rung_ok, of, common, gates, blocked) -> tuple[bool, dict]:
     """Claim (e): per rung (weakest first) its layers, shares of sink1's recovery, adjusted p-values
     (None where the layer is blocked) and verdict; the weakest passing rung; the positive control."""
-    ladder_layers = sorted({l for (_, l) in t.ladder})
+    ladder_layers = sorted({l for (_, l) in t.ladder if l >= 0})  # rung 6 (learned_sink) sits at -1: the input
     rungs = {}
     for (rung, l) in rungs_of(t):
-        if rung != "dark_write" and l not in ladder_layers:
+        if rung != "dark_write" and l not in ladder_layers and l >= 0:
             continue
         if rung == "dark_write" and ladder_layers and l not in ladder_layers:
             continue  # rung 1 at the other grid layers is (d)'s

@@ -132,6 +132,7 @@ def run_write(subject, windows, spectrum, layer: int, targets: torch.Tensor, mod
 #                    its residual is left as it is;
 #   5 state_copy:    position 0's whole residual state copied into the position at layer l's output.
 RUNGS = ("dark_write", "dark_kept", "value_drain", "kv_transplant", "state_copy")
+LEARNED = "learned_sink"  # rung 6 (below): a learned input embedding, run where h7's setting says
 
 
 def set_dark(h: torch.Tensor, rows: slice, *, dark: torch.Tensor, position: int) -> torch.Tensor:
@@ -187,9 +188,51 @@ def rerotate(module, key0: torch.Tensor, cos_sin, position: int) -> tuple[torch.
     return apply(key0, key0, c, s)[1].to(key0.dtype), True
 
 
+# rung 6, learned_sink: one input embedding at the position, trained with the model frozen on the
+# selection windows under the evicting (control) mask: StreamingLLM's learnable sink without
+# retraining. It acts at the input (layer -1 in the ladder's keys).
+LEARNED_LAYER = -1
+LEARN_STEPS = 150  # Adam steps on the selection windows (documented default; docs/methods.md §11)
+LEARN_LR = 0.1  # Adam's step, in units of the input embeddings' root-mean-square coordinate
+
+
+def learn_sink_embedding(subject, windows: torch.Tensor, mask, read_from: int, position: int,
+                         steps: int = LEARN_STEPS, lr: float = LEARN_LR, seed: int = 0) -> dict:
+    """The input embedding at `position` (every window) that minimises the mean NLL of the
+    predictions made at positions >= read_from under `mask` (an additive mask, or a dict by
+    layer type), the model frozen. Starts from the mean input embedding of the windows' tokens
+    at positions >= 1 (an ordinary token, not the sink's). Returns {"vector": [d] float32 on the
+    model's device, "loss": [first, last], "steps", "seconds"}."""
+    import time
+
+    start = time.time()
+    emb = subject.model.get_input_embeddings()
+    ids = windows.to(subject.device)
+    with torch.no_grad():
+        base = emb(ids).float()
+    scale = float(base[:, 1:].pow(2).mean().sqrt())
+    torch.manual_seed(seed)
+    v = base[:, 1:].mean((0, 1)).clone().requires_grad_(True)
+    opt = torch.optim.Adam([v], lr=lr * scale)
+    t = ids.shape[1]
+    losses = []
+    with torch.enable_grad():
+        for _ in range(steps):
+            x = torch.cat([base[:, :position], v.expand(len(ids), 1, -1), base[:, position + 1:]], 1)
+            logits = subject.model(inputs_embeds=x.to(subject.model.dtype), attention_mask=mask,
+                                   logits_to_keep=t - read_from).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, read_from + 1:].flatten())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    return {"vector": v.detach(), "loss": [losses[0], losses[-1]] if losses else [], "steps": steps,
+            "seconds": time.time() - start}
+
+
 @contextmanager
 def ladder_hooks(subject, rung: str, layer: int, position: int, dark: torch.Tensor | None = None,
-                 masks: dict | None = None):
+                 masks: dict | None = None, embedding: torch.Tensor | None = None):
     """Within the block, the parts of a rung that act after layer l (rung_edit does layer l's):
     rungs 2-3 set the position's band K at the outputs of layers l+1..L-2 (forward hooks);
     rung 3 scales its values and rung 4 replaces its key and value at layers l+1..L-1 (around the
@@ -199,6 +242,12 @@ def ladder_hooks(subject, rung: str, layer: int, position: int, dark: torch.Tens
     n = subject.n_layers
     handles, saved, cos_sin = [], {}, {}
     modules = {i: subject.attention(subject.model, i) for i in range(n)}
+    if rung == "learned_sink":
+        def put(module, args, out):
+            out = out.clone()
+            out[:, position] = embedding.to(out.dtype)
+            return out
+        handles.append(subject.model.get_input_embeddings().register_forward_hook(put))
     if rung in ("dark_kept", "value_drain"):
         def keep_dark(module, args, out):
             h = out[0] if isinstance(out, tuple) else out

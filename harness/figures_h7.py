@@ -80,9 +80,16 @@ def draw_ladder(ax, metrics: dict, layers) -> None:
         bound = shares.get(f"late_sink_L{layer}_of_sink1")
         if bound is not None and bound[0] == bound[0]:
             ax.axhline(bound[0], color=f"C{j}", ls="--", lw=0.8)
+    names = list(RUNGS)
+    learned = shares.get("learned_sink_L-1_of_sink1")
+    if learned is not None:  # rung 6 acts at the input, not at a layer: one point
+        s, (a, b) = learned
+        ax.errorbar([len(RUNGS)], [s], yerr=[[max(s - a, 0) if a == a else 0], [max(b - s, 0) if b == b else 0]],
+                    fmt="s", color="k", ms=5, capsize=3, label="input (learned)")
+        names.append("learned_sink")
     for y, ls in ((0, ":"), (1, ":"), (metrics.get("min_designated", 0.5), "--")):
         ax.axhline(y, color="#888", ls=ls, lw=0.8)
-    ax.set_xticks(range(len(RUNGS)), [f"{i + 1} {r}" for i, r in enumerate(RUNGS)], fontsize=7, rotation=20)
+    ax.set_xticks(range(len(names)), [f"{i + 1} {r}" for i, r in enumerate(names)], fontsize=7, rotation=20)
     ax.set_ylabel("share of the first token's recovery (95% interval)", fontsize=8)
     lo_y, hi_y = ax.get_ylim()
     ax.set_ylim(max(lo_y, -1.5), min(hi_y, 2.5))

@@ -140,6 +140,22 @@ def ladder_setting(s) -> str:
     return how
 
 
+def learned_setting(s, subject) -> bool:
+    """Whether rung 6 (a learned sink embedding) runs: on zoo models by default; elsewhere when
+    Settings.extra['h7_learned_sink'] or the environment's SINKBENCH_H7_LEARNED is set (its cost
+    is measured in benchmarks/NOTES.md)."""
+    import os
+
+    from .models import zoo_aliases
+
+    flag = (getattr(s, "extra", None) or {}).get("h7_learned_sink")
+    if flag is None:
+        flag = os.environ.get("SINKBENCH_H7_LEARNED")
+    if flag is not None:
+        return str(flag).lower() not in ("0", "false", "no", "off", "")
+    return subject.name in zoo_aliases()
+
+
 def ladder_layers(grid: list[int], n_layers: int, how: str = "default") -> list[int]:
     """The ladder's layers: the early layer (EARLY_LAYER, at most L - 2) and the middle layer of
     the --layers grid ('default'), or the early layer and every grid layer ('grid')."""
@@ -234,14 +250,15 @@ def _profiled(subject, windows, batch, positions, from_query, mask, edit, hooks)
 
 
 def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=None, layers=(),
-              ladder=()) -> tuple[H7Test, dict]:
+              ladder=(), learned: torch.Tensor | None = None) -> tuple[H7Test, dict]:
     """The regimes' per-window NLLs over positions >= W, and what the record reads beside
     them: per regime (designated ones as designated_L<l>, the ladder's as <rung>_L<l>, the
     upper bounds as late_sink_L<l>, the recompute baseline as recompute) the mean NLL by
     position ([T-1] over windows; the StreamingLLM curve) and the value/key profile of
     positions 0 and the control per layer (sinkbench.sink_profile; its learned_sink_mass is
     the learned sinks'). layers: the grid (rung 1, claim d); ladder: the ladder's layers (rung
-    1 there too, rungs 2-5, and the upper bound at every layer of both). With no ladder, the
+    1 there too, rungs 2-5, and the upper bound at every layer of both); learned: rung 6's input
+    embedding (designate.learn_sink_embedding), run as learned_sink_L-1. With no ladder, the
     recompute baseline and the upper bounds are not run either (the verdicts then read the
     full regime as the reference)."""
     from functools import partial
@@ -270,6 +287,12 @@ def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=
                 runs[rung_key(rung, layer)] = (regime_mask(subject, t, "control", window),
                                                rung_edit(spectrum, rung, layer, CONTROL_POSITION, n),
                                                partial(ladder_hooks, subject, rung, layer, CONTROL_POSITION, dark))
+        if learned is not None:
+            from .designate import LEARNED, LEARNED_LAYER
+
+            runs[rung_key(LEARNED, LEARNED_LAYER)] = (
+                regime_mask(subject, t, "control", window), Edit(0, partial(marked, rung=LEARNED, vector=learned)),
+                partial(ladder_hooks, subject, LEARNED, LEARNED_LAYER, CONTROL_POSITION, embedding=learned))
     token, profile = {}, {}
     for r, (mask, edit, hooks) in runs.items():
         res, prof = _profiled(subject, windows, batch, positions, window, mask, edit, hooks)
@@ -283,6 +306,10 @@ def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=
     test = H7Test(**{r: read[r] for r in REGIMES}, designated={l: read[designated_key(l)] for l in rung1},
                   recompute=recompute, late={l: read[late_key(l)] for l in rung1 if late_key(l) in read},
                   ladder={(rung, l): read[rung_key(rung, l)] for rung in RUNGS[1:] for l in ladder})
+    if ladder and learned is not None:
+        from .designate import LEARNED, LEARNED_LAYER
+
+        test.ladder[(LEARNED, LEARNED_LAYER)] = read[rung_key(LEARNED, LEARNED_LAYER)]
     return test, {"nll_by_position": {r: v.mean(0).tolist() for r, v in token.items()}, "profile": profile}
 
 
@@ -303,7 +330,15 @@ def profile_comparison(profile: dict, layers, ladder=()) -> dict | None:
         return None
     c = str(CONTROL_POSITION)
     out = {}
-    for l in sorted(set(layers) | set(ladder)):
+    from .designate import LEARNED, LEARNED_LAYER
+
+    learned = profile.get(rung_key(LEARNED, LEARNED_LAYER)) is not None
+    for l in sorted(set(layers) | set(ladder) | ({LEARNED_LAYER} if learned else set())):
+        if l == LEARNED_LAYER:  # rung 6 acts at the input: every layer
+            out[str(l)] = {"natural": over_layers(profile["sink1"], 0, 0),
+                           "control": over_layers(profile["control"], CONTROL_POSITION, 0),
+                           LEARNED: over_layers(profile[rung_key(LEARNED, l)], CONTROL_POSITION, 0)}
+            continue
         row = {"natural": over_layers(profile["sink1"], 0, l + 1),
                "control": over_layers(profile["control"], CONTROL_POSITION, l + 1),
                "designated": over_layers(profile[designated_key(l)], CONTROL_POSITION, l + 1),
@@ -341,15 +376,24 @@ def h7_grid(sweep, s) -> dict:
     upper bounds on the test windows, the verdicts of sinkbench.claims_h7 with their stability,
     and what the record needs to read them."""
     from . import claims_h7
-    from .designate import RUNGS
+    from .designate import LEARNED, RUNGS
     from .experiments import as_units, parse_layers
+    from .sink_profile import supported
 
     subj = sweep.subject
     w = window_size(s)
     layers = parse_layers(s.layers, subj.n_layers, subj.name)
     how = ladder_setting(s)
     ladder = ladder_layers(layers, subj.n_layers, how)
-    test, extra = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w, sweep.spectrum, layers, ladder)
+    trained = None
+    if ladder and learned_setting(s, subj) and supported(subj):
+        from .designate import learn_sink_embedding
+        from .experiments import selection_windows
+
+        trained = learn_sink_embedding(subj, selection_windows(subj, s), regime_mask(subj, s.seq_len, "control", w),
+                                       w, CONTROL_POSITION)
+    test, extra = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w, sweep.spectrum, layers, ladder,
+                            learned=None if trained is None else trained["vector"])
     units, n_units = as_units(test, subj, s, len(sweep.windows))
     out = claims_h7.verdicts_with_stability(units, s, model=subj.name, n_units=n_units)
     profile = extra["profile"]
@@ -363,7 +407,8 @@ def h7_grid(sweep, s) -> dict:
             "reference": "recompute" if test.recompute is not None else "full",
             "designated_write": "add: position 0's band-K component into the control token "
             "(designate.write_dark), at one layer per regime, under the control regime's mask",
-            "rungs": list(RUNGS),
+            "rungs": list(RUNGS) + ([LEARNED] if trained is not None else []),
+            "learned_sink": None if trained is None else {k: v for k, v in trained.items() if k != "vector"},
             "nll_by_regime": {r: float(np.mean(v)) for r, v in extra_means(test).items()},
             "nll_by_position": extra["nll_by_position"],
             "learned_sinks": bool(learned),

@@ -52,11 +52,11 @@ def _h7(which: str):
         elif which == "designated":  # the designated sink recovers exactly the minimum share of sink1's recovery
             designated = window - 0.5 * (window - sink1) - 0.2 * e
         elif which == "rung":  # a rung (the value drain at layer 1) at the same boundary, the others recover nothing
-            rungs = {(r, 1): window + small(rng, n, 0.01) for r in RUNG_ORDER[1:]}
+            rungs = {(r, 1): window + small(rng, n, 0.01) for r in RUNG_ORDER[1:5]}
             rungs[("value_drain", 1)] = window - 0.5 * (window - sink1) - 0.2 * e
-        elif which == "reference":  # the sign gate: the reference's recovery exactly 0, sink1 and the control none
-            recompute = window + 0.2 * e
-            sink1, control = window + small(rng, n, 0.005), window + small(rng, n, 0.005)
+        elif which == "reference":  # (b)'s sign gate at its boundary: the reference's recovery exactly 0 (b's contrast clear)
+            recompute = window - 0.2 * e
+            sink1 = window - 0.5 + small(rng, n, 0.05)
         if designated is None:  # a designated sink as good as the first token (rung 1 at layer 0)
             designated = window + small(rng, n, 0.01) if which == "rung" else sink1 + small(rng, n, 0.01)
         late = {l: sink1 + small(rng, n, 0.01) for (_, l) in rungs}

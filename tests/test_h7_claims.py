@@ -36,7 +36,7 @@ def with_rungs(t, shares: dict, layers=(1, 15), late=None, seed=3, sd=0.02):
     natural = t.window - t.sink1
     at = lambda share: t.window - share * natural + sd * rng.standard_normal(N)  # noqa: E731
     designated = {l: at(shares.get("dark_write", 0.0)) for l in layers}
-    ladder = {(r, l): at(shares.get(r, 0.0)) for r in claims_h7.RUNG_ORDER[1:] for l in layers}
+    ladder = {(r, l): at(shares.get(r, 0.0)) for r in claims_h7.RUNG_ORDER[1:5] for l in layers}
     late = {l: at((late or {}).get(l, 1.0)) for l in layers}
     return dataclasses.replace(t, designated=designated, ladder=ladder, late=late)
 
@@ -176,3 +176,16 @@ def test_without_a_ladder_the_verdicts_keep_their_old_family():
     t = dataclasses.replace(arrays(recompute=None), designated={0: arrays().sink1})
     out = verdicts(t)
     assert out["a"][1]["reference"] == "full" and out["e"][1]["ladder_layers"] == []
+
+
+def test_a_learned_sink_alone_that_works_is_the_weakest_working_rung():
+    """Rung 6 (learned_sink, at the input: layer -1) recovers as much as the first token, the
+    edits 1-5 nothing: it is named, and the ladder's layers stay the edits' (the positive
+    control is still rung 5 at layer 1, which fails: a passing rung is a finding either way)."""
+    t = with_rungs(arrays(), {})
+    natural = t.window - t.sink1
+    t.ladder[("learned_sink", -1)] = t.sink1 + 0.02 * np.random.default_rng(4).standard_normal(N)
+    passed, m = verdicts(t)["e"]
+    assert passed and m["weakest_passing_rung"] == "learned_sink" and m["ladder_layers"] == [1, 15]
+    assert m["rungs"]["learned_sink"]["layers"] == [-1] and not m["positive_control"]["passes"]
+    assert natural.mean() > 0.5

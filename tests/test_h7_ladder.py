@@ -207,3 +207,34 @@ def test_the_figure_draws_the_ladder_beside_the_curve():
                     "ladder_layers": [1, 15], "reference": "recompute"}
     title, png = h7_figure(plt, m, "synthetic")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rung_6_learns_an_embedding_and_its_regime_agrees_with_a_plain_forward():
+    """tiny-bb-bos: a few Adam steps on selection-like windows lower the evicted window's loss;
+    the learned_sink regime equals a plain forward given inputs_embeds with position 1's row
+    replaced by the vector, under the control mask."""
+    from transformers import AutoModelForCausalLM
+
+    from sinkbench.access import load_subject
+    from sinkbench.data import windows_for
+    from sinkbench.designate import LEARNED, LEARNED_LAYER, learn_sink_embedding
+    from sinkbench.spectrum import spectrum_for
+
+    subject = load_subject("tiny-bb-bos")
+    ids = windows_for(subject, "auto", 64, 8)
+    w = 16
+    control = streaming.regime_mask(subject, 64, "control", w)
+    got = learn_sink_embedding(subject, ids[4:], control, w, P, steps=20)
+    assert got["loss"][1] < got["loss"][0] and got["vector"].shape == (subject.d_model,)
+    v = got["vector"]
+    test, extra = streaming.h7_inputs(subject, ids[:4], 4, w, spectrum_for(subject, 20, "U"), layers=[0], ladder=[0],
+                                      learned=v)
+    ours = test.ladder[(LEARNED, LEARNED_LAYER)]
+    plain = AutoModelForCausalLM.from_pretrained(ZOO_BOS, attn_implementation="eager").eval()
+    with torch.no_grad():
+        x = plain.get_input_embeddings()(ids[:4]).clone()
+        x[:, P] = v
+        logits = plain(inputs_embeds=x, attention_mask=mask(64, w, keep=(P,))).logits.float()
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:4, 1:].flatten(), reduction="none")
+    np.testing.assert_allclose(ours, ce.view(4, -1)[:, w:].mean(1).numpy(), atol=1e-4)
+    assert streaming.rung_key(LEARNED, LEARNED_LAYER) in extra["nll_by_position"]
