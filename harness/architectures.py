@@ -82,6 +82,10 @@ FAMILIES: dict[str, Family] = {
     **dict.fromkeys(("deepseek_v2", "olmoe", "glm", "ernie4_5", "hunyuan_v1_dense", "arcee", "apertus", "seed_oss",
                      "dots1", "bitnet"), _LLAMA_LIKE),
     "llama4_text": _like(_LLAMA_LIKE, mlp="feed_forward"),
+    # multimodal wrappers whose text model is a row above: text input only (the vision tower never runs)
+    "llama4": _like(_LLAMA_LIKE, mlp="feed_forward", layers=(*_LLAMA_LIKE.layers, "language_model.model.layers"),
+                    final_norm=(*_LLAMA_LIKE.final_norm, "language_model.model.norm")),
+    "qwen2_5_vl": _LLAMA_LIKE,  # loaded by AutoModelForImageTextToText (sinkbench.models.load_hf_model)
     "cohere2": _like(_LLAMA_LIKE, block="parallel", logit_scale="logit_scale"),
     "granitemoe": _like(_LLAMA_LIKE, mlp="block_sparse_moe", logit_divisor="logits_scaling",
                         residual_multiplier="residual_multiplier"),

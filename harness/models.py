@@ -446,6 +446,14 @@ def check_device(device: str) -> torch.device:
     return dev
 
 
+def image_text_model():
+    """The auto class of multimodal models that AutoModelForCausalLM does not map (Qwen2.5-VL);
+    sinkbench feeds them text only, and refuses their families unless the table has a row."""
+    from transformers import AutoModelForImageTextToText
+
+    return AutoModelForImageTextToText
+
+
 def load_hf_model(source: ModelSource, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False):
     """(model, tokenizer) with eager attention, in eval mode, on device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -454,11 +462,15 @@ def load_hf_model(source: ModelSource, device: str = "cpu", dtype: str = "float3
     if dtype not in TORCH_DTYPES:
         raise SinkbenchError(f"--dtype {dtype!r}: expected one of {sorted(TORCH_DTYPES)}")
     d = converted_dir(source)
+    kwargs = dict(dtype=TORCH_DTYPES[dtype], attn_implementation="eager", use_safetensors=True,
+                  trust_remote_code=trust_remote_code)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(d), dtype=TORCH_DTYPES[dtype], attn_implementation="eager",
-            use_safetensors=True, trust_remote_code=trust_remote_code,
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(d), **kwargs)
+        except ValueError as exc:
+            if "Unrecognized configuration class" not in str(exc):
+                raise
+            model = image_text_model().from_pretrained(str(d), **kwargs)  # Qwen2.5-VL: text input only
     except ValueError as exc:
         if "eager" in str(exc) or "attn_implementation" in str(exc):
             raise SinkbenchError(

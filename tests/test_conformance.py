@@ -144,6 +144,21 @@ CASES: dict[str, tuple[str, dict]] = {
     "CodeGen": ("codegen", _common(n_embd=D, n_layer=LAYERS, n_head=HEADS, n_positions=128, n_ctx=128, rotary_dim=8)),
     "XGLM": ("xglm", _common(d_model=D, num_layers=LAYERS, attention_heads=HEADS, ffn_dim=128, max_position_embeddings=128)),
     "MPT (ALiBi)": ("mpt", _common(d_model=D, n_layers=LAYERS, n_heads=HEADS, max_seq_len=128, expansion_ratio=2)),
+    # multimodal wrappers whose text model is a row above (text input only); Gemma-3's wrapper does not cap its logits
+    "Gemma-3 (multimodal wrapper)": ("gemma3", dict(
+        text_config=_llama_like(head_dim=16, sliding_window=8, final_logit_softcapping=_draw(1.5, 3, 11)),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        mm_tokens_per_image=4, boi_token_index=67, eoi_token_index=68, image_token_index=69)),
+    "Llama-4 (multimodal config)": ("llama4", dict(
+        text_config=_llama_like(head_dim=16, num_local_experts=2, num_experts_per_tok=1, intermediate_size_mlp=128),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+                           patch_size=14, vision_output_dim=32, projector_input_dim=32, projector_output_dim=32),
+        boi_token_index=67, eoi_token_index=68, image_token_index=69)),
+    "Qwen2.5-VL (text)": ("qwen2_5_vl", dict(
+        text_config=_llama_like(rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0}),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=D),
+        image_token_id=69, video_token_id=68, vision_start_token_id=67)),
     # refused from the config, each for its mechanism
     "MPT (prefix-LM)": ("mpt", _common(d_model=D, n_layers=LAYERS, n_heads=HEADS, max_seq_len=128,
                                        attn_config={"prefix_lm": True})),
@@ -240,7 +255,12 @@ def build(name: str, tok=None):
     if case.refused is not None:
         return case
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()
+    try:
+        model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()
+    except ValueError:  # a multimodal wrapper AutoModelForCausalLM does not map (Qwen2.5-VL): as models.load_hf_model
+        from sinkbench.models import image_text_model
+
+        model = image_text_model().from_config(cfg, attn_implementation="eager").eval()
     randomize(model, seed=1)
     model.requires_grad_(False)
     import hashlib

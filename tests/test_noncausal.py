@@ -106,3 +106,28 @@ def test_multimodal_gemma3_is_checked_and_measured():
     want = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 300), windows[:, 1:].reshape(-1), reduction="none")
     assert torch.allclose(out.token_nll.reshape(-1), want, atol=1e-5)
     assert spectrum_for(subject, 8).basis.shape == (64, 64)
+
+
+def test_a_qwen25_vl_checkpoint_loads_through_the_image_text_class(tmp_path, monkeypatch):
+    """AutoModelForCausalLM does not map Qwen2.5-VL; the loader falls back to
+    AutoModelForImageTextToText and the text model is checked and measured like any other."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    from sinkbench.access import load_subject
+    from sinkbench.models import image_text_model
+    from tests.test_conformance import CASES, ZOO, randomize
+
+    monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path / "cache"))
+    model_type, kwargs = CASES["Qwen2.5-VL (text)"]
+    cfg = AutoConfig.for_model(model_type, **kwargs)
+    torch.manual_seed(0)
+    model = image_text_model().from_config(cfg)
+    randomize(model, seed=1)
+    d = tmp_path / "qwen25vl"
+    model.save_pretrained(d)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(ZOO / "tiny-bb-bos" / f, d / f)
+    subject = load_subject(str(d))
+    assert type(subject.model).__name__ == "Qwen2_5_VLForConditionalGeneration" and subject.n_layers == 3
