@@ -207,3 +207,17 @@ def test_a_units_own_test_module_gives_its_tests_their_own_node_ids(unit, tmp_pa
     ids = [line for line in done.stdout.splitlines() if "::" in line]
     assert ids == ["d1_tests.py::test_d1_sink_grows_with_depth[tiny-bb-bos-grows]",
                    "d1_tests.py::test_d1_sink_grows_with_depth[tiny-bb-bos-deepest]"], done.stdout + done.stderr
+
+
+def test_start_up_checks_stop_an_xdist_run_from_another_folder_with_their_line(tmp_path):
+    """With pytest-xdist the workers collect: their start-up problems reach the controller,
+    which stops the run (exit 4) with the line, instead of a worker crash that loses it."""
+    other = tmp_path / "other-checkout" / "hypotheses"
+    other.mkdir(parents=True)
+    shutil.copy(hypotheses_dir() / "test_dark_tail_necessary.py", other / "test_dark_tail_necessary.py")
+    done = subprocess.run([sys.executable, "-m", "pytest", "hypotheses", "-n", "2", "--model", "tiny-bb-bos", "--seq-len",
+                           "100000", "--results", str(tmp_path / "r"), "-p", "no:cacheprovider"], cwd=other.parent,
+                          capture_output=True, text=True, timeout=600)
+    out = done.stdout + done.stderr
+    assert done.returncode == 4, out[-3000:]
+    assert "--seq-len 100000: longer than tiny-bb-bos's max_position_embeddings" in out and "INTERNALERROR" not in out
