@@ -60,3 +60,9 @@ def test_the_readme_unit_installs_in_a_fresh_venv_and_runs(tmp_path):
     assert all(r["unit"]["package"] == "sinkbench-d1" and r["unit"]["version"] == "0.1.0" for r in recs)
     assert "D1.min_deepest changed (0.5 -> 0.8)" in out
     assert "D1/grows" in out and "D1/deepest" in out  # in the matrix
+    # the report's criterion column reads the unit's setting from each record
+    rep = subprocess.run([str(tmp_path / "lab-env" / "bin" / "python"), "-m", "sinkbench", "report", "results"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    text = (tmp_path / "results" / "report.md").read_text()
+    assert "min_deepest 0.8" in text and "sink share deepest − first" in text
