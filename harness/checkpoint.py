@@ -22,6 +22,10 @@ takes the rows of its batch: Edit.transform(h, rows)). Summation order can still
 with them at float rounding, as the case keys of --resume already allow
 (bench.case_key leaves batch_size out); with both unchanged, a resumed grid is bit-identical.
 
+A pass of several batches also saves each batch as it finishes (kind 'batch', keyed by its
+windows and rows, so by the batch layout) and drops those once the whole pass is saved: a
+kill mid-pass loses at most the batch in flight (with an unchanged --batch-size).
+
 Each file carries a sha256 of its contents (MAGIC, hex digest, then torch.save's bytes): a
 flipped bit, a truncated or a foreign file is named in one warning and its pass run again.
 
@@ -52,8 +56,10 @@ from . import progress
 class Store:
     folder: Path
     read: bool  # --resume: reuse what an earlier run of the same passes left
-    saved: int = 0
-    restored: int = 0
+    saved: int = 0  # whole passes (and attribution, removal traces) saved
+    restored: int = 0  # checkpoints read back (whole passes and batches of passes)
+    parts_saved: int = 0  # batches of a pass saved before the whole pass
+    parts_restored: int = 0  # batches among `restored`
     redone: int = 0  # damaged checkpoints run again
     write_failed: int = 0  # checkpoints that could not be written (full disk, read-only folder)
     touched: set = dataclasses.field(default_factory=set)
@@ -290,6 +296,9 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
     subject = inputs.get("subject")
     path = store.folder / _slug(getattr(subject, "name", "model")) / f"{kind}-{key}.pt"
     grid = _grid_label()
+    part = bool(_parts)
+    if part:  # a part of a larger checkpointed computation: spent once that one is saved
+        _parts[-1].append(path)
     if store.read and path.is_file():
         payload, why = read(path)
         value = None
@@ -299,7 +308,8 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
             except Exception:  # a payload of the wrong shape for this kind
                 why = "its contents are not what this pass returns"
         if why is None and value is not None:
-            store.restored += 1
+            store.restored += 1  # what --resume reports as read back (a batch of a pass, or a whole one)
+            store.parts_restored += part
             store.touched.add(path)
             store.grid_of.setdefault(path, (path.parent.name, grid))
             for _ in range(passes):
@@ -307,7 +317,11 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
             return value
         store.redone += 1
         _warn(f"checkpoint {path}: {why}; running its pass again")
-    value = compute()
+    _parts.append([])
+    try:
+        value = compute()
+    finally:
+        parts = _parts.pop()
     try:
         _write(path, encode(value))
     except OSError as exc:  # a full disk, a read-only folder: the pass is done, only its checkpoint is lost
@@ -316,11 +330,31 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
                   "(a kill now loses them)")
         store.write_failed += 1
         return value
-    store.saved += 1
+    if part:
+        store.parts_saved += 1
+    else:
+        store.saved += 1
     store.touched.add(path)
     store.grid_of[path] = (path.parent.name, grid)
     store.released.discard(path)
+    _drop(store, parts)
     return value
+
+
+# Paths of the part checkpoints (interventions: one per batch of a pass) written or read inside
+# each computation `cached` is running now, innermost last: a pass saved whole makes them spent.
+_parts: list[list[Path]] = []
+
+
+def _drop(store: Store, paths: list[Path]) -> None:
+    for p in paths:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+        store.touched.discard(p)
+        store.released.discard(p)
+        store.grid_of.pop(p, None)
 
 
 def arrays_to_tensors(value):

@@ -158,9 +158,19 @@ def run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.T
 
 def _run_batched(subject, windows: torch.Tensor, batch_size: int, prefix: torch.Tensor | None, copies: int,
                  **kwargs) -> PassResult:
-    parts = [run_pass(subject, windows[i:i + batch_size], prefix=None if prefix is None else prefix[i:i + batch_size],
-                      rows=slice(i, i + batch_size), copies=copies, **kwargs)
-             for i in range(0, len(windows), batch_size)]
+    from . import checkpoint
+
+    def part(i: int) -> PassResult:
+        sub = dict(ids=windows[i:i + batch_size], prefix=None if prefix is None else prefix[i:i + batch_size],
+                   rows=slice(i, i + batch_size), copies=copies, **kwargs)
+        if len(windows) <= batch_size:  # one batch: the pass's own checkpoint is the batch's
+            return run_pass(subject, **sub)
+        # several: each batch is saved as it finishes (a kill loses at most one), dropped once the pass is saved
+        return checkpoint.cached("batch", dict(subject=subject, **sub), lambda: run_pass(subject, **sub),
+                                 encode=lambda r: {f: getattr(r, f) for f in PassResult.__dataclass_fields__},
+                                 decode=lambda d: PassResult(**d))
+
+    parts = [part(i) for i in range(0, len(windows), batch_size)]
 
     def join(tensors):  # each part is [copies * b, ...]: regroup to [copies * N, ...]
         return torch.cat([t.unflatten(0, (copies, -1)) for t in tensors], 1).flatten(0, 1)
