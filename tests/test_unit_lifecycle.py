@@ -221,3 +221,17 @@ def test_start_up_checks_stop_an_xdist_run_from_another_folder_with_their_line(t
     out = done.stdout + done.stderr
     assert done.returncode == 4, out[-3000:]
     assert "--seq-len 100000: longer than tiny-bb-bos's max_position_embeddings" in out and "INTERNALERROR" not in out
+
+
+def test_what_resume_says_differs_from_an_old_record():
+    from sinkbench.resume_note import differences
+
+    identity = {"sinkbench": "0.2.0", "units": [{"name": "D1", "package": "lab", "version": "1.1", "source": "b",
+                                                 "settings": {"min_deepest": 0.8}}]}
+    old = {"versions": {"sinkbench": "0.1.0"}, "params": {"min_deepest": 0.5, "n_seqs": 16},
+           "unit": {"name": "D1", "package": "lab", "version": "1.0", "source": "a"}}
+    assert differences(old, identity, {"n_seqs": 32}, None) == [
+        "made by sinkbench 0.1.0, this is 0.2.0", "D1's version changed (1.0 -> 1.1)", "D1's source changed (a -> b)",
+        "D1.min_deepest changed (0.5 -> 0.8)", "n_seqs changed (16 -> 32)"]
+    del old["unit"]
+    assert "the record does not say which D1 code made it" in differences(old, identity, {}, None)
