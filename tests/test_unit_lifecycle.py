@@ -235,3 +235,22 @@ def test_what_resume_says_differs_from_an_old_record():
         "D1.min_deepest changed (0.5 -> 0.8)", "n_seqs changed (16 -> 32)"]
     del old["unit"]
     assert "the record does not say which D1 code made it" in differences(old, identity, {}, None)
+
+
+def test_new_hypothesis_writes_a_package_whose_tests_pass(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "sinkbench", "new-hypothesis", "X5"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "wrote sinkbench-x5" in done.stdout, done.stderr
+    pkg = tmp_path / "sinkbench-x5"
+    assert sorted(p.name for p in pkg.iterdir()) == ["README.md", "pyproject.toml", "sinkbench_x5.py", "tests"]
+    assert 'x5 = "sinkbench_x5"' in (pkg / "pyproject.toml").read_text()  # the entry point
+    tests = subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"], cwd=pkg,
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(pkg)))
+    assert tests.returncode == 0 and "3 passed" in tests.stdout, tests.stdout[-2000:]
+    again = subprocess.run([sys.executable, "-m", "sinkbench", "new-hypothesis", "X5"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 2 and again.stderr.strip() == (
+        "sinkbench new-hypothesis: error: new-hypothesis X5: sinkbench-x5 exists and is not empty; pass --dir with a new folder")
+    bad = subprocess.run([sys.executable, "-m", "sinkbench", "new-hypothesis", "9x"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "a unit's name is letters, digits" in bad.stderr
