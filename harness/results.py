@@ -219,11 +219,31 @@ def bad_lines(data: bytes) -> tuple[list[dict], list[tuple[int, str]]]:
     return records, bad
 
 
+def repair(path: Path) -> str | None:
+    """repair_tail under the writers' lock, outside an append (what --resume's reader does,
+    so that a resume that records nothing new still leaves a readable file); None when
+    nothing needed doing or the file cannot be written (then the readers keep naming the line)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return repair_tail(fd, Path(path))
+    except OSError:
+        return None
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def read_jsonl(path: Path, strict: bool = False) -> list[dict]:
     """Records of a results file. A line that is not one (a torn write, a non-UTF-8 byte, a
     line of another program, a BOM) is never skipped silently: strict raises a one-line
-    SinkbenchError naming the file and line; otherwise each is named in a warning (file and
-    line) and left out."""
+    SinkbenchError naming the file and line; otherwise (the reader of --resume and of a
+    pytest-xdist controller, both in a run that appends here) each is named in a warning
+    (file and line) and left out, and a torn last line is repaired (repair_tail: its bytes
+    kept beside the file)."""
     from .errors import SinkbenchError
 
     path = Path(path)
@@ -238,11 +258,13 @@ def read_jsonl(path: Path, strict: bool = False) -> list[dict]:
         more = f" (and {len(bad) - 1} more bad line{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
         line, why = bad[0]
         raise SinkbenchError(f"{path}: line {line}: {why}{more}; repair or remove that line (a torn last line is "
-                             "repaired by a run with --resume)")
+                             "repaired by the next run with --resume on this folder)")
     for line, why in bad[:5]:
         _warn(f"{path}: line {line}: {why}" + ("" if why.startswith("starts with") else "; not read"))
     if len(bad) > 5:
         _warn(f"{path}: {len(bad) - 5} more lines not read")
+    if data and not data.endswith(b"\n"):
+        repair(path)
     return records
 
 

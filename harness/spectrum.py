@@ -182,6 +182,8 @@ def fold_fields(subject, basis: str = "U") -> dict:
     tensors form it and how, and, for U, the final norm's fold (its class, LayerNorm centring,
     the gain offset w vs 1 + w and the gain itself) and project_out; for E, project_in. Two
     models can share a weights file byte for byte and differ only here."""
+    if getattr(subject, "model", None) is None:  # a bare description (weights and dtype only): nothing more to key
+        return {}
     config = subject.model.config
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     get = lambda name: getattr(text, name, getattr(config, name, None))

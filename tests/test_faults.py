@@ -262,13 +262,13 @@ def test_every_reader_names_a_bad_line_with_its_file_and_number(tmp_path, conten
 
     path = tmp_path / "results.jsonl"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    got = results.read_jsonl(path)  # the --resume reader: warns, reads the rest
-    assert all(r["model"] == "tiny" for r in got) and got
-    err = capsys.readouterr().err
-    assert f"{path}: line {line}: {why}" in err, err
     with pytest.raises(SinkbenchError) as e:  # --expect, --baseline, compare, report: one-line error
         load_results(tmp_path, "--expect")
     assert f"{path}: line {line}: {why}" in str(e.value) and "\n" not in str(e.value)
+    got = results.read_jsonl(path)  # the --resume reader: warns, reads the rest (and repairs a torn tail)
+    assert all(r["model"] == "tiny" for r in got) and got
+    err = capsys.readouterr().err
+    assert f"{path}: line {line}: {why}" in err, err
 
 
 @pytest.mark.parametrize("tail,kept", [('{"hypothesis": "H1", "mo', True), ("\0" * 37, False),
@@ -410,3 +410,15 @@ def test_a_pass_of_several_batches_saves_each_batch_until_the_pass_is_saved(tmp_
     finally:
         interventions.run_pass = real
         checkpoint.configure(None)
+
+
+def test_the_resume_reader_repairs_a_torn_tail_even_when_nothing_is_appended(tmp_path, capsys):
+    from sinkbench.compare import load_results
+
+    path = tmp_path / "results.jsonl"
+    path.write_text(GOOD + GOOD[:20])
+    assert len(results.read_jsonl(path)) == 1  # --resume's reader: names line 2, moves it aside
+    err = capsys.readouterr().err
+    assert f"{path}: line 2: a torn last line" in err and "kept in results.jsonl.torn-" in err
+    assert path.read_text() == GOOD and len(list(tmp_path.glob("results.jsonl.torn-*"))) == 1
+    assert len(load_results(tmp_path)) == 1  # readable by every reader now
