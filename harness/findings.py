@@ -16,7 +16,7 @@ from .registry import claim_titles, key_effects, units
 # the parameters every record carries (Bench.params) and the case fields: what is left of a
 # record's params are the criterion's settings (thresholds, a unit's own settings)
 RUN_PARAMS = {"n_bands", "n_seqs", "seq_len", "dataset", "windows", "n_select", "units", "dtype", "device", "seeds",
-              "alpha", "basis", "uses_bos", "layers_grid", "k", "target", "variant", "condition", "claim", "component",
+              "basis", "uses_bos", "layers_grid", "k", "target", "variant", "condition", "claim", "component",
               "bands", "positions", "head_bands", "omega_bands", "designated_layers", "control_position"}
 FRAGILE_BELOW = 0.8  # sinkbench.stability: a verdict the same on fewer resamples than this is fragile
 

@@ -193,11 +193,13 @@ def test_report_over_several_runs_draws_history_and_ends_with_every_case(tmp_pat
     assert md.parent == tmp_path / "runs" / "2026-01-03"  # the latest run's folder
     text = md.read_text()
     assert "the latest of 3 runs (2026-01-01, 2026-01-02, 2026-01-03, oldest first)" in text
-    assert "| H1 | PASS 1/1 · ΔNLL dark 0.9 |" in text  # the matrix is the latest run's
+    assert ("| H1 · removing the dark tail (band K) raises NLL, and does so through the sink | PASS 1/1 · ΔNLL dark 0.9 "
+            "[0.72, 1.08] |") in text  # the matrix is the latest run's
     assert "| H1 | 0/1 → 1/1 → 1/1 |" in text and "| H2/b | 0/1 → 1/1 → 1/1 |" in text  # and beside it, every run's
     # every case: claim, layer, verdict, key numbers with intervals, criterion, verdicts over runs
-    assert ("| H1 | – | 0 | PASS | dark_all_delta 0.9 [0.72, 1.08]; p_vs_random 0.01 | min_delta 0.5, min_sink_drop 0.2, "
-            "alpha 0.05 | F P P |") in text
+    # the criterion column: the thresholds the record's params carry
+    assert ("| H1 | – | 0 | PASS | dark_all_delta 0.9 [0.72, 1.08]; p_vs_random 0.01 | alpha 0.05, min_delta 0.5, "
+            "min_sink_drop 0.2 | F P P |") in text
     assert "| H2/b | – | 0 | PASS | omega_delta 0.1 [0, 0.2]; p_value 0.01 |" in text
     html = page.read_text()
     assert "m1: key effects over 3 runs" in html
