@@ -234,6 +234,12 @@ def window_problem(name: str, source, s: Settings, trust_remote_code: bool) -> s
     except SinkbenchError as exc:
         return str(exc)
     except Exception as exc:
+        try:
+            str(source.path).encode("utf-8")
+        except UnicodeEncodeError as bad:  # a folder name with a non-UTF-8 byte: the files are fine, the path is not
+            byte = f" (byte {ord(bad.object[bad.start]) - 0xDC00:#04x})" if "\udc80" <= bad.object[bad.start] <= "\udcff" else ""
+            return (f"--model {name}: its path is not valid UTF-8{byte}, which the tokenizer library cannot open; "
+                    "rename the folder (or link it under a UTF-8 name)")
         return f"--model {name}: cannot read its tokenizer ({type(exc).__name__}); check the checkpoint's tokenizer files"
     if s.dataset == "auto" and manifest is not None:
         if s.units == "document":

@@ -422,3 +422,12 @@ def test_the_resume_reader_repairs_a_torn_tail_even_when_nothing_is_appended(tmp
     assert f"{path}: line 2: a torn last line" in err and "kept in results.jsonl.torn-" in err
     assert path.read_text() == GOOD and len(list(tmp_path.glob("results.jsonl.torn-*"))) == 1
     assert len(load_results(tmp_path)) == 1  # readable by every reader now
+
+
+def test_a_model_folder_whose_name_is_not_utf8_is_named_as_such(tmp_path):
+    d = os.fsencode(str(tmp_path)) + b"/caf\xe9-model"
+    shutil.copytree(os.fsencode(str(ZOO / "tiny-bb-bos")), d)
+    name = os.fsdecode(d)
+    problems = preflight.model_problems(name, make_settings(seq_len=32, n_seqs=4), "", True)
+    assert problems == [f"--model {name}: its path is not valid UTF-8 (byte 0xe9), which the tokenizer library cannot "
+                        "open; rename the folder (or link it under a UTF-8 name)"], problems
