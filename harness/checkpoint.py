@@ -26,8 +26,11 @@ A pass of several batches also saves each batch as it finishes (kind 'batch', ke
 windows and rows, so by the batch layout) and drops those once the whole pass is saved: a
 kill mid-pass loses at most the batch in flight (with an unchanged --batch-size).
 
-Each file carries a sha256 of its contents (MAGIC, hex digest, then torch.save's bytes): a
-flipped bit, a truncated or a foreign file is named in one warning and its pass run again.
+Each file carries a sha256 of its contents (MAGIC, the code and torch that wrote it, hex
+digest, then torch.save's bytes): a flipped bit, a truncated or a foreign file is named in one
+warning and its pass run again. A session that recorded its grids also deletes, in the model
+folders it used, checkpoints no run of this code can read (another sinkbench source or torch,
+an older format) and temporary files of killed writers (prune_stale).
 
 Saved passes are deleted at the end of a session (clear_touched) only once their grid's
 records are safely written: results.append_jsonl reports each record it wrote (`recorded`),
@@ -138,6 +141,49 @@ def clear_touched() -> int:
             pass
     _store.touched -= spent
     _store.released -= spent
+    for folder in {p.parent for p in spent}:
+        prune_stale(folder)
+    return removed
+
+
+def prune_stale(folder: Path) -> int:
+    """Delete what no run of this code can read back from a model's checkpoint folder: files
+    of another sinkbench source or torch (their keys include both), of an older format, and
+    temporary files of writers that are gone (killed mid-write). Called when a session has
+    recorded its grids; checkpoints of this code (another run's, killed) stay."""
+    removed = 0
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return 0
+    head = MAGIC + stamp()
+    for path in entries:
+        stale = False
+        if path.suffix == ".tmp" and path.name.startswith("."):
+            try:
+                os.kill(int(path.name.rsplit(".", 2)[-2]), 0)
+            except (ValueError, IndexError):
+                stale = False
+            except ProcessLookupError:
+                stale = True
+            except PermissionError:
+                stale = False
+        elif path.suffix == ".pt":
+            try:
+                with path.open("rb") as fh:
+                    stale = fh.read(len(head)) != head
+            except OSError:
+                stale = False
+        if stale:
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    try:
+        Path(folder).rmdir()  # only when empty
+    except OSError:
+        pass
     return removed
 
 
@@ -229,8 +275,14 @@ def _slug(text: str) -> str:
 MAGIC = b"sinkbench-checkpoint-1\n"
 
 
+def stamp() -> bytes:
+    """The code and torch a checkpoint was written by (both are in every key, so a file with
+    another stamp can never be read again: prune_stale deletes it)."""
+    return f"code {code_version()[:16]} torch {torch.__version__}\n".encode()
+
+
 def _write(path: Path, payload) -> None:
-    """MAGIC, the sha256 hex of the body and a newline, then the body (torch.save's bytes)."""
+    """MAGIC, stamp(), the sha256 hex of the body and a newline, then the body (torch.save's bytes)."""
     import io
 
     body = io.BytesIO()
@@ -240,7 +292,7 @@ def _write(path: Path, payload) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as fh:
-            fh.write(MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n")
+            fh.write(MAGIC + stamp() + hashlib.sha256(data).hexdigest().encode() + b"\n")
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -265,6 +317,9 @@ def read(path: Path):
     if not data.startswith(MAGIC):
         return None, "not a sinkbench checkpoint (or one of an older format)"
     rest = data[len(MAGIC):]
+    if not rest.startswith(stamp()):
+        return None, "written by another sinkbench or torch (or its header is damaged)"
+    rest = rest[len(stamp()):]
     digest, body = rest[:64], rest[65:]
     if len(rest) < 65 or rest[64:65] != b"\n" or hashlib.sha256(body).hexdigest().encode() != digest:
         return None, "its checksum does not match its contents (a flipped bit or a truncated file)"

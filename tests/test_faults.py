@@ -431,3 +431,23 @@ def test_a_model_folder_whose_name_is_not_utf8_is_named_as_such(tmp_path):
     problems = preflight.model_problems(name, make_settings(seq_len=32, n_seqs=4), "", True)
     assert problems == [f"--model {name}: its path is not valid UTF-8 (byte 0xe9), which the tokenizer library cannot "
                         "open; rename the folder (or link it under a UTF-8 name)"], problems
+
+
+def test_a_finished_session_prunes_checkpoints_no_run_of_this_code_can_read(tmp_path, llama_subject):
+    windows = torch.randint(3, 60, (6, 16), generator=torch.Generator().manual_seed(7))
+    folder = tmp_path / "checkpoints" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "pass-old.pt").write_bytes(checkpoint.MAGIC + b"code 0123456789abcdef torch 1.0\n" + b"0" * 80)
+    (folder / "pass-older.pt").write_bytes(b"PK\x03\x04 a bare torch.save")
+    (folder / ".pass-x.pt.999999999.tmp").write_bytes(b"half")  # a writer that is gone
+    (folder / f".pass-y.pt.{os.getpid()}.tmp").write_bytes(b"mine, still writing")
+    checkpoint.configure(tmp_path / "checkpoints", read=True)
+    try:
+        _one_pass(llama_subject, windows)
+        other = folder / "pass-another-run-of-this-code.pt"
+        other.write_bytes(checkpoint.MAGIC + checkpoint.stamp() + b"0" * 80)
+        results.append_jsonl(tmp_path / "results.jsonl", rec())
+        assert checkpoint.clear_touched() == 1
+        assert sorted(p.name for p in folder.iterdir()) == sorted([other.name, f".pass-y.pt.{os.getpid()}.tmp"])
+    finally:
+        checkpoint.configure(None)
