@@ -299,8 +299,11 @@ def check(bench, model_name: str, condition: str, claim: str) -> None:
         pytest.skip(f"{model_name}: the tokenizer has no BOS token to force on")
     passed, m = bench.results(HYPOTHESIS, model_name)[condition, claim]
     s = bench.settings
+    # H3's statistics are over windows whatever --units says (its detector and tests are per
+    # window, never averaged by document): the record says so rather than claim document units
+    units = {"units": "window", "units_requested": s.units} if s.units != "window" else {}
     params = bench.params(model_name, condition=condition, **SinkRule.from_settings(s).record(),
-                          h3_position_bins=s.h3_position_bins, h3_permutations=s.h3_permutations)
+                          h3_position_bins=s.h3_position_bins, h3_permutations=s.h3_permutations, **units)
     bench.record("H3", model_name, None, params, passed, m, claim=claim, condition=condition)
     shown = {k: v for k, v in m.items() if k not in ("per_window", "per_window_counts", "scatter_sample", "top_sink_tokens",
                                                 "layer_scores", "sink_like_by_position")}

@@ -7,8 +7,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 from sinkbench import findings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def record(verdict="fail", fragile=False, **over):
@@ -102,3 +107,16 @@ def test_the_run_goes_model_by_model_keeping_each_models_order():
     items = [item("h1-a", "a"), item("h1-b", "b"), item("other", None), item("h2-a", "a"), item("h2-b", "b")]
     model_by_model(items, ["b", "a"])
     assert [i.name for i in items] == ["other", "h1-b", "h2-b", "h1-a", "h2-a"]
+
+
+@pytest.mark.slow
+def test_h3_records_window_units_when_document_units_are_asked_for(tmp_path):
+    """H3's detector and tests are per window whatever --units says: its records say
+    `units: window` (and what was asked for), never `document` for numbers made per window."""
+    import json
+
+    out = subprocess.run([sys.executable, "-m", "pytest", "hypotheses/test_distributed_sinks.py", "--model", "tiny-bb-bos",
+                          "--seq-len", "64", "--units", "document", "--dataset", "pydoc", "-k", "bos-1", "-q",
+                          "-p", "no:cacheprovider", "--results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert recs and all(r["params"]["units"] == "window" and r["params"]["units_requested"] == "document" for r in recs), out.stdout[-2000:]
