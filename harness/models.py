@@ -454,6 +454,12 @@ def image_text_model():
     return AutoModelForImageTextToText
 
 
+def _load_failure(source: ModelSource, exc: Exception) -> str:
+    detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "no detail")[:300]
+    return (f"--model {source.name}: transformers cannot load it ({type(exc).__name__}: {detail}); check that its "
+            "config.json and weights belong together")
+
+
 def load_hf_model(source: ModelSource, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False):
     """(model, tokenizer) with eager attention, in eval mode, on device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -479,7 +485,11 @@ def load_hf_model(source: ModelSource, device: str = "cpu", dtype: str = "float3
             ) from None
         if "trust_remote_code" in str(exc):
             raise SinkbenchError(f"--model {source.name}: needs custom code; rerun with --trust-remote-code if you trust it") from None
+        raise SinkbenchError(_load_failure(source, exc)) from None
+    except (SinkbenchError, KeyboardInterrupt, MemoryError):
         raise
+    except Exception as exc:  # weights that do not fit the config, a config the model class rejects, a damaged file
+        raise SinkbenchError(_load_failure(source, exc)) from None
     tok = AutoTokenizer.from_pretrained(str(d), trust_remote_code=trust_remote_code)
     model.eval().to(dev)
     model.requires_grad_(False)

@@ -451,3 +451,18 @@ def test_a_finished_session_prunes_checkpoints_no_run_of_this_code_can_read(tmp_
         assert sorted(p.name for p in folder.iterdir()) == sorted([other.name, f".pass-y.pt.{os.getpid()}.tmp"])
     finally:
         checkpoint.configure(None)
+
+
+def test_weights_that_do_not_fit_their_config_are_one_line_at_load(tmp_path):
+    """A whole safetensors file of another shape (hidden size 64 under a config that says 32):
+    transformers raises deep inside its loader; the run gets one line naming the model."""
+    from sinkbench.access import load_subject
+
+    d = zoo_copy(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["intermediate_size"] = cfg["intermediate_size"] * 2
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SinkbenchError) as e:
+        load_subject(str(d))
+    msg = str(e.value)
+    assert msg.startswith(f"--model {d}: transformers cannot load it (") and "\n" not in msg, msg
