@@ -326,6 +326,9 @@ class Bench:
         if name in self.config.sinkbench_families:
             rec["family"] = self.config.sinkbench_families[name]
         rec.update(self.step_fields(name))
-        results.append_jsonl(self.results_path, rec)
+        try:
+            results.append_jsonl(self.results_path, rec)
+        except SinkbenchError as exc:  # e.g. the results folder became read-only: one line, not a traceback
+            fail(exc)
         self.config.sinkbench_records.append(rec)
         return rec
