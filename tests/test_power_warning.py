@@ -30,8 +30,9 @@ def test_too_few_windows_are_named_before_the_run():
 
 
 def test_a_family_that_grows_with_the_layers_is_sized_from_the_models_grid():
-    """H7's family is 3 + one test per grid layer: over its four cases, 4 p-values on a
-    one-layer grid and 33 on a thirty-layer one (the warning sizes it from the model's grid)."""
+    """H7's family grows with the grid (3 + one per grid layer and the ladder's early layer +
+    the ladder's 8 rung x layer tests): over its five cases 42 p-values on a thirty-layer grid
+    (the warning sizes it from the model's grid)."""
     from types import SimpleNamespace
 
     from sinkbench.plugin import underpowered
@@ -39,8 +40,8 @@ def test_a_family_that_grows_with_the_layers_is_sized_from_the_models_grid():
 
     (test,) = units()["H7"].tests
     items = [SimpleNamespace(function=SimpleNamespace(sinkbench_test=(units()["H7"], test)),
-                             callspec=SimpleNamespace(params={"model_name": "m"})) for _ in range(4)]
+                             callspec=SimpleNamespace(params={"model_name": "m"})) for _ in range(5)]
     assert underpowered(items, 16, 0.05, n_layers=lambda model: 1) == []
-    n = min_windows(0.05, 33) - 1
+    n = min_windows(0.05, 42) - 1
     (line,) = underpowered(items, n, 0.05, n_layers=lambda model: 30)
-    assert f"its Holm family of 33 tests needs >= {n + 1} windows" in line
+    assert f"its Holm family of 42 tests needs >= {n + 1} windows" in line
