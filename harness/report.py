@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .compare import case_id
-from .findings import answers, criterion_text, interval  # criterion_text: the thresholds as each record's params give them
+from .findings import answers, criterion_text  # criterion_text: the thresholds as each record's params give them
 from .registry import claim_titles, key_effects  # the number shown next to pass/fail in the matrix: claim -> (metric, label)
 
 SINK_RATE_ROW = "sink rate (Gu et al.)"  # from the H1 records: Sink_1 and the largest other position's rate
