@@ -9,11 +9,11 @@ import sys
 
 import torch
 
-from sinkbench.access import load_subject
-from sinkbench.data import windows_for
-from sinkbench.interventions import Edit, run_batched
-from sinkbench.spectrum import spectrum_for
-from sinkbench.sweep import FilterSweep
+from sinkbench.model.access import load_subject
+from sinkbench.measure.data import windows_for
+from sinkbench.measure.interventions import Edit, run_batched
+from sinkbench.measure.spectrum import spectrum_for
+from sinkbench.measure.sweep import FilterSweep
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from test_sweep_speed import PeakRSS  # noqa: E402

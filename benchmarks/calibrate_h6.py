@@ -15,10 +15,10 @@ import argparse
 import numpy as np
 import torch
 
-from sinkbench.claims_h6 import dark_share_test
-from sinkbench.massive import coordinate_dark_shares, random_set_shares
-from sinkbench.spectrum import Spectrum, folded_unembedding, right_singular_basis
-from sinkbench.stats import mean_ci, mean_greater
+from sinkbench.hypotheses.h6_massive.verdicts import dark_share_test
+from sinkbench.hypotheses.h6_massive.measurement import coordinate_dark_shares, random_set_shares
+from sinkbench.measure.spectrum import Spectrum, folded_unembedding, right_singular_basis
+from sinkbench.stats.inference import mean_ci, mean_greater
 
 ALPHA, MIN_FOLD, SETS = 0.05, 5.0, 9999
 
@@ -71,8 +71,8 @@ def main() -> None:
     args = ap.parse_args()
     claim_a(synthetic_diag(), "synthetic d=200", args.trials, dark=(0, 67, 134))
     if args.model:
-        from sinkbench.access import load_subject
-        from sinkbench.spectrum import spectrum_for
+        from sinkbench.model.access import load_subject
+        from sinkbench.measure.spectrum import spectrum_for
 
         claim_a(coordinate_dark_shares(spectrum_for(load_subject(args.model), 20)), args.model, args.trials)
     b_mean()

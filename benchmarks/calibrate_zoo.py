@@ -41,11 +41,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sinkbench.calibration import exact_fast_stats  # noqa: E402
+from sinkbench.stats.nulls import exact_fast_stats  # noqa: E402
 from sinkbench.hypotheses.h1_dark_tail import H1Inputs, h1_verdicts  # noqa: E402
 from sinkbench.hypotheses.h3_distributed import h3_raw, h3_verdicts  # noqa: E402
 from sinkbench.hypotheses.h4a_designated_write import h4a_raw, h4a_verdicts  # noqa: E402
-from sinkbench.config import make_settings  # noqa: E402
+from sinkbench.measure.config import make_settings  # noqa: E402
 
 DOC = ROOT / "docs" / "calibration.md"
 BEGIN, END = "<!-- real-calibration:begin -->", "<!-- real-calibration:end -->"
@@ -59,7 +59,7 @@ def rate_row(part, null, passes, trials, note=""):
 
 # --------------------------------------------------------------------------- H1
 def h1_null(subject, s, windows, spectrum, layers, n_subspaces, out):
-    from sinkbench.sweep import FilterSweep
+    from sinkbench.measure.sweep import FilterSweep
 
     sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
     base = sweep.base()
@@ -116,7 +116,7 @@ def h2_shape(subject, s, windows, spectrum, layers, out):
     from scipy.stats import skew
     from sinkbench.hypotheses.h2_middle import frontier_k
     from sinkbench.hypotheses.h2_middle import omega_deleted_share
-    from sinkbench.sweep import FilterSweep
+    from sinkbench.measure.sweep import FilterSweep
 
     sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
     base = sweep.base()
@@ -134,11 +134,11 @@ def h2_shape(subject, s, windows, spectrum, layers, out):
 # --------------------------------------------------------------------------- effect sizes
 def real_effects(subject, s, windows, spectrum, layers, out):
     """Not a null: the model's own H2 (a and b), H4-B (a designated-sink zoo model) and H5
-    verdict metrics, through sinkbench.experiments, for the power table's effect sizes."""
+    verdict metrics, through sinkbench.measure.experiments, for the power table's effect sizes."""
     from sinkbench.hypotheses.h2_middle import h2_grid
     from sinkbench.hypotheses.h4b_designated_training import h4b_grid
     from sinkbench.hypotheses.h5_sink_writer import h5_grid
-    from sinkbench.sweep import FilterSweep, resolve_ks
+    from sinkbench.measure.sweep import FilterSweep, resolve_ks
 
     sweep = FilterSweep(subject, windows, spectrum, s.windows_per_pass(subject), s.random_seeds, layers=layers)
     keep = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float, list, tuple, type(None))) and k != "per_window"}
@@ -158,9 +158,9 @@ def h3_null(subject, s, spectrum, perms, out, seed=0):
 
     from scipy.stats import skew
 
-    from sinkbench.data import text_tokens, windows_for
-    from sinkbench.distributed import choose_active_layers, measure_positions
-    from sinkbench.experiments import selection_windows
+    from sinkbench.measure.data import text_tokens, windows_for
+    from sinkbench.hypotheses.h3_distributed.measurement import choose_active_layers, measure_positions
+    from sinkbench.measure.experiments import selection_windows
     from sinkbench.hypotheses.h3_distributed import h3_conditions
 
     counts = Counter(text_tokens(subject, s.dataset))
@@ -214,7 +214,7 @@ def h3_null(subject, s, spectrum, perms, out, seed=0):
 # --------------------------------------------------------------------------- H4
 def control_transplant(h, rows, *, targets, dark, control_dirs):
     """The dark tail removed at 0 and a same-norm control write (non-dark bands) added at t."""
-    from sinkbench.designate import write_dark
+    from sinkbench.measure.designate import write_dark
 
     out = write_dark(h, rows, targets=targets, dark=dark, mode="control", control_dirs=control_dirs)
     v = (h[:, 0].float() @ dark).to(h.dtype)
@@ -223,9 +223,9 @@ def control_transplant(h, rows, *, targets, dark, control_dirs):
 
 
 def run_control_transplant(subject, windows, spectrum, layer, targets, batch, seed, prefix):
-    from sinkbench.designate import WriteResult, target_readout
-    from sinkbench.interventions import Edit, run_batched
-    from sinkbench.tensors import to_numpy
+    from sinkbench.measure.designate import WriteResult, target_readout
+    from sinkbench.measure.interventions import Edit, run_batched
+    from sinkbench.model.tensors import to_numpy
 
     dark = spectrum.keep([spectrum.n_bands])
     g = torch.Generator().manual_seed(seed)
@@ -245,11 +245,11 @@ def run_control_transplant(subject, windows, spectrum, layer, targets, batch, se
 def h4_null(subject, s, windows, spectrum, layers, n_controls, out):
     from collections import Counter
 
-    from sinkbench.data import text_tokens
-    from sinkbench.designate import TARGET_KINDS, choose_targets, run_write
-    from sinkbench.distributed import frequent_mask
-    from sinkbench.sweep import FilterSweep
-    from sinkbench.tensors import to_numpy
+    from sinkbench.measure.data import text_tokens
+    from sinkbench.measure.designate import TARGET_KINDS, choose_targets, run_write
+    from sinkbench.measure.data import frequent_mask
+    from sinkbench.measure.sweep import FilterSweep
+    from sinkbench.model.tensors import to_numpy
 
     batch = s.windows_per_pass(subject)
     sweep = FilterSweep(subject, windows, spectrum, batch, s.random_seeds, layers=layers)
@@ -340,10 +340,10 @@ def main(argv=None) -> int:
         if not args.no_docs:
             write_docs(blocks)
         return 0
-    from sinkbench.access import load_subject
-    from sinkbench.data import windows_for
-    from sinkbench.experiments import parse_layers
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
+    from sinkbench.measure.experiments import parse_layers
+    from sinkbench.measure.spectrum import spectrum_for
 
     torch.set_grad_enabled(False)
     parts = set(args.parts.split(","))

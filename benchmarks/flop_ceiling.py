@@ -21,8 +21,8 @@ import torch
 
 import sys
 
-from sinkbench.access import load_subject
-from sinkbench.experiments import parse_layers
+from sinkbench.model.access import load_subject
+from sinkbench.measure.experiments import parse_layers
 
 
 def flops_per_token(subject, seq_len: int) -> tuple[float, float]:

@@ -5,7 +5,7 @@
   python benchmarks/h3_detector.py model tiny-bb-bos [--seq-len 64] [--null-perms 200]
 
 * synthetic: attention with one sink head plus three recency heads (exp(-0.1 distance))
-  and no secondary sink (sinkbench.h3_synthetic): every flag at a position >= 1 is false.
+  and no secondary sink (sinkbench.hypotheses.h3_distributed.synthetic): every flag at a position >= 1 is false.
   The uniform-head rule it replaced is measured beside it on the same maps.
 * model: the default H3 measurement (selection windows fix the detector, test windows are
   measured) per BOS condition: flag rates per tenth of the window (new rule and the
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sinkbench.hypotheses.h3_distributed import h3_raw, h3_verdicts  # noqa: E402
-from sinkbench.config import make_settings  # noqa: E402
-from sinkbench.distributed import SinkRule, position_histogram  # noqa: E402
+from sinkbench.measure.config import make_settings  # noqa: E402
+from sinkbench.hypotheses.h3_distributed.measurement import SinkRule, position_histogram  # noqa: E402
 
 
 def claim4_passes(table, alpha: float, permutations: int = 100) -> tuple[bool, float]:
@@ -45,7 +45,7 @@ def claim4_passes(table, alpha: float, permutations: int = 100) -> tuple[bool, f
 def synthetic(args) -> dict:
     from dataclasses import replace
 
-    from sinkbench import h3_synthetic as hs
+    from sinkbench.hypotheses.h3_distributed import synthetic as hs
 
     s = make_settings(ROOT)
     rule = SinkRule.from_settings(s)
@@ -133,12 +133,12 @@ def permutation_nulls(table, perms: int, alpha: float, inner: int, seed: int = 0
 
 
 def model(args) -> dict:
-    from sinkbench.access import load_subject
-    from sinkbench.data import text_tokens, windows_for
-    from sinkbench.distributed import calibrate_detector, measure_positions
-    from sinkbench.experiments import selection_windows
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import text_tokens, windows_for
+    from sinkbench.hypotheses.h3_distributed.measurement import calibrate_detector, measure_positions
+    from sinkbench.measure.experiments import selection_windows
     from sinkbench.hypotheses.h3_distributed import h3_conditions
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.measure.spectrum import spectrum_for
 
     over = {k: v for k, v in {"seq_len": args.seq_len, "n_seqs": args.n_seqs}.items() if v}
     s = make_settings(ROOT, **over)

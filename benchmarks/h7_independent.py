@@ -5,10 +5,10 @@
 The model is loaded a second time as a plain transformers model (eager attention, fp32, no
 sinkbench code in its forward). Each regime is an explicitly built 4-D additive float mask
 [1, 1, T, T] (0 where query i may read key j, float32's minimum where not), written out here
-from the definitions in docs/methods.md §11 (not sinkbench.streaming's masks); the
+from the definitions in docs/methods.md §11 (not sinkbench.hypotheses.h7_streaming.measurement's masks); the
 designated regime adds, by a forward hook on decoder layer l, the band-K component of
 position 0's layer-l output to position 1's (the dark write of H4-A, with the band vectors
-of sinkbench.spectrum: the basis is shared, the write and the mask are not). The ladder's
+of sinkbench.measure.spectrum: the basis is shared, the write and the mask are not). The ladder's
 rungs 2-5 (docs/methods.md §11) are hooks too: band K set to position 0's at the outputs of
 layers l..L-2; the values of position 1 scaled per head to position 0's norm on v_proj's
 output at layers > l; position 0's pre-rotary key and value copied into position 1 on k_proj
@@ -17,7 +17,7 @@ position 0's whole residual copied at layer l. The upper bound late_sink_L<l> sw
 window mask in at layers <= l by a pre-hook on the attention modules; the recompute
 baseline runs every W-token window (BOS + W - 1 for a BOS model) as a plain pass. NLL: the
 cross-entropy of the plain model's own logits, mean over the predictions made at positions
->= W. Shared with sinkbench: the test windows (sinkbench.data.windows_for, same settings)
+>= W. Shared with sinkbench: the test windows (sinkbench.measure.data.windows_for, same settings)
 and the spectrum. Prints each regime's mean NLL beside the records' and the largest
 difference; exit status 1 when one exceeds --tol (default 1e-3 nats)."""
 from __future__ import annotations
@@ -50,10 +50,10 @@ def nll(model, ids: torch.Tensor, mask, w: int) -> torch.Tensor:
 def main(argv=None) -> int:
     from transformers import AutoModelForCausalLM
 
-    from sinkbench import models
-    from sinkbench.access import load_subject
-    from sinkbench.data import windows_for
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.model import models
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
+    from sinkbench.measure.spectrum import spectrum_for
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results")

@@ -8,11 +8,11 @@ import time
 
 import torch
 
-from sinkbench.access import load_subject
-from sinkbench.data import windows_for
-from sinkbench.experiments import parse_layers
-from sinkbench.spectrum import spectrum_for
-from sinkbench.sweep import FilterSweep
+from sinkbench.model.access import load_subject
+from sinkbench.measure.data import windows_for
+from sinkbench.measure.experiments import parse_layers
+from sinkbench.measure.spectrum import spectrum_for
+from sinkbench.measure.sweep import FilterSweep
 
 FILTERS = ["dark_all", "dark_sink", "middle", "random1000", "random1001", "random1002",
            "omega5", "omega10", "omega15", "head6", "head11", "head16"]

@@ -4,7 +4,7 @@ forward of the same windows over the same layers (fused attention, the NLL step 
     python benchmarks/pass_costs.py smollm2-135m [--layers 0.5] [-k expr] [--repeat 3] [--out costs.json]
 
 It runs the hypotheses on the model in this process (pytest.main, a fresh results folder, no
-resume), with every `interventions.run_pass` call (and H5's own traces, sinkbench.writer)
+resume), with every `interventions.run_pass` call (and H5's own traces, sinkbench.hypotheses.h5_sink_writer.measurement)
 counted and labelled by the unit that asked for it and by what kind of pass it is (base,
 H1/H2 filter, H4-A write, value/key profile, H7 regime, H6 intervention, H3 detector, H5
 attribution, sink rate, ...). The first call of each kind is kept. Afterwards each kept call
@@ -68,8 +68,9 @@ def main(argv=None) -> None:
 
     import pytest
 
-    from sinkbench import interventions, writer
-    from sinkbench.interventions import Edit
+    from sinkbench.measure import interventions
+    from sinkbench.hypotheses.h5_sink_writer import measurement as writer
+    from sinkbench.measure.interventions import Edit
 
     real = interventions.run_pass
     counts = defaultdict(lambda: {"passes": 0, "wall_s": 0.0})
@@ -110,7 +111,7 @@ def main(argv=None) -> None:
     interventions.run_pass = timed
 
     def whole(fn, label, batch_of):
-        """H5's passes are traces of their own (sinkbench.writer): timed whole, against unedited
+        """H5's passes are traces of their own (sinkbench.hypotheses.h5_sink_writer.measurement): timed whole, against unedited
         passes over the same windows in the same batches."""
         def run(*args, **kw):
             kind = f"H5: {label}"

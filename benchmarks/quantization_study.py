@@ -20,13 +20,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sinkbench.access import Subject, load_subject  # noqa: E402
-from sinkbench.config import make_settings  # noqa: E402
-from sinkbench.data import windows_for  # noqa: E402
+from sinkbench.model.access import Subject, load_subject  # noqa: E402
+from sinkbench.measure.config import make_settings  # noqa: E402
+from sinkbench.measure.data import windows_for  # noqa: E402
 from sinkbench.hypotheses.h1_dark_tail import h1_grid  # noqa: E402
 from sinkbench.hypotheses.h2_middle import h2_grid  # noqa: E402
-from sinkbench.spectrum import spectrum_for  # noqa: E402
-from sinkbench.sweep import FilterSweep  # noqa: E402
+from sinkbench.measure.spectrum import spectrum_for  # noqa: E402
+from sinkbench.measure.sweep import FilterSweep  # noqa: E402
 
 QTYPES = ("Q8_0", "Q5_0", "Q4_0")
 

@@ -13,12 +13,12 @@ import time
 
 import torch
 
-from sinkbench.access import load_subject
-from sinkbench.data import windows_for
-from sinkbench.interventions import Edit, run_batched
-from sinkbench.metrics import chunked_nll
-from sinkbench.spectrum import spectrum_for
-from sinkbench.sweep import FilterSweep
+from sinkbench.model.access import load_subject
+from sinkbench.measure.data import windows_for
+from sinkbench.measure.interventions import Edit, run_batched
+from sinkbench.model.metrics import chunked_nll
+from sinkbench.measure.spectrum import spectrum_for
+from sinkbench.measure.sweep import FilterSweep
 
 
 def best_of(fn, n: int = 2) -> float:

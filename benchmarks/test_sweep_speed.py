@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sinkbench.access import load_subject
-from sinkbench.data import windows_for
-from sinkbench.experiments import parse_layers
-from sinkbench.spectrum import spectrum_for
-from sinkbench.sweep import SINK_MASS_FILTERS, FilterSweep, resolve_ks
+from sinkbench.model.access import load_subject
+from sinkbench.measure.data import windows_for
+from sinkbench.measure.experiments import parse_layers
+from sinkbench.measure.spectrum import spectrum_for
+from sinkbench.measure.sweep import SINK_MASS_FILTERS, FilterSweep, resolve_ks
 
 N_SEQS = int(os.environ.get("SINKBENCH_BENCH_NSEQS", 16))
 SEQ_LEN = int(os.environ.get("SINKBENCH_BENCH_SEQLEN", 128))

@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     now = SimpleNamespace(**{k: v for m in (h1_dark_tail, h2_middle, h4a_designated_write, h4b_designated_training,
                                             h5_sink_writer) for k, v in vars(m).items()})
 
-    from sinkbench.stability import FRAGILE_BELOW, verdict_stability
+    from sinkbench.stats.stability import FRAGILE_BELOW, verdict_stability
 
     table = defaultdict(lambda: [0, 0, 0])
     fragile = []

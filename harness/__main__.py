@@ -1,6 +1,6 @@
 """python -m sinkbench run|compare|report|expect ...: the same as the `sinkbench` console script."""
 import sys
 
-from .cli import main
+from sinkbench.run.cli import main
 
 sys.exit(main())

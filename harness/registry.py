@@ -49,8 +49,8 @@ class Axis:
 
 
 def _layers(settings, model_name: str) -> list[int]:
-    from sinkbench import models
-    from sinkbench.experiments import parse_layers
+    from sinkbench.model import models
+    from sinkbench.measure.experiments import parse_layers
 
     return parse_layers(settings.layers, models.num_layers(model_name, settings.trust_remote_code), model_name)
 
@@ -141,10 +141,10 @@ class UnitSettings(dict):
 @dataclass(frozen=True)
 class Support:
     """What a unit's measure honours. units: the --units values it applies (a unit that
-    averages its per-window arrays with sinkbench.experiments.as_units supports 'document');
+    averages its per-window arrays with sinkbench.measure.experiments.as_units supports 'document');
     remote: whether it runs with --remote (NDIF); devices: the device types it runs on;
     unprofiled_families: whether it runs on model families without a sink profile
-    (sinkbench.sink_profile: attention outside transformers' AttentionInterface, Falcon,
+    (sinkbench.measure.sink_profile: attention outside transformers' AttentionInterface, Falcon,
     Bloom). An option a selected unit does not support stops the run at start-up with one
     line naming the unit."""
 
@@ -171,8 +171,8 @@ class Hypothesis:
     measure: Callable[[Any, str], dict]
     passes: Callable[[Any, str], int] | None = None
     records: str = ""
-    nulls: tuple = ()  # sinkbench.calibration.Criterion: simulated nulls of its verdicts
-    hostile: dict[str, Callable] = field(default_factory=dict)  # test name -> run(e, rng) -> passed, at its boundary (sinkbench.hostile)
+    nulls: tuple = ()  # sinkbench.run.calibration.Criterion: simulated nulls of its verdicts
+    hostile: dict[str, Callable] = field(default_factory=dict)  # test name -> run(e, rng) -> passed, at its boundary (sinkbench.run.hostile)
     key_effects: dict[str, tuple[str, str]] = field(default_factory=dict)  # "H4/A1" -> (metric, label) in the report's matrix
     # what the report and the one-line findings say in words: "H4/A1" -> the claim's title, and
     # the question the unit answers (the report's Answers); the unit's title where absent
@@ -203,7 +203,7 @@ class Hypothesis:
 def standard_check(unit: Hypothesis, test: Test, bench, model_name: str, **case) -> None:
     """Record one case of a unit's (single) grid and assert its verdict: what a third-party
     unit gets unless it writes its own check."""
-    from sinkbench.claims import windows_note
+    from sinkbench.stats.claims import windows_note
 
     layer = case.get("layer")
     fields = {k: v for axis in test.axes if axis.name != "layer" for k, v in axis.fields(case[axis.name]).items()}
@@ -319,7 +319,7 @@ def _load_file(path: str):
 def source_sha256(unit: Hypothesis, mod) -> str:
     """sha256 of the unit's sources: its module's file, and the files of the modules its
     measure, check and passes functions come from (sinkbench's own helpers included where a
-    unit keeps its criterion there, e.g. sinkbench.claims_h7)."""
+    unit keeps its criterion there, e.g. sinkbench.hypotheses.h7_streaming.verdicts)."""
     import hashlib
     import sys
 
@@ -376,7 +376,7 @@ def units() -> dict[str, Hypothesis]:
         for path in _LOCAL:
             unit, mod = _load_file(path)
             found.append((unit, f"--hypothesis-module {path}", _origin(unit, mod, None, None, f"--hypothesis-module {path}")))
-        from sinkbench.config import FIELDS
+        from sinkbench.measure.config import FIELDS
 
         out: dict[str, Hypothesis] = {}
         tests: dict[str, str] = {}
@@ -400,7 +400,7 @@ def units() -> dict[str, Hypothesis]:
     return _UNITS
 
 
-# params every record carries (sinkbench.bench.Bench.params); a unit's setting may not shadow one
+# params every record carries (sinkbench.run.bench.Bench.params); a unit's setting may not shadow one
 RESERVED_PARAMS = {"n_bands", "n_seqs", "seq_len", "dataset", "windows", "n_select", "units", "dtype", "device", "seeds",
                    "alpha", "basis", "uses_bos", "layers_grid", "k", "not_applied"}
 

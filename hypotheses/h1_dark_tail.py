@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sinkbench import stability
-from sinkbench.calibration import DEFAULTS, N_BOOT_CHEAP, Criterion, hardness, split_profile, window_noise
-from sinkbench.claims import ci_mean, ci_ratio, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
-from sinkbench.config import Settings
-from sinkbench.experiments import as_units
-from sinkbench.hostile import ALPHA, BOUNDARY, N_BOOT, nll_like, small
+from sinkbench.stats import stability
+from sinkbench.stats.nulls import (ALPHA, BOUNDARY, Criterion, DEFAULTS, N_BOOT, N_BOOT_CHEAP, hardness, nll_like,
+                                   small, split_profile, window_noise)
+from sinkbench.stats.claims import ci_mean, ci_ratio, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
+from sinkbench.measure.config import Settings
+from sinkbench.measure.experiments import as_units
 from sinkbench.registry import LAYER, Hypothesis, Test
-from sinkbench.stats import prediction_greater
-from sinkbench.sweep import FilterSweep, middle_band
-from sinkbench.tensors import to_numpy
+from sinkbench.stats.inference import prediction_greater
+from sinkbench.measure.sweep import FilterSweep, middle_band
+from sinkbench.model.tensors import to_numpy
 
 
 @dataclass
@@ -226,7 +226,7 @@ NULLS = (
 
 
 # --------------------------------------------------------------------------- hostile nulls
-# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# Each test at its boundary, one function of the null noise e (sinkbench.run.hostile runs them
 # under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
 def _h1(which: str):
     def run(e, rng):

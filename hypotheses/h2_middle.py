@@ -19,15 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sinkbench import stability
-from sinkbench.calibration import (DEFAULTS, N_BOOT_CHEAP, N_BOOT_FULL, Criterion, hardness, split_profile,
-                                   window_noise)
-from sinkbench.claims import ci_mean, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
-from sinkbench.config import Settings
-from sinkbench.experiments import as_units
-from sinkbench.hostile import ALPHA, BOUNDARY, N_BOOT, nll_like, small
+from sinkbench.stats import stability
+from sinkbench.stats.nulls import (ALPHA, BOUNDARY, Criterion, DEFAULTS, N_BOOT, N_BOOT_CHEAP, N_BOOT_FULL, hardness,
+                                   nll_like, small, split_profile, window_noise)
+from sinkbench.stats.claims import ci_mean, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
+from sinkbench.measure.config import Settings
+from sinkbench.measure.experiments import as_units
 from sinkbench.registry import LAYER, Axis, Hypothesis, Test
-from sinkbench.sweep import FilterSweep
+from sinkbench.measure.sweep import FilterSweep
 
 
 @dataclass
@@ -227,7 +226,7 @@ NULLS = (
 
 
 # --------------------------------------------------------------------------- hostile nulls
-# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# Each test at its boundary, one function of the null noise e (sinkbench.run.hostile runs them
 # under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
 def _h2a(e, rng):
     n = e.size
@@ -250,8 +249,8 @@ HOSTILE = {"H2a": _h2a, "H2b": _h2b}
 def ks_of(s) -> list[int]:
     """H2's k values: --bands if given, else the configured fractions of K (each <= K-2)."""
     from sinkbench.errors import SinkbenchError
-    from sinkbench.spectrum import parse_bands
-    from sinkbench.sweep import resolve_ks
+    from sinkbench.measure.spectrum import parse_bands
+    from sinkbench.measure.sweep import resolve_ks
 
     ks = parse_bands(s.bands, s.n_bands) if s.bands else resolve_ks(s.h2_ks, s.n_bands)
     bad = [k for k in ks if k > s.n_bands - 2]

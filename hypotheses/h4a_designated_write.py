@@ -23,16 +23,16 @@ from collections import Counter
 import numpy as np
 import torch
 
-from sinkbench import stability
-from sinkbench.calibration import DEFAULTS, N_BOOT_CHEAP, Criterion, hardness, window_noise
-from sinkbench.claims import ci_mean, ci_ratio, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
-from sinkbench.config import Settings
-from sinkbench.experiments import as_units, h4a_writes
-from sinkbench.designate import WriteResult
-from sinkbench.hostile import ALPHA, BOUNDARY, N_BOOT, nll_like, small
+from sinkbench.stats import stability
+from sinkbench.stats.nulls import (ALPHA, BOUNDARY, Criterion, DEFAULTS, N_BOOT, N_BOOT_CHEAP, hardness, nll_like,
+                                   small, window_noise)
+from sinkbench.stats.claims import ci_mean, ci_ratio, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
+from sinkbench.measure.config import Settings
+from sinkbench.measure.experiments import as_units, h4a_writes
+from sinkbench.measure.designate import WriteResult
 from sinkbench.registry import LAYER, Axis, Hypothesis, Test, constant
-from sinkbench.sweep import FilterSweep
-from sinkbench.tensors import to_numpy
+from sinkbench.measure.sweep import FilterSweep
+from sinkbench.model.tensors import to_numpy
 
 
 def h4a_raw(w: dict, rho: float, n_boot: int, min_recovered: float = 0.5, key: tuple = ()) -> dict:
@@ -111,9 +111,9 @@ def h4a_verdicts(raws: dict, *, alpha: float) -> dict:
 def h4a_grid(sweep: FilterSweep, layers: list[int], s: Settings, rho: float) -> dict:
     """H4-A over layers x target kinds; Holm over every p-value of the grid. Targets are
     chosen from token identities and positions alone (no activations are looked at)."""
-    from sinkbench.data import text_tokens
-    from sinkbench.designate import TARGET_KINDS, WRITES, choose_targets
-    from sinkbench.distributed import frequent_mask
+    from sinkbench.measure.data import text_tokens
+    from sinkbench.measure.designate import TARGET_KINDS, WRITES, choose_targets
+    from sinkbench.measure.data import frequent_mask
 
     subj = sweep.subject
     sweep.base()
@@ -145,14 +145,14 @@ PROFILED_WRITE = "add"  # the write whose passes also read the target's value/ke
 
 
 def target_profiles(sweep: FilterSweep, layers: list[int], targets: dict, s: Settings, written: dict) -> dict:
-    """The value/key profile (sinkbench.sink_profile: value norm and residual norm over the
+    """The value/key profile (sinkbench.measure.sink_profile: value norm and residual norm over the
     median position's, query-key cosine, attention received) of each designated target, over
     the layers after the write: the natural sink (position 0) and the target on the unedited
     model, and both under the dark write into the target (mode add). A reader sees whether the
     designated sink takes on the natural sink's profile or only its attention. One pass for the
     unedited model; the written profiles (layer, kind) -> {layer: [N, cols]} were read in the add
     writes' own passes (designate.run_write's profile); {} for a family without a profile (Falcon, Bloom)."""
-    from sinkbench.sink_profile import over_layers, profiled_pass, summarize, supported
+    from sinkbench.measure.sink_profile import over_layers, profiled_pass, summarize, supported
 
     subj = sweep.subject
     if not supported(subj):
@@ -182,7 +182,7 @@ def _lognormal(rng, shape, cv):
 
 def _h4a_sim(case):
     def simulate(rng, trials, n, layers, effect, **profile):
-        from sinkbench.designate import WriteResult
+        from sinkbench.measure.designate import WriteResult
 
         p = dict(H4A_PROFILE)
         p.update(profile)
@@ -246,7 +246,7 @@ NULLS = (
 
 
 # --------------------------------------------------------------------------- hostile nulls
-# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# Each test at its boundary, one function of the null noise e (sinkbench.run.hostile runs them
 # under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
 def _h4a(which: str):
     case = {"capture": ("A1", "add"), "fall": ("A1", "add"), "control_below": ("A2", "add"),
@@ -303,10 +303,10 @@ def check(bench, model_name: str, layer: int, target: str, h4_case: str) -> None
 
 
 def passes(bench, model_name: str) -> int:
-    from sinkbench.designate import TARGET_KINDS, WRITES
-    from sinkbench.experiments import h4a_passes
+    from sinkbench.measure.designate import TARGET_KINDS, WRITES
+    from sinkbench.measure.experiments import h4a_passes
 
-    from sinkbench.sink_profile import supported
+    from sinkbench.measure.sink_profile import supported
 
     per_run = bench.runs(model_name, bench.of(model_name).n_seqs)
     n_layers = len(bench.layers(model_name))
@@ -315,7 +315,7 @@ def passes(bench, model_name: str) -> int:
 
 
 def _targets(s, model_name: str) -> list[str]:
-    from sinkbench.designate import TARGET_KINDS
+    from sinkbench.measure.designate import TARGET_KINDS
 
     return list(TARGET_KINDS)
 

@@ -16,15 +16,14 @@ import math
 import numpy as np
 import torch
 
-from sinkbench import stability
-from sinkbench.calibration import DEFAULTS, N_BOOT_CHEAP, Criterion, hardness, window_noise
-from sinkbench.claims import ci_mean, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
-from sinkbench.config import Settings
-from sinkbench.experiments import as_units
-from sinkbench.hostile import ALPHA, N_BOOT, small
+from sinkbench.stats import stability
+from sinkbench.stats.nulls import ALPHA, Criterion, DEFAULTS, N_BOOT, N_BOOT_CHEAP, hardness, small, window_noise
+from sinkbench.stats.claims import ci_mean, holm_by_key, mean_or_nan, test_mean, window_counts, windows_note
+from sinkbench.measure.config import Settings
+from sinkbench.measure.experiments import as_units
 from sinkbench.registry import LAYER, Axis, Hypothesis, Test, constant
-from sinkbench.sweep import FilterSweep
-from sinkbench.tensors import to_numpy
+from sinkbench.measure.sweep import FilterSweep
+from sinkbench.model.tensors import to_numpy
 
 
 def h4b_verdicts(grid: dict, *, alpha: float, n_boot: int) -> dict:
@@ -65,9 +64,9 @@ def h4b_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     """H4-B on a zoo model trained with a <sink> token at k (its manifest says where).
     NLLs leave out the predictions made at 0 and k (edited directly) and at k-1 (it predicts
     the <sink> token, which training masked out)."""
-    from sinkbench.interventions import Edit, run_batched
-    from sinkbench.metrics import attention_from
-    from sinkbench.zoo.language import BigramBackcopy
+    from sinkbench.measure.interventions import Edit, run_batched
+    from sinkbench.model.metrics import attention_from
+    from sinkbench.model.zoo.language import BigramBackcopy
 
     subj, w = sweep.subject, sweep.windows
     ev = subj.meta["zoo"]["evaluation"]
@@ -157,7 +156,7 @@ NULLS = (
 
 
 # --------------------------------------------------------------------------- hostile nulls
-# Each test at its boundary, one function of the null noise e (sinkbench.hostile runs them
+# Each test at its boundary, one function of the null noise e (sinkbench.run.hostile runs them
 # under heavy tails, skew both ways, AR(1) dependence, zeros and NaN windows).
 def _h4b(which: str):
     def run(e, rng):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sinkbench.access import Subject
+from sinkbench.model.access import Subject
 
 
 class ByteTokenizer:

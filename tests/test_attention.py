@@ -1,12 +1,12 @@
-"""sinkbench.attention: a pass that reads less attention gets the same numbers.
+"""sinkbench.model.attention: a pass that reads less attention gets the same numbers.
 
 The windows (24 tokens) are longer than tiny Gemma-3's sliding window (16), so
 the fused kernel must honour the sliding mask too."""
 import pytest
 import torch
 
-from sinkbench.attention import attention_plan
-from sinkbench.interventions import Edit, run_pass
+from sinkbench.model.attention import attention_plan
+from sinkbench.measure.interventions import Edit, run_pass
 from tests.test_interventions import hooked_reference
 
 

@@ -1,8 +1,8 @@
-"""sinkbench.budget: pass sizes from settings and (on CUDA) free memory."""
+"""sinkbench.measure.budget: pass sizes from settings and (on CUDA) free memory."""
 import pytest
 
-from sinkbench import budget
-from sinkbench.config import make_settings
+from sinkbench.measure import budget
+from sinkbench.measure.config import make_settings
 from sinkbench.errors import SinkbenchError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sinkbench.spectrum import folded_unembedding, right_singular_basis, spectrum_for, spectrum_key
+from sinkbench.measure.spectrum import folded_unembedding, right_singular_basis, spectrum_for, spectrum_key
 from tests.conftest import as_subject, tiny_gemma3, tiny_llama
 
 
@@ -23,7 +23,7 @@ def test_two_models_sharing_a_weights_file_but_not_a_fold_get_their_own_bases(tm
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     plain = as_subject(tiny_llama(seed=5), "plain")
     offset = as_subject(tiny_llama(seed=5), "offset")
-    from sinkbench import access
+    from sinkbench.model import access
 
     # the fold reads 1 + w: what a Gemma-family config over the same file would give
     offset.__dict__["norm_fold"] = access.NormFold(gain=offset.norm_fold.gain + 1.0, centred=False, bias=None, eps=1e-6)
@@ -107,7 +107,7 @@ def test_opt_with_project_in_and_out_has_an_e_basis_in_the_residual_stream(tmp_p
     --basis E and H1's U/E alignment run (they took the SVD of the narrow embedding)."""
     from transformers import OPTConfig, OPTForCausalLM
 
-    from sinkbench.spectrum import dark_alignment, residual_embedding
+    from sinkbench.measure.spectrum import dark_alignment, residual_embedding
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     torch.manual_seed(0)

@@ -1,15 +1,15 @@
 """Calibration, measured: for every criterion of H1-H5, the rate at which the verdict
-functions of sinkbench.claims pass when the claim is false (a null with realistic
+functions of sinkbench.stats.claims pass when the claim is false (a null with realistic
 within-window structure, placed at the criterion's boundary, the rest of its Holm family
 at clear effects), over 1000 simulated trials, must be at most alpha + 3 Monte-Carlo
 standard errors (of a rate equal to alpha: 0.05 + 3 * 0.0069 = 0.0707). And each
 criterion has power: at a clear effect it passes nearly always, so these tests do not pass
-because everything fails. harness/calibration.py builds the trials; docs/calibration.md
+because everything fails. harness/run/calibration.py builds the trials; docs/calibration.md
 has the tables, the real-model nulls and the power table.
 
 Where a criterion is miscalibrated, its test states the correct expectation and is marked
 xfail(strict=True) with the measured rate and the cause: it turns green when the verdict is
-fixed in harness/claims.py (and a strict xfail fails if the rate falls within the bound
+fixed in harness/stats/claims.py (and a strict xfail fails if the rate falls within the bound
 without that fix being recorded here)."""
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from sinkbench import calibration as cal
-from sinkbench import stats as hstats
+from sinkbench.run import calibration as cal
+from sinkbench.stats import nulls
+from sinkbench.stats import inference as hstats
 
 TRIALS = 1000
 ALPHA = cal.DEFAULTS["alpha"]
@@ -111,14 +112,14 @@ def test_verdicts_do_not_depend_on_the_skipped_intervals():
             effect = params.pop("effect")
             fast = cal.simulate(name, effect, trials=12, seed=5, **params)
             with pytest.MonkeyPatch.context() as mp:
-                mp.setattr(cal, "N_BOOT_CHEAP", cal.N_BOOT_FULL)
+                mp.setattr(nulls, "N_BOOT_CHEAP", nulls.N_BOOT_FULL)
                 full = cal.simulate(name, effect, trials=12, seed=5, intervals=True, **params)
             assert np.array_equal(fast, full), (name, null)
 
 
 def test_fast_statistics_return_scipys_numbers():
     rng = np.random.default_rng(6)
-    fast = cal._make_fast_spearmanr(scipy.stats.spearmanr)
+    fast = nulls._make_fast_spearmanr(scipy.stats.spearmanr)
     for i in range(300):
         n = int(rng.integers(3, 150))
         a, b = rng.random(n), rng.random(n) + rng.random() * np.arange(n) / n
@@ -126,21 +127,21 @@ def test_fast_statistics_return_scipys_numbers():
             b = np.round(b, 1)  # ties: scipy's own path
         assert fast(a, b)[0] == scipy.stats.spearmanr(a, b)[0]
     for k, n in [(0, 16), (8, 16), (12, 16), (16, 16), (3, 7)]:
-        assert cal.fast_binomial_greater(k, n) == hstats.binomial_greater(k, n)
-        assert cal.fast_proportion_ci(k, n) == hstats.proportion_ci(k, n)
+        assert nulls.fast_binomial_greater(k, n) == hstats.binomial_greater(k, n)
+        assert nulls.fast_proportion_ci(k, n) == hstats.proportion_ci(k, n)
 
 
 def test_fast_statistics_are_restored_after_use():
-    from sinkbench import claims
+    from sinkbench.stats import claims
 
     before = (claims.binomial_greater, claims.ci_mean, scipy.stats.spearmanr)
     with cal.exact_fast_stats(intervals=False):
-        assert claims.binomial_greater is cal.fast_binomial_greater
+        assert claims.binomial_greater is nulls.fast_binomial_greater
     assert (claims.binomial_greater, claims.ci_mean, scipy.stats.spearmanr) == before
 
 
 def test_window_noise_has_unit_variance_and_token_skew():
-    x = cal.window_noise(np.random.default_rng(7), (20000,))
+    x = nulls.window_noise(np.random.default_rng(7), (20000,))
     assert abs(x.mean()) < 0.03 and abs(x.std() - 1) < 0.03
     assert 0.1 < scipy.stats.skew(x) < 0.6  # averaged over 127 correlated skewed tokens: mildly skewed
 

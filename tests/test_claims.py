@@ -6,8 +6,8 @@ from sinkbench.hypotheses.h1_dark_tail import H1Inputs, h1_verdicts
 from sinkbench.hypotheses.h2_middle import H2bInputs, H2Inputs, compression_frontier, frontier_k, h2_verdicts
 from sinkbench.hypotheses.h5_sink_writer import H5Inputs, h5_verdicts
 from sinkbench.hypotheses.h4a_designated_write import h4a_raw, h4a_verdicts
-from sinkbench.designate import WriteResult
-from sinkbench.stats import min_windows, ratio_ci
+from sinkbench.measure.designate import WriteResult
+from sinkbench.stats.inference import min_windows, ratio_ci
 
 KW = dict(alpha=0.05, min_delta=0.5, min_sink_drop=0.2, n_boot=200)
 
@@ -76,7 +76,7 @@ def test_h1_holm_counts_the_whole_grid():
     stats.smallest_p(n). Over 4 windows one layer's 6 tests cannot pass (6 x smallest_p(4) >
     alpha); over 5 they can; and the same 5 windows pass at fewer layers than at twelve (72
     tests), where Holm multiplies by more."""
-    from sinkbench.stats import smallest_p
+    from sinkbench.stats.inference import smallest_p
 
     four = h1_verdicts({1: h1_case(np.random.default_rng(5), n=4)}, **KW)[1][1]
     assert not four["claim_a"] and four["p_vs_random_raw"] >= smallest_p(4) and 6 * smallest_p(4) > 0.05

@@ -1,6 +1,6 @@
-from sinkbench.cli import main
-from sinkbench.compare import compare_records
-from sinkbench.results import append_jsonl
+from sinkbench.run.cli import main
+from sinkbench.read.compare import compare_records
+from sinkbench.read.results import append_jsonl
 
 
 def rec(layer, verdict, delta, ci, model="m"):

@@ -4,14 +4,14 @@ Each case is a tiny random checkpoint built here (hidden 64, 3 layers, the zoo's
 tokenizer and language), with every norm gain and bias, the output embedding's bias and
 every logit scale, divisor, soft cap and residual multiplier drawn at random away from 1,
 so that a wrong fold or a missed scale fails. Against references computed here from the
-model itself (not through sinkbench.access), each supported case checks:
+model itself (not through sinkbench.model.access), each supported case checks:
 
 * NLL: run_pass's chunked NLL equals cross-entropy of the model's own forward logits;
 * fold: the band basis equals the SVD of W_U diag(g) [C], with g, C and the bias identified
   here from the norm module's output (RMSNorm, 1 + g, LayerNorm, bias-free LayerNorm);
 * sink mass: run_pass's sink mass equals eager output_attentions;
 * block: every layer's output equals its input plus its branch writes;
-* H1-H5: each grid of sinkbench.experiments runs to verdicts (few windows, few bootstraps).
+* H1-H5: each grid of sinkbench.measure.experiments runs to verdicts (few windows, few bootstraps).
 
 A case that is not supported must be refused by architectures.unsupported_reason(config)
 in one line naming the architecture, before any weight is loaded.
@@ -188,7 +188,7 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
     """Every norm gain drawn in [0.5, 2] (Gemma-style 1 + g: g in [-0.5, 0.5]), every norm
     bias and the output embedding's bias drawn in [-0.5, 0.5]: a unit gain or a zero bias
     would hide a wrong fold or a dropped bias."""
-    from sinkbench.access import UNIT_OFFSET_NORMS
+    from sinkbench.model.access import UNIT_OFFSET_NORMS
 
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -225,7 +225,7 @@ _TOKENS: list[int] = []
 def zoo_tokens(subject) -> list[int]:
     """The zoo language's held-out text tokenized once (1.5 s of text generation + 2 s of
     tokenizing per case otherwise)."""
-    from sinkbench.data import text_tokens
+    from sinkbench.measure.data import text_tokens
 
     if not _TOKENS:
         _TOKENS.extend(text_tokens(subject, "auto"))
@@ -244,8 +244,8 @@ class Case:
 def build(name: str, tok=None):
     """(Case, config) for one architecture: refused from the config alone, or built,
     randomised and loaded as a Subject (whose load-time checks must pass)."""
-    from sinkbench.access import Subject
-    from sinkbench.architectures import unsupported_reason
+    from sinkbench.model.access import Subject
+    from sinkbench.model.architectures import unsupported_reason
     from transformers import AutoModelForCausalLM
 
     model_type, kwargs = CASES[name]
@@ -258,7 +258,7 @@ def build(name: str, tok=None):
     try:
         model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()
     except ValueError:  # a multimodal wrapper AutoModelForCausalLM does not map (Qwen2.5-VL): as models.load_hf_model
-        from sinkbench.models import image_text_model
+        from sinkbench.model.models import image_text_model
 
         model = image_text_model().from_config(cfg, attn_implementation="eager").eval()
     randomize(model, seed=1)
@@ -310,7 +310,7 @@ NORM_KINDS = {  # the test's own candidates: name -> (centred, gain from weight,
 def identify_norm(norm: torch.nn.Module, d: int) -> tuple[str, torch.Tensor, bool, torch.Tensor | None]:
     """Which normalisation the module computes, found by comparing its output on random
     inputs with each candidate formula (eps read off the module as far as it has one):
-    (kind, gain [d], centred, bias or None). Independent of sinkbench.access.read_norm."""
+    (kind, gain [d], centred, bias or None). Independent of sinkbench.model.access.read_norm."""
     x = 3 * torch.randn(4, 5, d, generator=torch.Generator().manual_seed(3)) + 1
     with torch.no_grad():
         got = norm(x).double()
@@ -335,7 +335,7 @@ def identify_norm(norm: torch.nn.Module, d: int) -> tuple[str, torch.Tensor, boo
 
 # --------------------------------------------------------------------------- checks
 def check_nll(subject) -> str:
-    from sinkbench.interventions import run_pass
+    from sinkbench.measure.interventions import run_pass
 
     ids = windows()
     ref, _, _ = eager_reference(subject.model, ids)
@@ -347,14 +347,14 @@ def check_nll(subject) -> str:
 
 def check_fold(subject, tmp_cache=None) -> tuple[str, str]:
     """(error, norm kind): the band basis against the SVD of the fold built here."""
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.measure.spectrum import spectrum_for
 
     model = subject.model
     norm = subject.final_norm(model)
     kind, gain, centred, _ = identify_norm(norm, subject.unembedding.shape[1])
     w_u = model.get_output_embeddings().weight.detach().double()
     if subject.project_out_path:  # OPT: final norm -> project_out -> lm_head
-        from sinkbench.access import get_path
+        from sinkbench.model.access import get_path
 
         w_u = w_u @ get_path(model, subject.project_out_path).weight.detach().double()
     d = gain.shape[0]
@@ -377,7 +377,7 @@ def check_fold(subject, tmp_cache=None) -> tuple[str, str]:
 
 
 def check_sink_mass(subject) -> str:
-    from sinkbench.interventions import run_pass
+    from sinkbench.measure.interventions import run_pass
 
     ids = windows()
     _, ref, attentions = eager_reference(subject.model, ids)
@@ -429,9 +429,9 @@ HYPOTHESES = ("H1", "H2", "H3", "H4", "H5")
 
 
 def settings():
-    from sinkbench.config import Settings
+    from sinkbench.measure.config import Settings
 
-    from sinkbench.config import FIELDS
+    from sinkbench.measure.config import FIELDS
 
     s = Settings(n_bands=8, n_seqs=8, seq_len=24, layers="0", n_select=4, random_seeds=1, bootstrap=20,
                  batch_size="8", h2_ks="0.5")
@@ -442,14 +442,14 @@ def settings():
 def run_hypotheses(subject) -> dict[str, str]:
     """Each hypothesis's grid on the subject, to verdicts: 'ran (n verdicts)' per hypothesis.
     H4 is H4-A (H4-B needs a zoo model trained with a designated sink)."""
-    from sinkbench.data import windows_for
+    from sinkbench.measure.data import windows_for
     from sinkbench.hypotheses.h1_dark_tail import h1_grid
     from sinkbench.hypotheses.h2_middle import h2_grid
     from sinkbench.hypotheses.h3_distributed import h3_grid
     from sinkbench.hypotheses.h4a_designated_write import h4a_grid
     from sinkbench.hypotheses.h5_sink_writer import h5_grid
-    from sinkbench.spectrum import spectrum_for
-    from sinkbench.sweep import FilterSweep, resolve_ks
+    from sinkbench.measure.spectrum import spectrum_for
+    from sinkbench.measure.sweep import FilterSweep, resolve_ks
 
     s = settings()
     subject.meta.pop("spectra", None)
@@ -551,7 +551,7 @@ def test_a_missed_logit_scale_is_refused_at_load(tok):
     scale is refused in one line, not run with wrong NLL."""
     from dataclasses import replace
 
-    import sinkbench.architectures as arch
+    import sinkbench.model.architectures as arch
     from sinkbench.errors import SinkbenchError
 
     saved = arch.FAMILIES["cohere"]
@@ -567,8 +567,8 @@ def test_a_missed_logit_scale_is_refused_at_load(tok):
 def test_the_zoo_sink_logit_model_records_its_learned_sinks(tok, tmp_path, monkeypatch):
     """A trained GPT-OSS-style zoo model: the record says it has learned sink logits and how
     much they absorb; its NLL and sink mass still equal the model's own forward."""
-    from sinkbench.access import load_subject
-    from sinkbench.results import architecture
+    from sinkbench.model.access import load_subject
+    from sinkbench.read.results import architecture
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     s = load_subject(str(ZOO / "tiny-bb-sinklogit"))
@@ -579,7 +579,7 @@ def test_the_zoo_sink_logit_model_records_its_learned_sinks(tok, tmp_path, monke
 
 
 def test_an_unsupported_checkpoint_is_refused_before_its_weights_load(tmp_path):
-    from sinkbench.access import refuse_unsupported
+    from sinkbench.model.access import refuse_unsupported
     from sinkbench.errors import SinkbenchError
 
     make_config(*CASES["Jamba (hybrid)"]).save_pretrained(tmp_path)  # a config and no weights at all
@@ -638,7 +638,7 @@ def conformance_table(names=None) -> tuple[list[dict], float]:
 def test_the_docs_table_is_current():
     """docs/architectures.md lists every case, and each refusal as unsupported_reason gives it
     today (regenerate: python -m tests.test_conformance --write-docs)."""
-    from sinkbench.architectures import unsupported_reason
+    from sinkbench.model.architectures import unsupported_reason
 
     doc = DOC.read_text()
     for name, (model_type, kwargs) in CASES.items():
@@ -681,7 +681,7 @@ def write_docs(rows: list[dict], seconds: float) -> str:
         "band basis against the SVD of the fold built in the test from the norm's own math; **sink mass** max error",
         "against eager `output_attentions`; **block** max relative error of layer output = input + writes, all layers;",
         "**H1..H5** each grid run to verdicts on 8 windows of 24 tokens (H4 = H4-A). *Refused* rows are refused by",
-        "`sinkbench.architectures.unsupported_reason(config)` before any weight loads, in the one line shown.",
+        "`sinkbench.model.architectures.unsupported_reason(config)` before any weight loads, in the one line shown.",
         "**BOS** is what the test tokenizer (the zoo's) does; a real checkpoint's tokenizer decides it (`Subject.uses_bos`).",
         "",
         "| architecture | model_type | NLL | fold | sink mass | block | H1 | H2 | H3 | H4 | H5 | norm | block type | BOS | logit post-processing |",
@@ -707,7 +707,7 @@ Granite, GPT-OSS, DeepSeek-V3); `-m slow` runs H1-H5 on the others. This table r
 
 ## What a family needs
 
-One row in `sinkbench.architectures.FAMILIES`: where the decoder layers and the final norm are, the attribute
+One row in `sinkbench.model.architectures.FAMILIES`: where the decoder layers and the final norm are, the attribute
 names of a layer's attention and MLP, which modules carry the residual writes when those are not the attention
 and MLP outputs (post-norm blocks: `post_attention_layernorm` / `post_feedforward_layernorm`; Bloom adds the
 residual inside its modules, so its writes are `self_attention.dense` and `mlp.dense_4h_to_h`), the config
@@ -726,7 +726,7 @@ GPT-OSS (and the zoo's `tiny-bb-sinklogit`) adds a learned logit per head to eve
 probabilities over the keys then sum to less than 1. **Sink mass** (read by H1 (b) and H5) is attention to
 position 0 among the keys, as the model's eager `output_attentions` gives it (checked above, GPT-OSS included);
 **sink rate** (Gu et al., recorded beside H1) reads key scores from the same key probabilities; the
-**learned-sink mass** is 1 - row sum, the weight the learned logits absorbed (`sinkbench.metrics.learned_sink_mass`).
+**learned-sink mass** is 1 - row sum, the weight the learned logits absorbed (`sinkbench.model.metrics.learned_sink_mass`).
 No criterion reads the learned-sink mass: every record's `architecture` field says `learned_sinks: true` and gives
 `learned_sink_mass_at_load`, its mean over layers, heads and queries on the load-time check input (5 tokens), so
 that a low sink mass can be read against it (for the zoo's `tiny-bb-sinklogit`: between 0 and 1, tested).
@@ -744,7 +744,7 @@ nnterp 1.3.0 (`pip download nnterp==1.3.0 --no-deps`, read and run from the unpa
   no Cohere `logit_scale`, no Granite `logits_scaling`, no Gemma-2/3 final soft cap, and no norm fold (it has no
   notion of the gain, centring and bias sinkbench's band basis needs). Its name tables (`ATTENTION_NAMES` =
   attn, self_attention, attention, norm_attn_norm; layers h / blocks / model.layers) are what
-  `sinkbench.architectures.FAMILIES` holds per family, plus the write modules (post-norm, Bloom) it does not
+  `sinkbench.model.architectures.FAMILIES` holds per family, plus the write modules (post-norm, Bloom) it does not
   describe; its attention probabilities come from source hooks on the attention's dropout, where sinkbench
   reads the module's own eager output[1] and checks it against `output_attentions` here.
 

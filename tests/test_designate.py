@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sinkbench.hypotheses.h4a_designated_write import h4a_raw, h4a_verdicts
 from sinkbench.hypotheses.h4b_designated_training import h4b_verdicts
-from sinkbench.designate import WriteResult, choose_targets, target_readout, write_dark
+from sinkbench.measure.designate import WriteResult, choose_targets, target_readout, write_dark
 from tests.test_spectrum import random_spectrum
 
 
@@ -101,12 +101,12 @@ def test_h4_records_the_value_key_profile_of_each_designated_target(llama_subjec
     changes the target's own profile (its residual gains position 0's band-K component)."""
     import pytest
 
-    from sinkbench.config import make_settings
+    from sinkbench.measure.config import make_settings
     from sinkbench.hypotheses.h4a_designated_write import target_profiles
-    from sinkbench.designate import dark_write, run_write
-    from sinkbench.sink_profile import profiled_pass, sink_profile, supported
-    from sinkbench.spectrum import spectrum_for
-    from sinkbench.sweep import FilterSweep
+    from sinkbench.measure.designate import dark_write, run_write
+    from sinkbench.measure.sink_profile import profiled_pass, sink_profile, supported
+    from sinkbench.measure.spectrum import spectrum_for
+    from sinkbench.measure.sweep import FilterSweep
 
     assert supported(llama_subject)
     sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), batch_size=6, random_seeds=1)
@@ -138,9 +138,9 @@ def test_h4_records_the_value_key_profile_of_each_designated_target(llama_subjec
 def test_an_attention_only_write_reads_the_same_attention_without_its_nll(llama_subject, windows):
     """nll=False (H4-A's add and control writes, whose claims read attention only) skips the
     NLL step and changes no attention number."""
-    from sinkbench.designate import dark_write
-    from sinkbench.interventions import run_batched
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.measure.designate import dark_write
+    from sinkbench.measure.interventions import run_batched
+    from sinkbench.measure.spectrum import spectrum_for
 
     t = torch.full((6,), 12)
     kw = dict(edit=dark_write(spectrum_for(llama_subject, 8), 0, t, "add"), attn_layers=range(1, llama_subject.n_layers),

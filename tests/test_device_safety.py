@@ -1,13 +1,13 @@
-"""Every H1-H5 readout leaves the device through sinkbench.tensors.to_numpy. Here the
+"""Every H1-H5 readout leaves the device through sinkbench.model.tensors.to_numpy. Here the
 attention readouts and saved layer outputs of every pass are a tensor subclass that,
 like a CUDA tensor, refuses .numpy() (and numpy conversion) until moved to the CPU."""
 import numpy as np
 import pytest
 import torch
 
-from sinkbench import interventions
-from sinkbench.config import make_settings
-from sinkbench.tensors import to_numpy
+from sinkbench.measure import interventions
+from sinkbench.measure.config import make_settings
+from sinkbench.model.tensors import to_numpy
 
 
 class OnDevice(torch.Tensor):
@@ -50,14 +50,14 @@ def test_the_subclass_refuses_numpy_like_a_gpu_tensor():
 
 
 def test_h1_to_h5_readouts_are_device_safe(llama_subject, device_readouts, tmp_path, monkeypatch):
-    from sinkbench.data import windows_for
+    from sinkbench.measure.data import windows_for
     from sinkbench.hypotheses.h1_dark_tail import h1_grid
     from sinkbench.hypotheses.h2_middle import h2_grid
     from sinkbench.hypotheses.h3_distributed import h3_grid
     from sinkbench.hypotheses.h4a_designated_write import h4a_grid
     from sinkbench.hypotheses.h5_sink_writer import h5_grid
-    from sinkbench.spectrum import spectrum_for
-    from sinkbench.sweep import FilterSweep
+    from sinkbench.measure.spectrum import spectrum_for
+    from sinkbench.measure.sweep import FilterSweep
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     s = make_settings(n_seqs=4, seq_len=32, n_bands=8, dataset="pydoc", bootstrap=50, n_select=2, h2_ks="0.5",
@@ -73,11 +73,11 @@ def test_h1_to_h5_readouts_are_device_safe(llama_subject, device_readouts, tmp_p
 
 
 def test_h4b_readouts_are_device_safe(device_readouts):
-    from sinkbench.access import load_subject
-    from sinkbench.data import windows_for
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
     from sinkbench.hypotheses.h4b_designated_training import h4b_grid
-    from sinkbench.spectrum import spectrum_for
-    from sinkbench.sweep import FilterSweep
+    from sinkbench.measure.spectrum import spectrum_for
+    from sinkbench.measure.sweep import FilterSweep
 
     subject = load_subject("tiny-bb-designated")
     s = make_settings(n_seqs=4, seq_len=32, bootstrap=50)

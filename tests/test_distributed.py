@@ -4,11 +4,12 @@ from collections import Counter
 import numpy as np
 import torch
 from sinkbench.hypotheses.h3_distributed import h3_raw, h3_verdicts
-from sinkbench.config import Settings
-from sinkbench.distributed import (PositionTable, SinkRule, cell_baseline, expected_received, frequent_token_ids,
-                                   is_punct_or_space, position_histogram, uniform_received)
-from sinkbench.h3_stats import hypergeometric_sum_greater, stratified_correlation
-from sinkbench.metrics import received_moments
+from sinkbench.measure.config import Settings
+from sinkbench.hypotheses.h3_distributed.measurement import (PositionTable, SinkRule, cell_baseline, expected_received,
+                                                         position_histogram, uniform_received)
+from sinkbench.measure.data import frequent_token_ids, is_punct_or_space
+from sinkbench.hypotheses.h3_distributed.verdicts import hypergeometric_sum_greater, stratified_correlation
+from sinkbench.model.metrics import received_moments
 
 RULE = SinkRule.from_settings(Settings())
 
@@ -109,8 +110,8 @@ def test_frequency_and_punctuation():
 
 
 def test_measure_positions_runs_on_a_model(llama_subject, tmp_path, monkeypatch):
-    from sinkbench.distributed import calibrate_detector, measure_positions
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.hypotheses.h3_distributed.measurement import calibrate_detector, measure_positions
+    from sinkbench.measure.spectrum import spectrum_for
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     windows = torch.randint(3, 259, (4, 24), generator=torch.Generator().manual_seed(0))
@@ -142,7 +143,7 @@ def test_recency_heads_are_not_sinks():
     (the review's toy): the uniform-head rule flags late keys in every window and claim 4
     passes on them; the distance-aware rule flags (almost) nothing and claim 4 fails. The
     active-layer score does not prefer the recency layer over a layer with real secondary sinks."""
-    from sinkbench import h3_synthetic as hs
+    from sinkbench.hypotheses.h3_distributed import synthetic as hs
 
     detector, table = hs.run({"recency": "recency", "sink_only": "sink_only"}, RULE, seed=0)
     rates = hs.flag_rates(table, RULE, 10)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sinkbench import claims
-from sinkbench.designate import WriteResult
+from sinkbench.stats import claims
+from sinkbench.measure.designate import WriteResult
 from sinkbench.hypotheses import (h1_dark_tail, h2_middle, h3_distributed, h4a_designated_write, h4b_designated_training,
                                   h5_sink_writer)
 from sinkbench.hypotheses.h1_dark_tail import H1Inputs
@@ -65,8 +65,8 @@ def families(monkeypatch) -> dict[str, int]:
     h5_sink_writer.h5_verdicts(H5Inputs(np.full(N, 0.8), b, np.full(N, 0.5), b + 1, np.full(N, 0.2), b + 0.1, np.full(N, 0.45)),
                        alpha=0.05, min_share=0.5, min_sink_drop=0.1, min_nll_rise=0.05, n_boot=50)
     out["H5"] = sizes.pop()
-    from sinkbench import claims_h7
-    from sinkbench.streaming import H7Test
+    from sinkbench.hypotheses.h7_streaming import verdicts as claims_h7
+    from sinkbench.hypotheses.h7_streaming.measurement import H7Test
 
     monkeypatch.setattr(claims_h7, "holm", claims.holm)  # the spy
     claims_h7.h7_verdicts(H7Test(b, b + 1, b + 0.1, b + 0.1, b + 0.9, designated={l: b + 0.2 for l in range(3)}),

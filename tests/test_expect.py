@@ -1,15 +1,15 @@
-"""Expected verdicts (harness/expect.py, `sinkbench expect`, `sinkbench report --expect`) on
+"""Expected verdicts (harness/read/expect.py, `sinkbench expect`, `sinkbench report --expect`) on
 synthetic records; tests/test_expect_run.py runs --expect through pytest on a zoo model."""
 import json
 import tomllib
 
 import pytest
 
-from sinkbench import expect
-from sinkbench.cli import main
-from sinkbench.compare import case_id
+from sinkbench.read import expect
+from sinkbench.run.cli import main
+from sinkbench.read.compare import case_id
 from sinkbench.errors import SinkbenchError
-from sinkbench.results import append_jsonl
+from sinkbench.read.results import append_jsonl
 
 PARAMS = {"alpha": 0.05, "n_seqs": 8, "seq_len": 64, "dataset": "pydoc", "n_bands": 20, "dtype": "float32", "device": "cpu",
           "windows": {"layout": "spread", "test_starts": [0, 100]}}

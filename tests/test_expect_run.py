@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench.cli import main
-from sinkbench.compare import case_label, compare_records
-from sinkbench.results import read_jsonl
+from sinkbench.run.cli import main
+from sinkbench.read.compare import case_label, compare_records
+from sinkbench.read.results import read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["hypotheses/test_dark_tail_necessary.py", "hypotheses/test_designated_sink.py", "--model", "tiny-bb-bos",

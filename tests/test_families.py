@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from sinkbench.errors import SinkbenchError
-from sinkbench.interventions import run_pass
-from sinkbench.spectrum import spectrum_for
+from sinkbench.measure.interventions import run_pass
+from sinkbench.measure.spectrum import spectrum_for
 from tests.conftest import as_subject
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def tiny_family(family: str, vocab: int = 259, seed: int = 0, **overrides):
         model, norm = OPTForCausalLM(cfg), "model.decoder.final_layer_norm"
     else:
         raise ValueError(family)
-    from sinkbench.access import get_path
+    from sinkbench.model.access import get_path
 
     if get_path(model, norm) is not None:  # post-LN OPT has none
         with torch.no_grad():
@@ -60,7 +60,7 @@ def family_subject(request):
 
 
 def direct_fold(subject) -> np.ndarray:
-    """W_U diag(g) C in numpy, from the modules' own parameters (not through sinkbench.access)."""
+    """W_U diag(g) C in numpy, from the modules' own parameters (not through sinkbench.model.access)."""
     model = subject.model
     w_u = model.get_output_embeddings().weight.detach().double().numpy()
     if subject.project_out_path:
@@ -136,7 +136,7 @@ def test_the_fold_is_the_models_logit_map_and_band_k_barely_moves_logits(family_
 
 
 def test_a_pass_gives_the_models_own_nll_and_the_branches_add_up(family_subject, windows, tmp_path, monkeypatch):
-    from sinkbench.writer import attribute
+    from sinkbench.hypotheses.h5_sink_writer.measurement import attribute
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     s = family_subject
@@ -164,7 +164,7 @@ class OddNorm(torch.nn.Module):
 
 
 class UnlistedRMSNorm(OddNorm):
-    """Scales by (1 + weight) but is not in sinkbench.access.UNIT_OFFSET_NORMS."""
+    """Scales by (1 + weight) but is not in sinkbench.model.access.UNIT_OFFSET_NORMS."""
 
     def forward(self, x):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * (1 + self.weight)

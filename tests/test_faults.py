@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench import models, preflight
-from sinkbench.config import make_settings
+from sinkbench.model import models
+from sinkbench.run import preflight
+from sinkbench.measure.config import make_settings
 from sinkbench.errors import SinkbenchError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ def test_half_copied_weights_stop_the_run_at_start_up(tmp_path):
 
 
 def test_the_loader_refuses_damaged_weights_in_one_line(tmp_path):
-    from sinkbench.access import load_subject
+    from sinkbench.model.access import load_subject
 
     d = zoo_copy(tmp_path)
     _truncate(d / "model.safetensors", 0.9)
@@ -124,11 +125,12 @@ def test_a_damaged_converted_gguf_cache_is_named_and_redone(tmp_path, monkeypatc
 # ------------------------------------------------------------------ checkpoints
 import torch  # noqa: E402
 
-from sinkbench import checkpoint, results  # noqa: E402
+from sinkbench.measure import checkpoint
+from sinkbench.read import results  # noqa: E402
 
 
 def _one_pass(subject, windows, n=None):
-    from sinkbench import interventions
+    from sinkbench.measure import interventions
 
     return interventions.run_batched(subject, windows if n is None else windows[:n], 4, attn_layers=range(2))
 
@@ -183,7 +185,7 @@ def rec(model="tiny", hypothesis="H1", **extra):
 
 
 def test_saved_passes_are_deleted_only_once_their_grids_records_are_written(tmp_path, llama_subject):
-    from sinkbench import progress
+    from sinkbench.measure import progress
 
     windows = torch.randint(3, 60, (6, 16), generator=torch.Generator().manual_seed(2))
     store = checkpoint.configure(tmp_path / "checkpoints", read=True)
@@ -258,7 +260,7 @@ GOOD = json.dumps(rec()) + "\n"
     ("\ufeff" + GOOD, 1, "starts with a UTF-8 byte-order mark (BOM)"),
 ])
 def test_every_reader_names_a_bad_line_with_its_file_and_number(tmp_path, content, line, why, capsys):
-    from sinkbench.compare import load_results
+    from sinkbench.read.compare import load_results
 
     path = tmp_path / "results.jsonl"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -308,7 +310,7 @@ def test_expect_with_a_torn_expectation_is_an_error_not_a_new_case(tmp_path):
     (b'[[model]]\nname = = 1\n', r"not valid TOML"),
 ])
 def test_a_models_file_mistake_is_one_line(tmp_path, text, match):
-    from sinkbench.series import read_models_file
+    from sinkbench.read.series import read_models_file
 
     f = tmp_path / "models.toml"
     f.write_bytes(text)
@@ -334,7 +336,7 @@ def _expect_rec(model, verdict="pass", **extra):
 
 
 def test_expectations_that_share_no_case_with_the_run_fail_with_a_message():
-    from sinkbench import expect
+    from sinkbench.read import expect
 
     expected = {expect.case_id(r): expect.from_record(r) for r in [_expect_rec("other-model")]}
     summary = expect.summarize(expected, [_expect_rec("tiny-bb-bos")], 0.0, "old/")
@@ -346,7 +348,7 @@ def test_expectations_that_share_no_case_with_the_run_fail_with_a_message():
 
 @pytest.mark.parametrize("tolerance", [float("inf"), float("nan"), -1.0])
 def test_a_tolerance_that_is_not_finite_fails_with_a_message(tolerance):
-    from sinkbench import expect
+    from sinkbench.read import expect
 
     expected = {expect.case_id(r): expect.from_record(r) for r in [_expect_rec("m")]}
     summary = expect.summarize(expected, [_expect_rec("m")], tolerance, "old/")
@@ -380,7 +382,7 @@ def test_a_checkpoint_that_cannot_be_written_is_named_once_and_the_pass_kept(tmp
 def test_a_pass_of_several_batches_saves_each_batch_until_the_pass_is_saved(tmp_path, llama_subject):
     """A kill mid-pass loses at most the batch in flight: each batch is saved as it finishes,
     read back on --resume, and dropped once the whole pass is saved."""
-    from sinkbench import interventions
+    from sinkbench.measure import interventions
 
     windows = torch.randint(3, 60, (10, 16), generator=torch.Generator().manual_seed(6))
     store = checkpoint.configure(tmp_path, read=True)
@@ -413,7 +415,7 @@ def test_a_pass_of_several_batches_saves_each_batch_until_the_pass_is_saved(tmp_
 
 
 def test_the_resume_reader_repairs_a_torn_tail_even_when_nothing_is_appended(tmp_path, capsys):
-    from sinkbench.compare import load_results
+    from sinkbench.read.compare import load_results
 
     path = tmp_path / "results.jsonl"
     path.write_text(GOOD + GOOD[:20])
@@ -456,7 +458,7 @@ def test_a_finished_session_prunes_checkpoints_no_run_of_this_code_can_read(tmp_
 def test_weights_that_do_not_fit_their_config_are_one_line_at_load(tmp_path):
     """A whole safetensors file of another shape (hidden size 64 under a config that says 32):
     transformers raises deep inside its loader; the run gets one line naming the model."""
-    from sinkbench.access import load_subject
+    from sinkbench.model.access import load_subject
 
     d = zoo_copy(tmp_path)
     cfg = json.loads((d / "config.json").read_text())

@@ -1,5 +1,5 @@
 """Findings in one line: a failing verdict reads as one line naming the claim, model, case,
-criterion, effect with its interval, p-value and windows (sinkbench.findings), in place of a
+criterion, effect with its interval, p-value and windows (sinkbench.read.findings), in place of a
 traceback; a real error keeps its traceback; each model gets a one-line summary; the
 report's Answers say in words whether each claim holds, fragile or failing included."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench import findings
+from sinkbench.read import findings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_a_failing_verdict_prints_one_line_and_a_real_error_its_traceback(tmp_pa
 def test_the_run_goes_model_by_model_keeping_each_models_order():
     from types import SimpleNamespace
 
-    from sinkbench.plugin import model_by_model
+    from sinkbench.run.plugin import model_by_model
 
     def item(name, model):
         fn = lambda: None

@@ -1,4 +1,4 @@
-"""H7's claims on synthetic per-window arrays (sinkbench.claims_h7): (a) and (b) isolate the
+"""H7's claims on synthetic per-window arrays (sinkbench.hypotheses.h7_streaming.verdicts): (a) and (b) isolate the
 first token (issue 28), the sign logic of (b), (c), (d) (issue 30 item 2), the per-layer upper
 bounds that leave a layer out of the Holm family, and the ladder's verdict (e): the weakest rung
 that works, none, and an inconclusive ladder. Each claim is shown failing on a null."""
@@ -9,9 +9,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sinkbench import claims_h7
-from sinkbench.claims_h7 import h7_verdicts
-from sinkbench.streaming import H7Test
+from sinkbench.hypotheses.h7_streaming import verdicts as claims_h7
+from sinkbench.hypotheses.h7_streaming.verdicts import h7_verdicts
+from sinkbench.hypotheses.h7_streaming.measurement import H7Test
 
 N = 32
 

@@ -1,5 +1,5 @@
-"""H7's designation ladder, recompute reference and per-layer upper bounds (sinkbench.designate's
-rungs, sinkbench.streaming.h7_inputs) against a plain transformers forward with hooks written
+"""H7's designation ladder, recompute reference and per-layer upper bounds (sinkbench.measure.designate's
+rungs, sinkbench.hypotheses.h7_streaming.measurement.h7_inputs) against a plain transformers forward with hooks written
 here from the definitions in docs/methods.md §11: eager attention, explicit 4-D masks, the
 residual edits as forward hooks on the decoder layers, the value and key edits on v_proj /
 k_proj outputs (pre-rotary: the model's own rotary then rotates the transplanted key to
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench import streaming
-from sinkbench.designate import RUNGS
+from sinkbench.hypotheses.h7_streaming import measurement as streaming
+from sinkbench.measure.designate import RUNGS
 
 ZOO_BOS = Path(__file__).resolve().parent.parent / "fixtures" / "zoo" / "tiny-bb-bos"
 P = streaming.CONTROL_POSITION
@@ -117,8 +117,8 @@ def independent(model, ids, w, rung_or_regime: str, layer: int, band_k: torch.Te
 
 
 def check_agreement(subject, plain, ids, w, layer, tol=1e-4):
-    from sinkbench.claims_h7 import designated_key
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.hypotheses.h7_streaming.verdicts import designated_key
+    from sinkbench.measure.spectrum import spectrum_for
 
     spectrum = spectrum_for(subject, 20, "U")
     band_k = spectrum.band_vectors([spectrum.n_bands]).float().cpu()
@@ -141,8 +141,8 @@ def test_every_rung_the_upper_bound_and_the_reference_agree_with_a_plain_forward
     """tiny-bb-bos (two layers: the ladder at layer 0, its later-layer edits at layer 1)."""
     from transformers import AutoModelForCausalLM
 
-    from sinkbench.access import load_subject
-    from sinkbench.data import windows_for
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
 
     subject = load_subject("tiny-bb-bos")
     ids = windows_for(subject, "auto", 64, 8)
@@ -196,8 +196,8 @@ def test_the_figure_draws_the_ladder_beside_the_curve():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sinkbench.claims_h7 import h7_verdicts
-    from sinkbench.figures_h7 import h7_figure
+    from sinkbench.hypotheses.h7_streaming.verdicts import h7_verdicts
+    from sinkbench.hypotheses.h7_streaming.figure import h7_figure
     from tests.test_h7_claims import arrays, with_rungs
 
     t = with_rungs(arrays(), {"kv_transplant": 1.0, "state_copy": 1.0})
@@ -215,10 +215,10 @@ def test_rung_6_learns_an_embedding_and_its_regime_agrees_with_a_plain_forward()
     replaced by the vector, under the control mask."""
     from transformers import AutoModelForCausalLM
 
-    from sinkbench.access import load_subject
-    from sinkbench.data import windows_for
-    from sinkbench.designate import LEARNED, LEARNED_LAYER, learn_sink_embedding
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
+    from sinkbench.measure.designate import LEARNED, LEARNED_LAYER, learn_sink_embedding
+    from sinkbench.measure.spectrum import spectrum_for
 
     subject = load_subject("tiny-bb-bos")
     ids = windows_for(subject, "auto", 64, 8)

@@ -1,4 +1,4 @@
-"""Hostile nulls (sinkbench.hostile): every test of H1, H2, H4, H5 and H7 at its boundary under
+"""Hostile nulls (sinkbench.run.hostile): every test of H1, H2, H4, H5 and H7 at its boundary under
 Gaussian, t2, lognormal (tail on either side), AR(1), zero-heavy and NaN-bearing windows,
 with the rest of its Holm family clear. The full grid at 1000 trials is the nightly job
 (`-m slow`; docs/calibration.md has its table); the fast set runs every null on one test
@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from sinkbench import hostile
+from sinkbench.run import hostile
 
 ALPHA = hostile.ALPHA
 # dependence breaks every test that assumes independent windows: measured, documented and

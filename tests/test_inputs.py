@@ -8,12 +8,12 @@ import re
 import pytest
 import torch
 
-from sinkbench import models
-from sinkbench.access import Subject
-from sinkbench.config import make_settings
-from sinkbench.data import load_text, make_windows, select_starts, window_starts
+from sinkbench.model import models
+from sinkbench.model.access import Subject
+from sinkbench.measure.config import make_settings
+from sinkbench.measure.data import load_text, make_windows, select_starts, window_starts
 from sinkbench.errors import SinkbenchError
-from sinkbench.experiments import parse_layers
+from sinkbench.measure.experiments import parse_layers
 
 
 def test_unknown_alias_lists_known_ones_and_install_commands():
@@ -171,7 +171,7 @@ def test_qwen_parts_with_a_wrong_hash_name_the_packages_to_reinstall(tmp_path, m
 
 
 def test_n_bands_wider_than_the_model_fails_before_the_svd(llama_subject, tmp_path, monkeypatch):
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.measure.spectrum import spectrum_for
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     with pytest.raises(SinkbenchError, match=r"--n-bands 65: expected 1..64 .*pass a smaller --n-bands, e.g. --n-bands 20") as e:
@@ -229,16 +229,16 @@ def test_a_run_says_what_is_wrong_in_one_line(tmp_path):
 
 def test_settings_named_as_options_are_the_plugins_options():
     """config.setting_name spells a setting as --option exactly when the plugin registers one."""
-    from sinkbench.config import COMMAND_LINE
-    from sinkbench.plugin import OPTIONS
+    from sinkbench.measure.config import COMMAND_LINE
+    from sinkbench.run.plugin import OPTIONS
 
     assert COMMAND_LINE == {dest for _, dest, _ in OPTIONS} - {"models"}
 
 
 # --------------------------------------------------------------------------- start-up checks
-# Every bad input is found before any weights load (sinkbench.preflight), one line each,
+# Every bad input is found before any weights load (sinkbench.run.preflight), one line each,
 # naming the setting and the fix; the plugin exits with status 4 (see the runs below).
-from sinkbench import preflight  # noqa: E402
+from sinkbench.run import preflight  # noqa: E402
 
 
 def _files(tmp_path):
@@ -364,7 +364,7 @@ def test_unknown_and_broken_models(tmp_path):
 def test_architecture_hook_is_called_when_present(monkeypatch):
     import importlib
 
-    module = next(m for m in ("sinkbench.architectures", "sinkbench.access") if importlib.util.find_spec(m))
+    module = next(m for m in ("sinkbench.model.architectures", "sinkbench.model.access") if importlib.util.find_spec(m))
     monkeypatch.setattr(importlib.import_module(module), "unsupported_reason",
                         lambda cfg: f"{cfg.model_type} is not supported (test)", raising=False)
     s = make_settings(seq_len=64)
@@ -372,7 +372,7 @@ def test_architecture_hook_is_called_when_present(monkeypatch):
 
 
 def test_an_unsupported_architecture_is_refused_from_its_config(tmp_path):
-    if not hasattr(importlib.import_module("sinkbench.architectures") if importlib.util.find_spec("sinkbench.architectures")
+    if not hasattr(importlib.import_module("sinkbench.model.architectures") if importlib.util.find_spec("sinkbench.model.architectures")
                    else None, "unsupported_reason"):
         pytest.skip("no architecture table (issue 19) in this tree")
     d = tmp_path / "bert"
@@ -400,7 +400,7 @@ def test_a_mixed_run_names_the_model_a_setting_does_not_fit_once(tmp_path):
     ({"alpha": 0.1}, r"\['alpha'\] cannot be set per model"),
 ])
 def test_per_model_settings_are_checked(own, match):
-    from sinkbench.config import for_model
+    from sinkbench.measure.config import for_model
 
     with pytest.raises(SinkbenchError, match=match):
         for_model(make_settings(), own, "--models-file m.toml: 'a': ")

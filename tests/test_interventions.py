@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sinkbench.interventions import Edit, apply_projector, run_pass
-from sinkbench.spectrum import spectrum_for
+from sinkbench.measure.interventions import Edit, apply_projector, run_pass
+from sinkbench.measure.spectrum import spectrum_for
 
 
 def hooked_reference(model, ids, layer, projector, positions):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench import claims_h6
-from sinkbench.claims_h6 import H6Test, dark_share_test, h6_verdicts
-from sinkbench.config import Settings
-from sinkbench.massive import (Detection, carrier_positions, coordinate_dark_shares, detect, magnitudes, rank_pvalue,
+from sinkbench.hypotheses.h6_massive import verdicts as claims_h6
+from sinkbench.hypotheses.h6_massive.verdicts import H6Test, dark_share_test, h6_verdicts
+from sinkbench.measure.config import Settings
+from sinkbench.hypotheses.h6_massive.measurement import (Detection, carrier_positions, coordinate_dark_shares, detect, magnitudes, rank_pvalue,
                                random_set_shares, set_share, threshold)
-from sinkbench.spectrum import Spectrum, folded_unembedding, right_singular_basis
+from sinkbench.measure.spectrum import Spectrum, folded_unembedding, right_singular_basis
 
 W, L, T, D = 8, 5, 16, 64
 
@@ -186,7 +186,7 @@ def test_claim_b_fails_when_the_mean_costs_more_than_the_tolerance_or_zeroing_do
 def test_b_mean_false_passes_rarely_at_the_tolerance():
     """The equivalence null at its boundary (mean rise = tolerance, skewed windows): the
     b-mean criterion alone (raw, before Holm) passes at most about alpha of the time."""
-    from sinkbench.stats import mean_ci, mean_greater
+    from sinkbench.stats.inference import mean_ci, mean_greater
 
     rng = np.random.default_rng(2)
     tol, trials, passed = 0.1, 300, 0
@@ -202,9 +202,10 @@ def test_the_grid_runs_on_a_tiny_model_with_a_massive_bos_coordinate(monkeypatch
     at the sink, from layer 0), claim (a) and Sun's intervention run to verdicts."""
     from tests.conftest import as_subject, tiny_llama
 
-    from sinkbench import experiments, massive
-    from sinkbench.spectrum import spectrum_for
-    from sinkbench.sweep import FilterSweep
+    from sinkbench.measure import experiments
+    from sinkbench.hypotheses.h6_massive import h6_grid
+    from sinkbench.measure.spectrum import spectrum_for
+    from sinkbench.measure.sweep import FilterSweep
 
     model = tiny_llama(seed=3)
     with torch.no_grad():
@@ -213,7 +214,7 @@ def test_the_grid_runs_on_a_tiny_model_with_a_massive_bos_coordinate(monkeypatch
     monkeypatch.setattr(experiments, "selection_windows", lambda subj, s: windows)
     s = Settings(n_bands=8, n_seqs=len(windows), bootstrap=100, h6_random_sets=199)
     sweep = FilterSweep(subject, windows, spectrum_for(subject, 8), 3, 1, layers=[])
-    out = massive.h6_grid(sweep, s)
+    out = h6_grid(sweep, s)
     det = out["a"][1]["detection"]
     assert det["present"] and det["criterion"] == "sun" and 5 in det["coordinates"]
     assert det["edit_layer"] == 0 and 5 in det["sink_coordinates"] and det["carrier_positions"].get(0) == len(windows)
@@ -252,7 +253,7 @@ def test_a_zoo_model_without_massive_activations_is_recorded_as_not_present(tmp_
            "--model", "tiny-bb-bos", "--seq-len", "64", "--n-seqs", "8", "--results", str(tmp_path)]
     out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
     assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
-    assert out.stdout.count("not present: no massive activations") == 3
+    assert out.stdout.count("(no massive activations: no coordinate reaches") == 3  # one finding line per claim
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert sorted(r["claim"] for r in records) == sorted(claims_h6.CLAIMS)
     assert all(r["metrics"]["present"] is False for r in records)

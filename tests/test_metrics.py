@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from sinkbench.metrics import attention_received, chunked_nll, sink_mass
+from sinkbench.model.metrics import attention_received, chunked_nll, sink_mass
 
 
 def test_chunked_nll_equals_unchunked():

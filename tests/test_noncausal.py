@@ -9,9 +9,10 @@ import re
 import pytest
 import torch
 
-from sinkbench import architectures, preflight
-from sinkbench.access import Subject
-from sinkbench.config import make_settings
+from sinkbench.model import architectures
+from sinkbench.run import preflight
+from sinkbench.model.access import Subject
+from sinkbench.measure.config import make_settings
 from sinkbench.errors import SinkbenchError
 from tests.conftest import ByteTokenizer, as_subject, tiny_llama
 
@@ -84,8 +85,8 @@ def test_multimodal_gemma3_is_checked_and_measured():
     logits, and check() agrees with its own forward."""
     from transformers import AutoModelForCausalLM, Gemma3Config
 
-    from sinkbench import interventions
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.measure import interventions
+    from sinkbench.measure.spectrum import spectrum_for
 
     torch.manual_seed(0)
     cfg = Gemma3Config(text_config=gemma3_text_config(vocab_size=300).to_dict(),
@@ -115,8 +116,8 @@ def test_a_qwen25_vl_checkpoint_loads_through_the_image_text_class(tmp_path, mon
 
     from transformers import AutoConfig
 
-    from sinkbench.access import load_subject
-    from sinkbench.models import image_text_model
+    from sinkbench.model.access import load_subject
+    from sinkbench.model.models import image_text_model
     from tests.test_conformance import CASES, ZOO, randomize
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path / "cache"))

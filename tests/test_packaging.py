@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench.config import Settings, make_settings
+from sinkbench.measure.config import Settings, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,9 +88,9 @@ def test_wheel_in_a_fresh_venv_runs_the_hypotheses_from_an_empty_folder(tmp_path
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    code = ("import json, fixtures, harness, sinkbench, sinkbench.plugin, sinkbench.cli, sinkbench.models as m; "
+    code = ("import json, fixtures, harness, sinkbench, sinkbench.run.plugin, sinkbench.run.cli, sinkbench.model.models as m; "
             "print(json.dumps({'fixtures': fixtures.__file__, 'harness': harness.__file__, 'sinkbench': sinkbench.__file__, "
-            "'fixture': hasattr(fixtures, 'Fixture'), 'zoo': str(m.ZOO_DIR), 'hyp': str(sinkbench.cli.hypotheses_dir())}))")
+            "'fixture': hasattr(fixtures, 'Fixture'), 'zoo': str(m.ZOO_DIR), 'hyp': str(sinkbench.run.plugin.hypotheses_dir())}))")
     p = _run([py, "-c", code], empty, env)
     assert p.returncode == 0, p.stderr[-3000:]
     where = json.loads(p.stdout)

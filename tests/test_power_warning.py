@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sinkbench.stats import min_windows, smallest_p
+from sinkbench.stats.inference import min_windows, smallest_p
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def test_a_family_that_grows_with_the_layers_is_sized_from_the_models_grid():
     (the warning sizes it from the model's grid)."""
     from types import SimpleNamespace
 
-    from sinkbench.plugin import underpowered
+    from sinkbench.run.plugin import underpowered
     from sinkbench.registry import units
 
     (test,) = units()["H7"].tests

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from sinkbench import progress
+from sinkbench.measure import progress
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from tests.test_faults import one_line_exit_4
     (b'[tool.sinkbench]\ndataset = "caf\xe9"\n', r"not UTF-8 \(byte 0xe9"),
 ])
 def test_a_malformed_pyproject_is_one_line(tmp_path, text, match):
-    from sinkbench.config import load_pyproject_defaults
+    from sinkbench.measure.config import load_pyproject_defaults
 
     (tmp_path / "pyproject.toml").write_bytes(text)
     with pytest.raises(SinkbenchError, match=match) as e:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench.skeleton import UNIT
+from sinkbench.run.skeleton import UNIT
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

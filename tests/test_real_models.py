@@ -21,10 +21,10 @@ def test_filter_matches_plain_torch_on_real_model(alias, package, layer, edit):
     The reference runs plain eager attention; the harness's NLL-only pass runs the fused kernel."""
     if importlib.util.find_spec(package) is None:
         pytest.skip(f"{package} not installed")
-    from sinkbench.access import load_subject
-    from sinkbench.data import windows_for
-    from sinkbench.interventions import Edit, run_pass
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
+    from sinkbench.measure.interventions import Edit, run_pass
+    from sinkbench.measure.spectrum import spectrum_for
 
     if alias not in LOADED:
         LOADED[alias] = load_subject(alias)
@@ -50,7 +50,7 @@ def test_layer_counts_come_from_the_cached_config():
     for alias, package, _ in REAL:
         if importlib.util.find_spec(package) is None:
             pytest.skip(f"{package} not installed")
-    from sinkbench import models
+    from sinkbench.model import models
 
     try:
         assert models.num_layers("smollm2-135m") == 30 and models.num_layers("gemma3-270m") == 18

@@ -157,8 +157,8 @@ def test_a_unit_setting_named_like_one_of_sinkbenchs_is_refused(fresh, monkeypat
 
 
 def test_an_option_a_unit_does_not_support_is_one_line_naming_it_and_the_fix():
-    from sinkbench.config import make_settings
-    from sinkbench.preflight import support_problems
+    from sinkbench.measure.config import make_settings
+    from sinkbench.run.preflight import support_problems
 
     only_cpu = registry.Hypothesis(name="X9", title="x", tests=(registry.Test("test_x9", (registry.LAYER,)),),
                                    measure=lambda bench, model: {}, supports=registry.Support(devices=("cpu",)))

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench import remote
-from sinkbench.access import Subject
+from sinkbench.model import remote
+from sinkbench.model.access import Subject
 from sinkbench.errors import SinkbenchError
-from sinkbench.interventions import run_pass
-from sinkbench.remote import check_remote
-from sinkbench.spectrum import dark_alignment, spectrum_for, spectrum_key
+from sinkbench.measure.interventions import run_pass
+from sinkbench.model.remote import check_remote
+from sinkbench.measure.spectrum import dark_alignment, spectrum_for, spectrum_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -196,8 +196,8 @@ def test_weights_id_and_cache_keys_name_the_commit(hub):
     assert remote.weights_id("org/tiny", other) == f"hub:org/tiny@{other}"
     keys = {spectrum_key(SimpleNamespace(sha256=remote.weights_id("org/tiny", rev), dtype="float32"), 8) for rev in (None, other)}
     assert len(keys) == 2 and all(len(k) == 64 for k in keys)
-    from sinkbench.plugin import Bench
-    from sinkbench.config import make_settings
+    from sinkbench.run.plugin import Bench
+    from sinkbench.measure.config import make_settings
 
     bench = Bench(SimpleNamespace(sinkbench_settings=make_settings(remote=True), sinkbench_model_settings={}))
     key = bench.case_key("H1", "org/tiny", 2)
@@ -207,7 +207,7 @@ def test_weights_id_and_cache_keys_name_the_commit(hub):
 
 
 def test_collection_reads_the_layer_count_from_config_json_alone(hub):
-    from sinkbench import models
+    from sinkbench.model import models
 
     publish(hub.root, tiny(), max_shard_size="200KB")
     assert models.num_layers("org/tiny") == 4
@@ -233,7 +233,7 @@ def test_load_stops_where_the_request_is_sent(hub, monkeypatch):
 
 
 def test_the_remote_path_against_a_simulated_server(hub, monkeypatch, windows):
-    """load_remote_subject and a pass of sinkbench.interventions, each request pickled as for
+    """load_remote_subject and a pass of sinkbench.measure.interventions, each request pickled as for
     NDIF and run from its unpickled copy with this repository's modules hidden."""
     from nnsight.intervention.backends.local import LocalSimulationBackend
     from nnsight.modeling import huggingface
@@ -267,7 +267,7 @@ def test_the_remote_path_against_a_simulated_server(hub, monkeypatch, windows):
     assert torch.allclose(got.sink_mass[:, 2], want.sink_mass[:, 2], atol=1e-6)
     assert torch.allclose(got.hidden[1], want.hidden[1], atol=1e-5)
     # a filter sweep: the base run's saved prefix goes up with each edited pass (skip path)
-    from sinkbench.sweep import FilterSweep
+    from sinkbench.measure.sweep import FilterSweep
 
     sweeps = [FilterSweep(s, ids, spectrum_for(s, 8), batch_size=6, random_seeds=1) for s in (subject, local)]
     for name in ("dark_sink", "dark_all"):

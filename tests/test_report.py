@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from sinkbench.report import write_report
-from sinkbench.results import append_jsonl
+from sinkbench.read.report import write_report
+from sinkbench.read.results import append_jsonl
 
 PARAMS = {"dataset": "pydoc", "n_seqs": 16, "seq_len": 128, "n_bands": 20, "dtype": "float32", "device": "cpu"}
 

@@ -1,7 +1,7 @@
 import json
 import multiprocessing as mp
 
-from sinkbench.results import append_jsonl, matrix, read_jsonl
+from sinkbench.read.results import append_jsonl, matrix, read_jsonl
 
 
 def _writer(path, worker):

@@ -1,4 +1,4 @@
-"""A kill costs at most one pass: every pass is checkpointed as it finishes (sinkbench.checkpoint),
+"""A kill costs at most one pass: every pass is checkpointed as it finishes (sinkbench.measure.checkpoint),
 and --resume continues a killed grid with records bit-identical to an uninterrupted run's."""
 import json
 import os
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench import checkpoint
+from sinkbench.measure import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 # H2 on the tiny zoo model: one layer, about 25 passes of 8 batches each, so a grid lasts
@@ -70,7 +70,7 @@ def test_kill_in_the_middle_of_a_grid_then_resume_gives_identical_records(tmp_pa
 
 def test_a_checkpointed_pass_is_read_back_bit_for_bit(tmp_path, llama_subject):
     """The same pass twice, the second under --resume: read back, identical, no forward pass."""
-    from sinkbench import interventions
+    from sinkbench.measure import interventions
 
     windows = torch.randint(3, 60, (6, 16))
     store = checkpoint.configure(tmp_path, read=True)
@@ -82,7 +82,7 @@ def test_a_checkpointed_pass_is_read_back_bit_for_bit(tmp_path, llama_subject):
         for a, b in ((first.nll, second.nll), (first.token_nll, second.token_nll), (first.sink_mass, second.sink_mass)):
             assert torch.equal(a, b) or (a.isnan() == b.isnan()).all() and torch.equal(a.nan_to_num(), b.nan_to_num())
         # another window set or readout is another pass; another batch size is the same pass
-        # (batch-invariant: sinkbench.checkpoint.NOT_KEYED), read back
+        # (batch-invariant: sinkbench.measure.checkpoint.NOT_KEYED), read back
         interventions.run_batched(llama_subject, windows[:5], 4, attn_layers=range(2))
         interventions.run_batched(llama_subject, windows, 4, attn_layers=range(1))
         third = interventions.run_batched(llama_subject, windows, 3, attn_layers=range(2))

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench import models
-from sinkbench.cli import main
+from sinkbench.model import models
+from sinkbench.run.cli import main
 from sinkbench.errors import SinkbenchError
-from sinkbench.report import write_report
-from sinkbench.report_over_time import expand_runs, load_runs
-from sinkbench.results import append_jsonl
-from sinkbench.series import checkpoint_info, read_models_file, step_fields
+from sinkbench.read.report import write_report
+from sinkbench.read.report import expand_runs, load_runs
+from sinkbench.read.results import append_jsonl
+from sinkbench.read.series import checkpoint_info, read_models_file, step_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES = ROOT / "fixtures" / "zoo" / "series"
@@ -166,7 +166,7 @@ def test_report_draws_a_series_against_the_step(tmp_path):
 
 
 def test_from_step_says_when_a_claim_flickers():
-    from sinkbench.report_over_time import from_step
+    from sinkbench.read.report import from_step
 
     assert from_step([1, 2, 3], [False, True, True]) == "from step 2 on"
     assert from_step([1, 2, 3], [True, False, True]) == "from step 3 on (first at 1, then lost)"

@@ -1,4 +1,4 @@
-"""Gu et al.'s input controls for the sink rate (sinkbench.sink_controls): windows of the
+"""Gu et al.'s input controls for the sink rate (sinkbench.measure.sink_controls): windows of the
 natural windows' shape made of random tokens or one repeated token, and their rates."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench.sink_controls import CONTROLS, control_windows, input_control_rates
+from sinkbench.measure.sink_controls import CONTROLS, control_windows, input_control_rates
 
 
 def test_control_windows_keep_the_shape_and_bos_and_draw_from_the_text_s_types(windows):
@@ -31,7 +31,7 @@ def test_an_unknown_control_is_refused(windows):
 
 
 def test_rates_on_each_control_are_recorded(llama_subject, windows, monkeypatch):
-    from sinkbench import data
+    from sinkbench.measure import data
 
     monkeypatch.setattr(data, "text_tokens", lambda subject, dataset: list(range(3, 200)))
     out = input_control_rates(llama_subject, windows, "pydoc", batch=3)

@@ -3,8 +3,8 @@ from output_attentions=True, and sink_rate counts (window, layer, head) triples.
 import pytest
 import torch
 
-from sinkbench.interventions import run_batched
-from sinkbench.metrics import key_scores, sink_rate
+from sinkbench.measure.interventions import run_batched
+from sinkbench.model.metrics import key_scores, sink_rate
 from tests.conftest import as_subject
 from tests.test_families import tiny_family
 
@@ -63,11 +63,11 @@ def test_sink_rate_in_one_pass_equals_direct_computation(rate_subject, windows):
 
 
 def test_sink_rates_of_a_run_equal_the_direct_computation(llama_subject, windows, tmp_path, monkeypatch):
-    """What H1 records (sinkbench.experiments.sink_rates) on the sweep's test windows."""
-    from sinkbench.config import make_settings
-    from sinkbench.experiments import sink_rates
-    from sinkbench.spectrum import spectrum_for
-    from sinkbench.sweep import FilterSweep
+    """What H1 records (sinkbench.measure.experiments.sink_rates) on the sweep's test windows."""
+    from sinkbench.measure.config import make_settings
+    from sinkbench.measure.experiments import sink_rates
+    from sinkbench.measure.spectrum import spectrum_for
+    from sinkbench.measure.sweep import FilterSweep
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     sweep = FilterSweep(llama_subject, windows, spectrum_for(llama_subject, 8), 4, 1)
@@ -84,8 +84,8 @@ def test_the_sink_rate_pass_also_reads_what_learned_sinks_absorb():
     learned sink's share): 0.3 where each row keeps 0.7 of its mass on real keys, 0 where 1."""
     import torch
 
-    from sinkbench.experiments import scores_and_learned_mass
-    from sinkbench.metrics import key_scores
+    from sinkbench.measure.experiments import scores_and_learned_mass
+    from sinkbench.model.metrics import key_scores
 
     t = 6
     full = torch.tril(torch.ones(t, t)) / torch.arange(1, t + 1)[:, None]  # causal uniform rows

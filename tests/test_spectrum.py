@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sinkbench.errors import SinkbenchError
-from sinkbench.spectrum import (Spectrum, band_slices, folded_unembedding, parse_bands, right_singular_basis, spectrum_for,
+from sinkbench.measure.spectrum import (Spectrum, band_slices, folded_unembedding, parse_bands, right_singular_basis, spectrum_for,
                               spectrum_key)
 
 
@@ -68,7 +68,7 @@ def test_spectrum_is_cached_per_model(llama_subject, tmp_path, monkeypatch):
 
 def test_cache_files_differ_by_dtype_and_n_bands_and_are_full_sha256(llama_subject, tmp_path, monkeypatch):
     """Everything that decides a basis is in its cache key (weights, U/E, dtype, K, SPECTRUM_VERSION)."""
-    import sinkbench.spectrum as spectrum
+    import sinkbench.measure.spectrum as spectrum
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     llama_subject.meta.pop("spectra", None)
@@ -107,7 +107,7 @@ def test_parse_bands_rejects_bad_specs(spec):
 
 
 def test_dark_alignment_is_one_for_identical_and_low_for_unrelated(llama_subject, tmp_path, monkeypatch):
-    from sinkbench.spectrum import dark_alignment
+    from sinkbench.measure.spectrum import dark_alignment
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))
     llama_subject.meta.pop("spectra", None)
@@ -121,7 +121,7 @@ def test_dark_alignment_is_one_for_identical_and_low_for_unrelated(llama_subject
 def test_dark_alignment_is_one_for_a_tied_model_with_unit_norm_gain(tmp_path, monkeypatch):
     """Tied embeddings and a final-norm gain of 1: U = E, so both bases are computed from the
     same matrix through their own code paths, and the dark tails must coincide."""
-    from sinkbench.spectrum import dark_alignment
+    from sinkbench.measure.spectrum import dark_alignment
     from tests.conftest import as_subject, tiny_llama
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))

@@ -3,8 +3,8 @@
 import numpy as np
 from sinkbench.hypotheses.h1_dark_tail import H1Inputs, h1_verdicts
 from sinkbench.hypotheses.h5_sink_writer import H5Inputs, h5_verdicts
-from sinkbench.designate import WriteResult
-from sinkbench.stability import FRAGILE_BELOW, attach, take_windows, verdict_stability
+from sinkbench.measure.designate import WriteResult
+from sinkbench.stats.stability import FRAGILE_BELOW, attach, take_windows, verdict_stability
 
 
 def h5_inputs(rng, n, share_mean):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sinkbench.stats import (MAX_NAN_SHARE, case_seed, holm, lag1_autocorrelation, mean_ci, mean_greater, min_windows,
+from sinkbench.stats.inference import (MAX_NAN_SHARE, case_seed, holm, lag1_autocorrelation, mean_ci, mean_greater, min_windows,
                              ratio_ci, smallest_p)
 
 

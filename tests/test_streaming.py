@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench import streaming
-from sinkbench.claims_h7 import CLAIMS, h7_verdicts
-from sinkbench.streaming import H7Test, allowed
+from sinkbench.hypotheses.h7_streaming import measurement as streaming
+from sinkbench.hypotheses.h7_streaming.verdicts import CLAIMS, h7_verdicts
+from sinkbench.hypotheses.h7_streaming.measurement import H7Test, allowed
 
 ZOO_BOS = Path(__file__).resolve().parent.parent / "fixtures" / "zoo" / "tiny-bb-bos"
 W, T, N = 16, 64, 16
@@ -34,8 +34,8 @@ def test_masks_keep_the_window_and_the_kept_tokens_and_stay_causal():
 
 @pytest.fixture(scope="module")
 def bos():
-    from sinkbench.access import load_subject
-    from sinkbench.data import windows_for
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
 
     subject = load_subject("tiny-bb-bos")
     return subject, windows_for(subject, "auto", T, N)
@@ -171,11 +171,11 @@ def test_a_model_where_evicting_changes_nothing_fails_d_too():
 
 def test_the_designated_regime_is_the_control_regime_plus_h4_s_write(bos):
     """Through the pass: a write of nothing (a zero dark projector) gives the control regime's
-    NLLs exactly; the real write changes them; sinkbench.designate's write_dark does the adding."""
+    NLLs exactly; the real write changes them; sinkbench.measure.designate's write_dark does the adding."""
     from types import SimpleNamespace
 
-    from sinkbench.claims_h7 import designated_key
-    from sinkbench.spectrum import spectrum_for
+    from sinkbench.hypotheses.h7_streaming.verdicts import designated_key
+    from sinkbench.measure.spectrum import spectrum_for
 
     subject, windows = bos
     spectrum = spectrum_for(subject, 20, "U")
@@ -201,7 +201,7 @@ def test_the_profile_matches_a_plain_forward_of_a_tiny_random_llama():
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
     from tests.conftest import as_subject, tiny_llama
-    from sinkbench.sink_profile import profiled_pass, summarize
+    from sinkbench.measure.sink_profile import profiled_pass, summarize
 
     subject = as_subject(tiny_llama(seed=3))
     model = subject.model
@@ -244,9 +244,9 @@ def test_the_learned_sink_mass_of_the_zoo_sink_logit_model():
     for the queries read; h7 records it per regime and layer (None for a model without)."""
     from transformers import AutoModelForCausalLM
 
-    from sinkbench.access import load_subject
-    from sinkbench.data import windows_for
-    from sinkbench.sink_profile import profiled_pass, summarize
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
+    from sinkbench.measure.sink_profile import profiled_pass, summarize
 
     zoo = ZOO_BOS.parent / "tiny-bb-sinklogit"
     subject = load_subject("tiny-bb-sinklogit")
@@ -268,7 +268,7 @@ def test_the_h7_figure_draws_the_curve_and_the_shares():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sinkbench.figures_h7 import h7_figure
+    from sinkbench.hypotheses.h7_streaming.figure import h7_figure
 
     t = with_designated(synthetic(gap=1.0, sink_left=0.1, control_left=0.9), left=0.2)
     m = verdicts(t)["d"][1]

@@ -2,9 +2,9 @@
 import numpy as np
 import torch
 from sinkbench.hypotheses.h1_dark_tail import H1Inputs, h1_verdicts
-from sinkbench.spectrum import spectrum_for
-from sinkbench.stats import holm, mean_greater
-from sinkbench.sweep import FilterSweep, middle_band, resolve_ks
+from sinkbench.measure.spectrum import spectrum_for
+from sinkbench.stats.inference import holm, mean_greater
+from sinkbench.measure.sweep import FilterSweep, middle_band, resolve_ks
 
 
 def test_random_subspace_vs_random_subspace_does_not_pass(llama_subject, tmp_path, monkeypatch):
@@ -55,8 +55,8 @@ def test_prefix_reuse_gives_the_numbers_of_a_full_pass(llama_subject, windows, t
 def test_filters_stacked_in_one_pass_give_the_numbers_of_separate_passes(llama_subject, windows):
     """Edit.stack: one pass of windows x filters equals one pass per filter, and
     stacked sink-mass filters still measure their sink mass."""
-    from sinkbench.spectrum import spectrum_for
-    from sinkbench.sweep import FilterSweep
+    from sinkbench.measure.spectrum import spectrum_for
+    from sinkbench.measure.sweep import FilterSweep
 
     sp = spectrum_for(llama_subject, 4)
     names = ["dark_all", "middle", "random1000", "dark_sink", "omega1", "head2"]
@@ -75,7 +75,7 @@ def test_filters_stacked_in_one_pass_give_the_numbers_of_separate_passes(llama_s
 def test_h2_reads_no_filter_it_does_not_use(llama_subject, windows, tmp_path, monkeypatch):
     """H2a's Omega_k and head_{k+1}, H2b's Omega_k* and the frontier's Omega_k: nothing else
     (a head_{k*+1} for H2b would be a wasted pass per layer)."""
-    from sinkbench.config import make_settings
+    from sinkbench.measure.config import make_settings
     from sinkbench.hypotheses.h2_middle import h2_filters
 
     monkeypatch.setenv("SINKBENCH_CACHE", str(tmp_path))

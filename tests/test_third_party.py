@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench.cli import hypotheses_dir
+from sinkbench.run.plugin import hypotheses_dir
 
 MODULE = '''
 """X1 (a toy): at each grid layer the sink (position 0) holds more than m times a uniform
@@ -23,7 +23,7 @@ share of the attention that later layers pay (post-filter sink mass above m / se
 "1x": m = 1, "2x": m = 2), as a mean over test windows, Holm over layers x claims."""
 import numpy as np
 
-from sinkbench.claims import holm_by_key, test_mean, window_counts
+from sinkbench.stats.claims import holm_by_key, test_mean, window_counts
 from sinkbench.registry import LAYER, Axis, Hypothesis, Test, constant
 
 CLAIMS = {"1x": 1.0, "2x": 2.0}

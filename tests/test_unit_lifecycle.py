@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench.cli import hypotheses_dir
-from sinkbench.skeleton import write_skeleton
+from sinkbench.run.plugin import hypotheses_dir
+from sinkbench.run.skeleton import write_skeleton
 
 ARGS = ["--model", "tiny-bb-bos", "--seq-len", "64", "--n-seqs", "16", "-p", "no:cacheprovider"]
 
@@ -156,7 +156,7 @@ def test_a_models_file_sets_a_unit_setting_checked_like_the_others(unit, tmp_pat
 
 
 def test_baseline_does_not_compare_cases_made_by_other_unit_code():
-    from sinkbench.compare import compare_records
+    from sinkbench.read.compare import compare_records
 
     rec = {"hypothesis": "D1", "model": "m", "layer": None, "claim": "grows", "verdict": "pass", "metrics": {},
            "params": {"min_deepest": 0.5}, "unit": {"name": "D1", "package": "sinkbench-d1", "version": "0.1", "source": "a"}}
@@ -224,7 +224,7 @@ def test_start_up_checks_stop_an_xdist_run_from_another_folder_with_their_line(t
 
 
 def test_what_resume_says_differs_from_an_old_record():
-    from sinkbench.resume_note import differences
+    from sinkbench.run.resume_note import differences
 
     identity = {"sinkbench": "0.2.0", "units": [{"name": "D1", "package": "lab", "version": "1.1", "source": "b",
                                                  "settings": {"min_deepest": 0.8}}]}

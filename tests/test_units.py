@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import numpy as np
 from sinkbench.hypotheses.h1_dark_tail import H1Inputs
-from sinkbench.data import load_documents, load_text, window_documents
-from sinkbench.units import by_group, document_index
+from sinkbench.measure.data import load_documents, load_text, window_documents
+from sinkbench.stats.units import by_group, document_index
 
 
 def test_by_group_averages_every_window_axis():
@@ -45,7 +45,7 @@ def test_zoo_text_has_no_documents():
 
 
 def test_dependence_warning_names_the_hypothesis_and_model():
-    from sinkbench.results import dependence_warnings
+    from sinkbench.read.results import dependence_warnings
 
     recs = [{"hypothesis": "H1", "model": "m", "metrics": {"lag1_autocorrelation": v}} for v in (0.5, 0.45, 0.2)]
     recs += [{"hypothesis": "H2", "model": "m", "metrics": {"lag1_autocorrelation": v}} for v in (0.1, -0.2, None)]
@@ -56,7 +56,7 @@ def test_dependence_warning_names_the_hypothesis_and_model():
 def test_a_bad_units_value_is_one_line():
     import pytest
 
-    from sinkbench.config import check_statistics, make_settings
+    from sinkbench.measure.config import check_statistics, make_settings
     from sinkbench.errors import SinkbenchError
 
     with pytest.raises(SinkbenchError, match=r"^--units 'documents': expected one of window, document$"):

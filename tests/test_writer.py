@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench.spectrum import spectrum_for
-from sinkbench.writer import attribute, run_removal
+from sinkbench.measure.spectrum import spectrum_for
+from sinkbench.hypotheses.h5_sink_writer.measurement import attribute, run_removal
 
 
 @pytest.mark.parametrize("which", ["llama_subject", "gemma_subject"])

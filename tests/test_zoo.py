@@ -1,5 +1,5 @@
 """The committed zoo: each model loads through the registry like any checkpoint, and
-its sink behaviour, re-measured here with plain transformers (not sinkbench.zoo.measure),
+its sink behaviour, re-measured here with plain transformers (not sinkbench.model.zoo.measure),
 agrees with its manifest and with what the variant was built to show."""
 import json
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench import models
-from sinkbench.zoo.language import BigramBackcopy
-from sinkbench.zoo.train import SERIES, VARIANTS, TrainConfig, checkpoint_steps, heldout, train
+from sinkbench.model import models
+from sinkbench.model.zoo.language import BigramBackcopy
+from sinkbench.model.zoo.train import SERIES, VARIANTS, TrainConfig, checkpoint_steps, heldout, train
 
 ZOO = models.ZOO_DIR
 SERIES_DIR = ZOO / "series"
@@ -59,7 +59,7 @@ def remeasure(name, path=None):
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_zoo_model_loads_through_the_registry(name):
-    from sinkbench.access import load_subject
+    from sinkbench.model.access import load_subject
 
     subject = load_subject(name)
     assert subject.meta["zoo"]["name"] == name
@@ -121,7 +121,7 @@ def test_the_bos_model_does_receive_sink_level_attention():
 
 @pytest.mark.slow
 def test_retraining_reproduces_the_manifest(tmp_path):
-    """python -m sinkbench.zoo tiny-bb-bos, into a temporary directory (about 2 minutes)."""
+    """python -m sinkbench.model.zoo tiny-bb-bos, into a temporary directory (about 2 minutes)."""
     old = manifest("tiny-bb-bos")
     cfg = TrainConfig(**{k: v for k, v in old["train_config"].items()})
     new = train("tiny-bb-bos", cfg, out_dir=tmp_path, log=lambda *a: None)
@@ -169,7 +169,7 @@ def test_series_is_committed_log_spaced_and_ends_at_the_final_model(name):
 def test_series_checkpoint_loads_and_its_manifest_agrees_with_a_remeasurement(name):
     """The middle checkpoint loads through the harness (as a path) and its manifest's sink
     behaviour is what a plain transformers forward measures."""
-    from sinkbench.access import load_subject
+    from sinkbench.model.access import load_subject
 
     d = series_dirs(name)[len(series_dirs(name)) // 2]
     subject = load_subject(str(d))
@@ -183,7 +183,7 @@ def test_series_checkpoint_loads_and_its_manifest_agrees_with_a_remeasurement(na
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SERIES)
 def test_retraining_with_checkpoints_reproduces_the_committed_series(tmp_path, name):
-    """python -m sinkbench.zoo NAME into a temporary directory (2-5 minutes each): saving the
+    """python -m sinkbench.model.zoo NAME into a temporary directory (2-5 minutes each): saving the
     checkpoints does not change the trajectory; every checkpoint and the final model equal
     the committed ones, tensor for tensor."""
     cfg = TrainConfig(**manifest(name)["train_config"])

@@ -1,0 +1,257 @@
+"""H6, massive activations are dark: detection of massive-activation coordinates on
+selection windows, the band-K share of their directions, Sun et al.'s intervention at the
+sink on test windows, and the grid that hands the arrays to the verdicts
+(sinkbench.hypotheses.h6_massive.verdicts). docs/methods.md §9 states every definition and why.
+
+Massive activation (Sun et al., COLM 2024): a residual-stream coordinate i at layer l whose
+|h| exceeds 100 and 1000x the median |h| of that layer's hidden state (one window: every
+position and coordinate). Small models rarely reach 100 in absolute terms, so a scale-free
+variant drops the absolute floor and asks for `h6_min_ratio` x the median. A coordinate is
+massive at a layer when it meets the criterion somewhere in the window on at least
+MIN_WINDOW_SHARE of the selection windows (one window's outlier is not a model's feature).
+Sun's criterion is used when it finds any coordinate; otherwise the scale-free one; the
+record says which. Everything is fp32 (hidden states are cast before any reduction)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import torch
+
+from sinkbench.model.tensors import to_numpy
+
+SUN_ABSOLUTE = 100.0  # Sun et al.: |h| > 100 ...
+SUN_RATIO = 1000.0  # ... and > 1000x the median |h| of the layer's hidden state
+MIN_WINDOW_SHARE = 0.5  # a coordinate is massive at a layer on at least half the selection windows
+CRITERIA = ("sun", "ratio")
+
+
+# --------------------------------------------------------------------------- detection
+@dataclass
+class Magnitudes:
+    """Per selection window (axis 0, so stability resamples them): the reductions of the
+    layer outputs that detection needs, fp32."""
+
+    max_abs: np.ndarray  # [W, L, d] max over positions of |h|
+    sink_abs: np.ndarray  # [W, L, d] |h| at position 0
+    median: np.ndarray  # [W, L] median |h| over the window's positions and coordinates
+    sink_value: np.ndarray  # [W, L, d] signed h at position 0 (Sun's mean value)
+
+
+@dataclass
+class H6Test:
+    """Per-test-window arrays [N]: NLL of the predictions made at positions >= 1 and the
+    sink mass of the layers after the edit layer."""
+
+    base_nll: np.ndarray
+    base_mass: np.ndarray
+    mean_nll: np.ndarray  # the sink's massive coordinates set to their selection-window mean
+    mean_mass: np.ndarray
+    zero_nll: np.ndarray  # ... set to zero
+    zero_mass: np.ndarray
+    dark_sink_mass: np.ndarray  # band K removed at the sink at the same layer (H1(b)'s edit)
+    dark_sink_nll: np.ndarray
+
+
+def magnitudes(hidden: dict[int, torch.Tensor]) -> Magnitudes:
+    """hidden: layer -> [W, T, d] layer outputs (every layer 0..L-1)."""
+    layers = sorted(hidden)
+    h = [hidden[l].float() for l in layers]
+    return Magnitudes(
+        max_abs=np.stack([to_numpy(x.abs().amax(1)) for x in h], 1),
+        sink_abs=np.stack([to_numpy(x[:, 0].abs()) for x in h], 1),
+        median=np.stack([to_numpy(x.abs().flatten(1).median(1).values) for x in h], 1),
+        sink_value=np.stack([to_numpy(x[:, 0]) for x in h], 1),
+    )
+
+
+def threshold(median: np.ndarray, criterion: str, min_ratio: float) -> np.ndarray:
+    """The |h| a coordinate must exceed, per (window, layer): Sun's max(100, 1000 x median),
+    or the scale-free min_ratio x median."""
+    if criterion == "sun":
+        return np.maximum(SUN_ABSOLUTE, SUN_RATIO * median)
+    if criterion == "ratio":
+        return min_ratio * median
+    raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+
+
+def flagged(abs_values: np.ndarray, median: np.ndarray, criterion: str, min_ratio: float) -> np.ndarray:
+    """[W, L, d] booleans: the coordinate meets the criterion (abs_values [W, L, d])."""
+    return abs_values > threshold(median, criterion, min_ratio)[..., None]
+
+
+def massive_by_layer(flags: np.ndarray, min_share: float = MIN_WINDOW_SHARE) -> dict[int, list[int]]:
+    """layer -> coordinates flagged on at least min_share of the windows (layers with none left out)."""
+    share = flags.mean(0)  # [L, d]
+    return {l: np.flatnonzero(share[l] >= min_share).tolist() for l in range(share.shape[0])
+            if (share[l] >= min_share).any()}
+
+
+@dataclass
+class Detection:
+    """What the selection windows say: the criterion used, the massive coordinates per layer
+    (anywhere in the window, and at the sink), the union over layers, and the edit layer:
+    the first layer (with a later layer to read) where massive coordinates sit at the sink."""
+
+    criterion: str | None
+    by_layer: dict = field(default_factory=dict)  # layer -> coordinates, any position
+    sink_by_layer: dict = field(default_factory=dict)  # layer -> coordinates, at position 0
+    coordinates: list = field(default_factory=list)  # union of by_layer: claim (a)'s set
+    edit_layer: int | None = None
+    sink_coordinates: list = field(default_factory=list)  # sink_by_layer[edit_layer]: claim (b)'s set
+
+    @property
+    def present(self) -> bool:
+        return bool(self.coordinates)
+
+
+def detect(mag: Magnitudes, min_ratio: float, last_edit_layer: int | None = None) -> Detection:
+    """Sun's criterion if it finds any coordinate at any layer, else the scale-free one;
+    edits are allowed up to last_edit_layer (default L-2: sink mass is read after the edit)."""
+    n_layers = mag.max_abs.shape[1]
+    last = n_layers - 2 if last_edit_layer is None else last_edit_layer
+    for criterion in CRITERIA:
+        by_layer = massive_by_layer(flagged(mag.max_abs, mag.median, criterion, min_ratio))
+        if by_layer:
+            sink = massive_by_layer(flagged(mag.sink_abs, mag.median, criterion, min_ratio))
+            edit = min((l for l in sink if l <= last), default=None)
+            return Detection(criterion, by_layer, sink, sorted({i for c in by_layer.values() for i in c}), edit,
+                             sink.get(edit, []) if edit is not None else [])
+    return Detection(None)
+
+
+def carrier_positions(hidden: torch.Tensor, coords: list[int], thresholds: np.ndarray) -> dict[int, int]:
+    """position -> number of selection windows in which some coordinate of coords exceeds its
+    window's threshold there (hidden [W, T, d] one layer; thresholds [W])."""
+    if not coords:
+        return {}
+    a = hidden.float()[..., coords].abs().amax(-1)  # [W, T]
+    hit = to_numpy(a) > thresholds[:, None]
+    counts = hit.sum(0)
+    return {int(p): int(c) for p, c in enumerate(counts) if c}
+
+
+# --------------------------------------------------------------------------- claim (a)
+def coordinate_dark_shares(spectrum) -> np.ndarray:
+    """[d] share of each standard basis vector e_i's squared norm in band K: the diagonal of
+    P_K = B_K B_K^T in the basis the bands are defined in (final norm folded in)."""
+    bk = spectrum.band_vectors([spectrum.n_bands]).double()
+    return to_numpy((bk ** 2).sum(1))
+
+
+def set_share(diag: np.ndarray, coords) -> float:
+    """Band-K share of the coordinate set's directions: mean of diag over the set (each e_i has
+    unit norm, so this is the set's total squared norm in band K over its total)."""
+    return float(np.mean(diag[np.asarray(coords, int)])) if len(coords) else float("nan")
+
+
+def random_set_shares(diag: np.ndarray, size: int, n_sets: int, seed: int) -> np.ndarray:
+    """Band-K shares of n_sets coordinate sets of `size` drawn uniformly without replacement."""
+    rng = np.random.default_rng(seed)
+    d = diag.size
+    # argpartition of uniform keys: a uniform size-subset per row, without a Python loop
+    idx = np.argpartition(rng.random((n_sets, d)), size - 1, axis=1)[:, :size] if size < d else np.tile(np.arange(d), (n_sets, 1))
+    return diag[idx].mean(1)
+
+
+def rank_pvalue(observed: float, null: np.ndarray) -> float:
+    """(1 + #null >= observed) / (1 + R): exact under exchangeability of the observed set with
+    the random ones (never below 1 / (1 + R))."""
+    if not np.isfinite(observed):
+        return 1.0
+    return float((1 + np.count_nonzero(null >= observed)) / (1 + null.size))
+
+
+# --------------------------------------------------------------------------- claim (b)
+def set_sink(h: torch.Tensor, rows: slice, coords: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """h with coordinates coords at position 0 set to values (Edit transform)."""
+    out = h.clone()
+    out[:, 0, coords.to(h.device)] = values.to(device=h.device, dtype=h.dtype)
+    return out
+
+
+def sink_edit(layer: int, coords: list[int], values: np.ndarray):
+    """An Edit setting the sink's coords after `layer` to values (their mean, or zeros)."""
+    from sinkbench.measure.interventions import Edit
+
+    return Edit(layer, partial(set_sink, coords=torch.as_tensor(coords, dtype=torch.long),
+                               values=torch.as_tensor(np.asarray(values, np.float32))))
+
+
+# --------------------------------------------------------------------------- grid
+def select_hidden(subject, windows: torch.Tensor, batch: int) -> dict[int, torch.Tensor]:
+    """Every layer's output on the selection windows (one pass per batch)."""
+    from sinkbench.measure.interventions import run_batched
+
+    return run_batched(subject, windows, batch, hidden_layers=range(subject.n_layers)).hidden
+
+
+def detection_record(det: Detection, mag: Magnitudes, hidden: dict, windows: torch.Tensor, diag: np.ndarray,
+                     tokenizer, min_ratio: float) -> dict:
+    """What the record says of the detection: coordinates per layer, the layers, the positions
+    that carry them at the edit layer (or the first layer that has them) and their tokens,
+    each coordinate's band-K share and its median |h| at the sink."""
+    if not det.present:
+        return {"present": False, "criteria_tried": list(CRITERIA), "min_ratio": min_ratio,
+                "largest_ratio_to_median": float((mag.max_abs / mag.median[..., None]).max())}
+    layer = det.edit_layer if det.edit_layer is not None else min(det.by_layer)
+    thr = threshold(mag.median[:, layer], det.criterion, min_ratio)
+    positions = carrier_positions(hidden[layer], det.by_layer.get(layer, det.sink_coordinates), thr)
+    tok = {}
+    for p in positions:
+        if p > 0:
+            ids = windows[:, p].tolist()
+            tok[p] = sorted(set(tokenizer.convert_ids_to_tokens(ids)))[:5]
+    sun = massive_by_layer(flagged(mag.max_abs, mag.median, "sun", min_ratio))
+    return {"present": True, "criterion": det.criterion, "min_ratio": min_ratio,
+            "coordinates_by_layer": {int(l): c for l, c in det.by_layer.items()},
+            "sink_coordinates_by_layer": {int(l): c for l, c in det.sink_by_layer.items()},
+            "layers": sorted(int(l) for l in det.by_layer), "coordinates": det.coordinates,
+            "sun_coordinates": sorted({i for c in sun.values() for i in c}),
+            "edit_layer": det.edit_layer, "sink_coordinates": det.sink_coordinates,
+            "positions_layer": int(layer), "carrier_positions": positions,
+            "carrier_tokens": {int(p): t for p, t in tok.items()},
+            "coordinate_dark_share": {int(i): round(float(diag[i]), 6) for i in det.coordinates},
+            "sink_abs_median_over_windows": {int(i): round(float(np.median(mag.sink_abs[:, layer, i])), 4)
+                                             for i in det.coordinates},
+            "layer_median_abs": round(float(np.median(mag.median[:, layer])), 6)}
+
+
+def sink_profile(mag: Magnitudes, layer: int, diag: np.ndarray) -> dict:
+    """The report's figure: the sink's mean |h| per coordinate at one layer and each
+    coordinate's band-K share."""
+    return {"layer": int(layer), "sink_abs": np.round(mag.sink_abs[:, layer].mean(0), 4).tolist(),
+            "dark_share": np.round(diag, 5).tolist()}
+
+
+def sink_value_spread(mag: Magnitudes, det: Detection) -> float:
+    """How much the sink's massive coordinates vary over selection windows: the sd of their
+    values over the windows, relative to their mean |value|. About 0 when position 0 always
+    holds the same token (BOS): it attends only to itself, so its state is the same in every
+    window and setting it to its mean changes nothing (b-mean is then vacuous)."""
+    v = mag.sink_value[:, det.edit_layer, det.sink_coordinates]  # [W, m]
+    return float(v.std(0).mean() / max(float(np.abs(v.mean(0)).mean()), 1e-30))
+
+
+def intervention_inputs(sweep, det: Detection, mag: Magnitudes, batch: int):
+    """Claim (b)'s per-test-window arrays: NLL of the predictions made at positions >= 1 and
+    post-edit sink mass, for the base run, the sink's massive coordinates set to their mean
+    (over selection windows) and zeroed at the edit layer, and band K removed at the sink."""
+    from sinkbench.measure.interventions import run_batched
+
+    layer, coords = det.edit_layer, det.sink_coordinates
+    mean = mag.sink_value[:, layer, coords].mean(0)
+    base = sweep.base()
+
+    def run(values):
+        r = run_batched(sweep.subject, sweep.windows, batch, edit=sink_edit(layer, coords, values),
+                        prefix=sweep.base_hidden.get(layer), attn_layers=range(layer + 1, sweep.n_layers))
+        return to_numpy(r.token_nll[:, 1:].mean(1)), to_numpy(r.sink_mass[:, layer + 1:].mean(1))
+
+    mean_nll, mean_mass = run(mean)
+    zero_nll, zero_mass = run(np.zeros_like(mean))
+    dark = sweep.get(layer, "dark_sink")
+    return H6Test(base_nll=base.nll_rest, base_mass=base.post_filter_sink_mass(layer), mean_nll=mean_nll,
+                  mean_mass=mean_mass, zero_nll=zero_nll, zero_mass=zero_mass,
+                  dark_sink_mass=dark.post_filter_sink_mass(layer), dark_sink_nll=dark.nll_rest)
