@@ -9,6 +9,8 @@ Heavy imports (torch, transformers) wait until a hypothesis test needs them, so 
 costs other test suites nothing."""
 from __future__ import annotations
 
+import contextlib
+
 import itertools
 import time
 from pathlib import Path
@@ -512,11 +514,15 @@ def pytest_runtest_teardown(item, nextitem):
     recs = [r for r in getattr(config, "sinkbench_records", []) if r.get("model") == model]
     if recs:
         tr = config.pluginmanager.get_plugin("terminalreporter")
+        capman = config.pluginmanager.get_plugin("capturemanager")
         if tr is not None:
             started = _MODEL_STARTED.get(model)
-            tr.ensure_newline()
-            tr.write_line("[sinkbench] done: " + model_summary(model, recs, time.perf_counter() - started if started else None),
-                          bold=True)
+            line = "[sinkbench] done: " + model_summary(model, recs, time.perf_counter() - started if started else None)
+            # teardown output is captured (and shown only when the case fails): print around it
+            with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+                tr.ensure_newline()
+                tr.write_line(line, bold=True)
+                tr.flush()
 
 
 def session_records(config) -> list[dict]:
