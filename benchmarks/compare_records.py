@@ -24,8 +24,9 @@ import sys
 from pathlib import Path
 
 CASE_FIELDS = ("hypothesis", "model", "layer", "claim", "condition", "target", "variant")
-# Never a measurement: when the record was written and with which library versions.
-ALWAYS_IGNORED = ("time", "versions", "versions.*")
+# Never a measurement: when the record was written, with which library versions, and how
+# long a pass took on the wall clock (H7's regimes record their seconds).
+ALWAYS_IGNORED = ("time", "versions", "versions.*", "*.seconds")
 # Derived by the statistics (claims.py, stats.py) from the measured numbers.
 STATISTICS = ("verdict", "*p_value*", "*.p_*", "p_*", "*_p", "*.holm*", "*_ci", "*_ci.*", "*.claim_*",
               "*passed*", "*.ci", "*.ci.*", "*windows_needed*", "*.power*", "*.n_boot*")
