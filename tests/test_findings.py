@@ -4,6 +4,7 @@ traceback; a real error keeps its traceback; each model gets a one-line summary;
 report's Answers say in words whether each claim holds, fragile or failing included."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -93,6 +94,7 @@ def test_a_failing_verdict_prints_one_line_and_a_real_error_its_traceback(tmp_pa
     # printed as the model finishes, not only inside a failing case's captured teardown output
     live = text.split("= FAILURES =")[0]
     assert "[sinkbench] done: tiny-bb-bos: 0 of 1 cases pass" in live, text
+    assert re.search(r"peak memory \d+\.\d GB so far", live), text
 
 
 def test_the_run_goes_model_by_model_keeping_each_models_order():

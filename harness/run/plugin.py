@@ -518,11 +518,22 @@ def pytest_runtest_teardown(item, nextitem):
         if tr is not None:
             started = _MODEL_STARTED.get(model)
             line = "[sinkbench] done: " + model_summary(model, recs, time.perf_counter() - started if started else None)
+            line += f" · peak memory {peak_memory_gb():.1f} GB so far"
             # teardown output is captured (and shown only when the case fails): print around it
             with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
                 tr.ensure_newline()
                 tr.write_line(line, bold=True)
                 tr.flush()
+
+
+def peak_memory_gb() -> float:
+    """This process's peak resident memory so far, in GB (the models go one at a time, so it
+    stays near the largest model's need rather than growing with each model)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1e9 if sys.platform == "darwin" else 1e6)  # bytes on macOS, kB on Linux
 
 
 def session_records(config) -> list[dict]:
