@@ -84,3 +84,104 @@ def flag_rates(table: PositionTable, rule: SinkRule, bins: int) -> dict:
             "new_per_window": table.sink_like.sum(1).mean(), "old_per_window": old.sum(1).mean(),
             "new_by_bin": position_histogram(table.sink_like, table.seq_len, bins),
             "old_by_bin": position_histogram(old, table.seq_len, bins)}
+
+
+# ------------------------------------------------------------------ position tables for the verdicts' nulls
+# The per-window effect of each claim varies around a mean over windows (a random-effects
+# model), and a drift over the first positions of the window can coincide with the sink-like
+# labels: the cases where a test within windows and a test across windows disagree
+# (benchmarks/h3_nulls.py, tests/test_distributed.py). The within-window sizes are
+# H3_PROFILE's (SmolLM2-135M's tables).
+NOISES = ("gaussian", "t2", "ar1", "lognormal")
+
+
+def position_noise(rng, kind: str, shape: tuple) -> np.ndarray:
+    """[N, P] noise along each window's positions: Gaussian, Student t2, AR(1) (phi 0.5,
+    unit variance) or a centred, unit-variance lognormal (sigma 0.6, tail up)."""
+    if kind == "gaussian":
+        return rng.standard_normal(shape)
+    if kind == "t2":
+        return rng.standard_t(2, shape)
+    if kind == "ar1":
+        e = rng.standard_normal(shape)
+        out = np.empty(shape)
+        out[:, 0] = e[:, 0]
+        for j in range(1, shape[1]):
+            out[:, j] = 0.5 * out[:, j - 1] + np.sqrt(1 - 0.25) * e[:, j]
+        return out
+    if kind == "lognormal":
+        s2 = 0.36
+        sd = np.sqrt((np.exp(s2) - 1) * np.exp(s2))
+        return (rng.lognormal(0.0, 0.6, shape) - np.exp(s2 / 2)) / sd
+    raise ValueError(f"noise {kind!r}: one of {', '.join(NOISES)}")
+
+
+def null_table(rng, n: int = 16, positions: int = 119, *, on_frequent: float = 0.0, rho: float = 0.0,
+               cos_gap: float = 0.0, tau: float = 0.0, tau_claims: str = "123", noise: str = "gaussian",
+               drift: float = 0.0, drift_positions: int = 4, weighting: bool = False, base_rate: float = 0.57,
+               rate_sd: float = 0.10, cos_sd: float = 0.035) -> PositionTable:
+    """One simulated H3 table of n windows x `positions` measured positions (column c is
+    position c + 1) where each claim's per-window effect is its mean plus N(0, tau):
+    * claim 1: a sink-like position lands on a frequent token with probability the
+      window's base rate + on_frequent + tau z_w;
+    * claim 2: log bar ratio and log dark ratio are correlated rho + tau z_w within the window
+      (clipped to +-0.95), around noise of kind `noise`;
+    * claim 3: profile cosines to position 0 are 0.92 + cos_sd x noise, and sink-like
+      positions are shifted by cos_gap + tau z_w (in cosine units; tau counts in units of
+      cos_sd here, so one tau means the same signal-to-noise for every claim);
+    tau_claims: which claims get the random effect.
+    drift > 0: the early-drift null: profile cosine and (standardised the same way) log dark
+    ratio rise by drift x (drift_positions + 1 - j) / drift_positions at positions j =
+    1..drift_positions and by 0 after, and every sink-like position lies there.
+    weighting: claim 1's weighting null: a quarter of the windows hold 6 sink-like positions
+    on frequent tokens with probability base + 3e, the rest 1 with probability base - e
+    (e = min(base, 1 - base) / 4), so the mean over windows of (share - base rate) is 0.
+    Each window has 1 + Poisson(0.8) sink-like positions otherwise (at most drift_positions
+    under a drift)."""
+    P = positions
+    shape = (n, P)
+    rate = np.clip(base_rate + rate_sd * rng.standard_normal((n, 1)), 0.05, 0.95)
+    frequent = rng.random(shape) < rate
+    z = lambda c: tau * rng.standard_normal(n) if c in tau_claims else np.zeros(n)  # noqa: E731
+    # how many sink-like positions, and how likely each is on a frequent token
+    if weighting:
+        e = min(base_rate, 1 - base_rate) / 4
+        many = np.zeros(n, bool)
+        many[: max(1, n // 4)] = True
+        n_sink = np.where(many, 6, 1)
+        q = frequent.mean(1) + np.where(many, 3 * e, -e)
+    else:
+        n_sink = 1 + rng.poisson(0.8, n)
+        q = frequent.mean(1) + on_frequent + z("1")
+    allowed = np.arange(P) < drift_positions if drift > 0 else np.ones(P, bool)
+    n_sink = np.minimum(n_sink, allowed.sum() - (1 if drift > 0 else 0))
+    sink = np.zeros(shape, bool)
+    for w in range(n):
+        # each sink-like position lands on a frequent token with probability q_w (clipped)
+        nf = rng.binomial(n_sink[w], float(np.clip(q[w], 0.0, 1.0)))
+        f_pool, o_pool = np.flatnonzero(frequent[w] & allowed), np.flatnonzero(~frequent[w] & allowed)
+        nf = min(nf, f_pool.size)
+        no = min(n_sink[w] - nf, o_pool.size)
+        nf = min(n_sink[w] - no, f_pool.size)
+        sink[w, rng.choice(f_pool, nf, replace=False)] = True
+        sink[w, rng.choice(o_pool, no, replace=False)] = True
+    # the drift: highest at position 1, gone after drift_positions
+    j = np.arange(1, P + 1)
+    ramp = np.where(j <= drift_positions, (drift_positions + 1 - j) / drift_positions, 0.0)[None] * drift
+    # claim 2: log bar ratio (sink-like ones >= 5x) and log dark ratio correlated rho_w
+    # (t2's largest draws clipped at 10 sds before exponentiating: an overflow is no test of a statistic)
+    log_bar = 0.6 * np.clip(position_noise(rng, noise, shape), -10, 10)
+    bar = np.where(sink, 5.0 + np.exp(log_bar), np.exp(log_bar))
+    lb = np.log(bar)
+    zb = (lb - lb.mean(1, keepdims=True)) / lb.std(1, keepdims=True)
+    r = np.clip(rho + z("2"), -0.95, 0.95)[:, None]
+    dark = np.exp(0.3 + 0.4 * (r * zb + np.sqrt(1 - r ** 2) * np.clip(position_noise(rng, noise, shape), -10, 10)
+                         + ramp / cos_sd))
+    # claim 3: profile cosine, sink-like positions shifted by their window's gap
+    gap = (cos_gap + cos_sd * z("3"))[:, None]
+    cos = np.minimum(0.92 + cos_sd * position_noise(rng, noise, shape) + ramp + np.where(sink, gap, 0.0), 1.0)
+    zeros = np.zeros(shape)
+    return PositionTable(bar_ratio=bar, cv=np.full(shape, 0.5), sink_like=sink, dark_ratio=dark, profile_cos=cos,
+                         frequent=frequent, tokens=np.zeros(shape, int), position0_received=np.ones(n),
+                         position0_bar_ratio=np.ones(n), position0_dark_ratio=np.ones(n), active_layers=[1],
+                         position0_sink_like=np.ones(n, bool), uniform_ratio=zeros, seq_len=P + 9)
