@@ -35,7 +35,7 @@ KINDS = [
     (("streaming", ""), "H7 regime"),
     (("massive", ""), "H6 intervention / detection"),
     (("distributed", ""), "H3 detector"),
-    (("writer", ""), "H5 attribution / removal"),
+    (("sink_writer", ""), "H5 attribution / removal"),
     (("sink_controls", ""), "sink rate (controls)"),
     (("experiments", "sink_rates"), "sink rate"),
     (("h4b_designated_training", ""), "H4-B"),
@@ -44,14 +44,28 @@ KINDS = [
 ]
 
 
+def _unit_file(filename: str) -> str:
+    """The unit a frame belongs to: a module's stem (h1_dark_tail), or for a unit that is a
+    folder (hypotheses/h7_streaming/measurement.py) the folder's name."""
+    path = Path(filename)
+    return path.parent.name if path.parent.name.startswith("h") and path.parent.parent.name == "hypotheses" else path.stem
+
+
+def _module(filename: str) -> str:
+    """What KINDS matches on: a module's stem, or a unit folder's name without its hN_ prefix
+    (h7_streaming/measurement.py -> streaming)."""
+    name = _unit_file(filename)
+    return name.split("_", 1)[1] if name != Path(filename).stem else name
+
+
 def kind_of(stack) -> str:
     """'<unit>: <kind>': the hypothesis unit whose grid asked for the pass (the outermost
     sinkbench.hypotheses frame) and the innermost frame that says what kind of pass it is."""
-    unit = next((Path(f.filename).stem for f in stack if "/hypotheses/" in f.filename and Path(f.filename).stem.startswith("h")), "")
+    unit = next((_unit_file(f.filename) for f in stack if "/hypotheses/" in f.filename and _unit_file(f.filename).startswith("h")), "")
     unit = unit.split("_")[0].upper().replace("H4A", "H4-A").replace("H4B", "H4-B")
     for (mod, fn), label in KINDS:  # the kinds in order of precedence, each looked for anywhere in the stack
         for frame in reversed(stack[:-2]):  # leaving out this wrapper
-            if Path(frame.filename).stem == mod and (not fn or frame.name == fn):
+            if _module(frame.filename) == mod and (not fn or frame.name == fn):
                 return f"{unit}: {label}" if unit else label
     return (f"{unit}: " if unit else "") + "other: " + " < ".join(f"{Path(f.filename).stem}.{f.name}" for f in stack[-7:-3])
 

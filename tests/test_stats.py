@@ -84,3 +84,21 @@ def test_min_windows_is_where_the_best_result_survives_holm():
         n = min_windows(0.05, family)
         assert family * smallest_p(n) < 0.05 <= family * smallest_p(n - 1)
         assert mean_greater(np.arange(1.0, n + 1) + 10) * family < 0.05 or n < 3
+
+
+def test_cost_test_holds_skewed_random_subspace_costs():
+    """H1(a)'s band-K-as-a-subspace test (stats.cost_greater) with 3 random subspaces whose
+    costs are lognormal: band K one more draw passes at most alpha (+ 3 SE) on the log scale,
+    where the linear prediction test passes about 0.13 at sigma 1 (issue 30, item 6)."""
+    from sinkbench.stats.inference import cost_greater, prediction_greater
+
+    rng = np.random.default_rng(7)
+    trials = 4000
+    x = np.exp(1.0 * rng.standard_normal((trials, 4)))
+    logged = np.mean([cost_greater(r[0], r[1:])[0] < 0.05 for r in x])
+    linear = np.mean([prediction_greater(r[0], r[1:]) < 0.05 for r in x])
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / trials)
+    assert logged <= bound, logged
+    assert linear > bound  # the linear test fails this null: the check can fail
+    assert cost_greater(5.0, [1.0, 1.2, 0.9])[0] < 0.05  # a clear outlier still passes
+    assert cost_greater(1.0, [-0.1, 0.2, 0.3])[1] == "linear"

@@ -5,7 +5,7 @@ imports nothing else of sinkbench but sinkbench.errors.
 
 `sinkbench.stats.<name>` keeps working for the names of sinkbench.stats.inference (the module
 this package replaced)."""
-from sinkbench.stats.inference import (MAX_NAN_SHARE, TEST_RESAMPLES, Windows, binomial_greater, case_seed, holm,
+from sinkbench.stats.inference import (MAX_NAN_SHARE, TEST_RESAMPLES, Windows, binomial_greater, case_seed, cost_greater, holm,
                                        informative, lag1_autocorrelation, mean_ci, mean_greater, min_windows,
                                        prediction_greater, proportion_ci, ratio_ci, skew_margin, smallest_p,
                                        too_many_nan)
