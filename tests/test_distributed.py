@@ -1,6 +1,8 @@
 """H3 measurements on hand-made attention and position tables, with cases where each claim must fail."""
 from collections import Counter
 
+import pytest
+
 import numpy as np
 import torch
 from sinkbench.hypotheses.h3_distributed import h3_raw, h3_verdicts
@@ -8,7 +10,8 @@ from sinkbench.measure.config import Settings
 from sinkbench.hypotheses.h3_distributed.measurement import (PositionTable, SinkRule, cell_baseline, expected_received,
                                                          position_histogram, uniform_received)
 from sinkbench.measure.data import frequent_token_ids, is_punct_or_space
-from sinkbench.hypotheses.h3_distributed.verdicts import hypergeometric_sum_greater, stratified_correlation
+from sinkbench.hypotheses.h3_distributed.verdicts import (hypergeometric_sum_greater, position_adjusted_correlation,
+                                                          position_residuals)
 from sinkbench.model.metrics import received_moments
 
 RULE = SinkRule.from_settings(Settings())
@@ -64,22 +67,19 @@ def test_h3_claims_fail_where_they_should():
     assert not h3(flat)["x", "2"][0]
 
 
-def test_h3_claim1_conditions_on_each_window():
-    """One window with many sink-like frequent positions and 15 windows with none: the effect
-    is over windows (one defined here), and the test asks whether, given each window's
-    counts, the sink-like positions are a random subset of its positions: here they are
-    not, so the exact conditional p is small although only one window carries it (a
-    claim about these windows, not about a typical one: docs/methods.md)."""
+def test_h3_claim1_one_window_cannot_carry_it():
+    """One window with many sink-like frequent positions and 15 windows with none: the exact
+    within-window p is small (these windows are not random), but the claim is a mean over
+    windows and one informative window cannot test it: not testable, never a pass."""
     t = table(n=16, n_sinks=1)
     t.sink_like[:] = False
     t.sink_like[0] = t.frequent[0]
     t.sink_like[0, :3] = True
-    assert t.sink_like.sum() >= 3
-    out = h3(t)
-    assert out["x", "1"][1]["n_windows"] == 1 and len(out["x", "1"][1]["per_window"]) == 1
+    passed, m = h3(t)["x", "1"]
     hits, k, n_sink = int((t.sink_like[0] & t.frequent[0]).sum()), int(t.frequent[0].sum()), int(t.sink_like[0].sum())
     exact = hypergeometric_sum_greater(hits, np.array([t.sink_like.shape[1]]), np.array([k]), np.array([n_sink]))
-    assert np.isclose(out["x", "1"][1]["p_value_raw"], exact)
+    assert np.isclose(m["p_exact_within_windows"], exact) and exact < 0.01
+    assert not passed and m["n_windows"] == 1 and m["p_value_raw"] == 1.0 and "fewer than h3_min_windows = 8" in m["not_testable"]
 
 
 def claim4(counts_extra, position0_sink=True, n=16):
@@ -179,7 +179,7 @@ def test_claim1_is_exact_at_a_high_base_rate():
 
 def test_claim2_partials_out_position():
     """Attention received and dark ratio both drift with position and are otherwise unrelated:
-    a within-window Spearman coefficient sees a correlation; within position bins it is gone."""
+    a within-window Spearman coefficient sees a correlation; with position removed it is gone."""
     from scipy import stats
 
     rng = np.random.default_rng(0)
@@ -187,11 +187,119 @@ def test_claim2_partials_out_position():
     bar = np.exp(8 * pos)[None] * rng.lognormal(0, 0.3, (16, 119))
     dark = 0.5 * pos[None] + rng.standard_normal((16, 119))
     plain = np.mean([stats.spearmanr(b, d)[0] for b, d in zip(bar, dark)])
-    assert stats.wilcoxon([stats.spearmanr(b, d)[0] for b, d in zip(bar, dark)], alternative="greater").pvalue < 0.01
-    p, rho = stratified_correlation(bar, dark, 10, 500)
-    assert plain > 0.1 and p > 0.05 and abs(rho.mean()) < plain / 2
-    p, _ = stratified_correlation(bar, dark + 2 * np.log(bar), 10, 500)  # a real correlation still shows
-    assert p < 0.01
+    rho = position_adjusted_correlation(bar, dark, 10, 4)
+    assert plain > 0.1 and abs(rho.mean()) < plain / 2
+    t = table(n=16, p=119)
+    assert not h3(PositionTable(**{**t.__dict__, "bar_ratio": bar, "dark_ratio": dark}))["x", "2"][0]
+    # a real correlation still shows
+    assert h3(PositionTable(**{**t.__dict__, "bar_ratio": bar, "dark_ratio": dark + 2 * np.log(bar)}))["x", "2"][0]
+
+
+def test_position_residuals_remove_each_positions_mean():
+    """Every column's mean over windows is removed (width-1 strata: an early drift is gone
+    exactly); after the first `exact` columns each window's bin mean is removed too."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 40)) + np.where(np.arange(40) < 4, 0.5 - 0.1 * np.arange(40), 0.0)[None]
+    x += rng.standard_normal((16, 1))  # a window-level offset
+    r = position_residuals(x, 4, 4)
+    assert np.allclose(r.mean(0)[:4], 0) and np.allclose(r[:, 4:].mean(0), 0)
+    bins = np.arange(36) * 4 // 36
+    assert all(np.allclose(r[:, 4:][:, bins == b].mean(1), 0) for b in range(4))
+    assert not np.allclose(r[:, :4].mean(1), 0)  # the first positions are not binned together
+
+
+# ------------------------------------------------------------------ tests across windows (issue 30)
+def rate(claim, trials=100, seed=0, **kw):
+    """Share of `trials` synthetic tables (hs.null_table) on which `claim` passes, Holm family
+    of one (the hardest case); within without_intervals (no verdict reads an H3 interval)."""
+    from sinkbench.hypotheses.h3_distributed.synthetic import null_table
+    from sinkbench.stats import claims
+
+    rng = np.random.default_rng(seed)
+    with claims.without_intervals():
+        return np.mean([h3_verdicts({"x": {claim: h3_raw(null_table(rng, 16, **kw))[claim]}}, alpha=0.05, n_boot=50)["x", claim][0]
+                        for _ in range(trials)])
+
+
+BOUND_100 = 0.05 + 3 * np.sqrt(0.05 * 0.95 / 100)  # 0.115: the old within-window tests exceeded it below
+
+
+@pytest.mark.parametrize("claim,kw", [
+    ("2", dict(tau=0.15, tau_claims="2", noise="ar1")),  # within windows: 0.192 at 1000 trials
+    ("2", dict(tau=0.15, tau_claims="2", noise="lognormal")),  # 0.200
+    ("3", dict(tau=1.0, tau_claims="3", noise="ar1")),  # 0.124
+    ("1", dict(weighting=True, tau_claims="")),  # summed exact count: 0.475
+    ("3", dict(drift=0.04, tau_claims="")),  # bins of 12 positions: 0.741
+    ("2", dict(drift=0.04, tau_claims="")),  # 0.131
+], ids=["re-claim2-ar1", "re-claim2-lognormal", "re-claim3-ar1", "claim1-weighting", "drift-claim3", "drift-claim2"])
+def test_claims_hold_their_level_across_windows(claim, kw):
+    assert rate(claim, **kw) <= BOUND_100
+
+
+@pytest.mark.parametrize("claim,kw", [("1", dict(on_frequent=0.4)), ("2", dict(rho=0.2)), ("3", dict(cos_gap=0.07))])
+def test_a_true_mean_effect_passes(claim, kw):
+    """SmolLM2-sized effects with a between-window spread (tau 0.1) pass most of the time."""
+    assert rate(claim, trials=40, tau=0.1, tau_claims=claim, **kw) >= 0.8
+
+
+def test_random_effects_around_zero_fail_across_windows():
+    """Half the windows correlate +0.45, half -0.35: every window's correlation is far from 0,
+    so a test of 'no correlation in any of these windows' rejects; the mean over windows (0.05)
+    is not distinguishable from 0 at 16 windows, and the claim fails. The same windows all at
+    +0.05 and 0.4 pass (the test can pass)."""
+    from sinkbench.hypotheses.h3_distributed.synthetic import null_table
+
+    rng = np.random.default_rng(1)
+    t = null_table(rng, 16, rho=0.3)
+    z = rng.standard_normal(t.bar_ratio.shape)
+    lb = np.log(t.bar_ratio)
+    zb = (lb - lb.mean(1, keepdims=True)) / lb.std(1, keepdims=True)
+    make = lambda r: np.exp(r[:, None] * zb + np.sqrt(1 - r[:, None] ** 2) * z)  # noqa: E731
+    mixed = np.where(np.arange(16) % 2 == 0, 0.45, -0.35)
+    passed, m = h3(PositionTable(**{**t.__dict__, "dark_ratio": make(mixed)}))["x", "2"]
+    assert not passed and m["n_windows"] == 16 and abs(m["within_window_spearman"] - 0.05) < 0.05
+    assert h3(PositionTable(**{**t.__dict__, "dark_ratio": make(np.full(16, 0.4))}))["x", "2"][0]
+
+
+def test_two_windows_with_sinks_are_not_testable():
+    """Qwen2.5-Coder without BOS: 2 sink-like positions in 2 of 16 windows, each with a large
+    effect. Claims 1 and 3 need a mean over windows and have 2: not testable, never a pass,
+    with the reason in the record; claim 2 (all windows) is still tested."""
+    t = table(n=16, p=60, seed=2)
+    t.sink_like[:] = False
+    for w in (3, 11):
+        j = np.flatnonzero(t.frequent[w])[0]
+        t.sink_like[w, j] = True
+        t.profile_cos[w, j] = 1.0
+    out = h3(t)
+    for claim in "13":
+        passed, m = out["x", claim]
+        assert not passed and m["n_windows"] == 2 and m["p_value_raw"] == 1.0
+        assert m["not_testable"].startswith("2 informative windows of 16, fewer than h3_min_windows = 8")
+    assert out["x", "1"][1]["frequent_share_minus_base_rate"] > 0.5 and out["x", "3"][1]["cos_sink_like_minus_ordinary"] > 0.3
+    assert "not_testable" not in out["x", "2"][1] and out["x", "2"][1]["n_windows"] == 16
+    # at 8 such windows it is tested, and passes
+    for w in range(8):
+        j = np.flatnonzero(t.frequent[w])[0]
+        t.sink_like[w, j] = True
+        t.profile_cos[w, j] = 1.0
+    out = h3(t)
+    assert out["x", "1"][0] and out["x", "3"][0] and out["x", "3"][1]["n_windows"] >= 8
+
+
+def test_claim1_weights_windows_as_its_effect_does():
+    """A quarter of the windows with 6 sink-like positions all on frequent tokens, the rest
+    with 1 on an ordinary token, balanced so the mean over windows of (share - base rate) is
+    below 0: the summed count (weighting a window by its sink-like positions) is enriched and
+    its exact p small, but the claim, a mean over windows, fails."""
+    t = table(n=16, p=60, seed=3)
+    t.frequent = np.random.default_rng(3).random(t.frequent.shape) < 0.35  # 0.25 x 0.65 - 0.75 x 0.35 = -0.1
+    t.sink_like[:] = False
+    for w in range(16):
+        pool = np.flatnonzero(t.frequent[w] if w < 4 else ~t.frequent[w])
+        t.sink_like[w, pool[: 6 if w < 4 else 1]] = True
+    passed, m = h3(t)["x", "1"]
+    assert m["p_exact_within_windows"] < 1e-3 and m["frequent_share_minus_base_rate"] < 0 and not passed
 
 
 def test_position_histogram():

@@ -4,15 +4,18 @@ Per model and BOS condition (bos: BOS first in every window; nobos: no BOS; the
 model's native one is recorded as native), in the layers where attention
 concentrates (chosen on selection windows, hypotheses/h3_distributed/measurement.py), a position is
 sink-like when it receives h3_min_ratio times what the same layers give that place
-(its query-key cells) on selection windows, steadily (CV <= h3_max_cv). Each claim is
-one statistic per test window, tested by permutations within windows (h3_stats):
+(its query-key cells) on selection windows, steadily (CV <= h3_max_cv). Claims 1-3 are
+means over windows: one statistic per window, tested across windows by the skew-guarded
+mean test (equal weight per window), and only on at least H3_MIN_WINDOWS informative
+windows (fewer: not testable, never a pass). Position is removed first: each position's
+mean over windows, then bins of nearby positions after the first H3_EXACT_POSITIONS.
  1. sink-like positions fall on frequent tokens (top h3_frequent_share types,
-    punctuation or whitespace) more than the window's base rate (exact: the summed
-    hypergeometric count);
- 2. attention received and dark ratio correlate within position bins of each window
-    (dark ratio permuted within bins);
+    punctuation or whitespace) more than the window's base rate (per window: share minus
+    base rate; also the exact summed hypergeometric test within these windows, the larger p);
+ 2. attention received and dark ratio correlate within windows (per window: the rank
+    correlation, position removed from both);
  3. sink-like positions' band profiles are closer (cosine) to position 0's than
-    ordinary positions' in the same bins (labels permuted within bins);
+    ordinary positions' (per window: the difference, position removed);
  4. more than one sink: more than half of the windows have at least two sink-like
     positions, position 0 included when it meets the rule (exact binomial test,
     Clopper-Pearson interval).
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sinkbench.stats import claims, stability
-from sinkbench.stats.nulls import DEFAULTS, H3_PERMUTATIONS, N_BOOT_CHEAP, POSITIONS, Criterion, skewed_unit
+from sinkbench.stats.nulls import DEFAULTS, N_BOOT_CHEAP, POSITIONS, Criterion, skewed_unit
 from sinkbench.stats.claims import ci_mean, holm_by_key, mean_or_nan
 from sinkbench.measure.config import Settings
 from sinkbench.measure.experiments import selection_windows
@@ -40,36 +43,71 @@ H3_EFFECTS = {"1": "frequent_share_minus_base_rate", "2": "within_window_spearma
               "3": "cos_sink_like_minus_ordinary", "4": "share_windows_with_min_sinks"}
 
 
-def h3_raw(table, min_sinks: int = 2, position_bins: int = 10, permutations: int = 2000, seed: int = 0) -> dict:
-    """Per-window statistics of H3's four claims on one PositionTable, each tested over the
-    windows where it is defined (how many is recorded as n_windows), by tests conditional
-    on each window (sinkbench.hypotheses.h3_distributed.verdicts). Column c of the table is position c + 1.
-    Returns claim -> (raw p, metrics)."""
-    from .verdicts import frequent_enrichment, label_permutation_greater, stratified_correlation
+# Unit defaults (documented in docs/methods.md §5, H3): users pass others to h3_raw.
+H3_MIN_WINDOWS = 8  # claims 1-3: fewest informative windows a test across windows is run on
+H3_EXACT_POSITIONS = 4  # positions 1..4 are never binned with others (the drift is steepest there)
+
+H3_ESTIMANDS = {
+    "1": "mean over informative windows of (share of sink-like positions on frequent tokens - base rate), "
+         "and sink-like positions not a random subset within these windows (exact)",
+    "2": "mean over windows of the within-window rank correlation of attention received and dark ratio, position removed",
+    "3": "mean over informative windows of (profile cosine to position 0 at sink-like minus ordinary positions), "
+         "position removed",
+    "4": "share of windows with at least min_sinks sink-like positions"}
+
+
+def _across_windows(values: np.ndarray, min_windows: int, seed_key: tuple, n_total: int) -> tuple[float, dict]:
+    """The mean test over per-window statistics, or p = 1 with the reason when fewer than
+    min_windows windows are informative (a test across windows cannot pass on 2 windows: its
+    smallest p is about 0.6 there, and a test within them answers another question)."""
+    values = np.asarray(values, float)
+    m = {"n_windows": int(values.size), "n_windows_total": int(n_total), "min_windows": int(min_windows)}
+    if values.size < min_windows:
+        m["not_testable"] = (f"{values.size} informative windows of {n_total}, fewer than h3_min_windows = {min_windows}: "
+                             "a mean over windows cannot be tested")
+        return 1.0, m
+    return claims.test_mean(values, *seed_key), m
+
+
+def h3_raw(table, min_sinks: int = 2, position_bins: int = 10, permutations: int | None = None, seed: int | str = 0,
+           min_windows: int = H3_MIN_WINDOWS, exact_positions: int = H3_EXACT_POSITIONS) -> dict:
+    """Per-window statistics of H3's four claims on one PositionTable, each tested across the
+    windows where it is defined (sinkbench.hypotheses.h3_distributed.verdicts): claims 1-3 by
+    the skew-guarded mean test over those windows, with equal weight per window (claim 1 also
+    by its exact test within windows), and only when at least min_windows are informative;
+    claim 4 by an exact binomial over all windows. Column c of the table is position c + 1.
+    permutations: accepted for callers of the within-window tests this replaced; no claim
+    permutes now. seed: part of the mean tests' seed (with the claim). Returns claim -> (raw p, metrics)."""
+    from .verdicts import frequent_enrichment, position_adjusted_correlation, position_adjusted_difference
 
     sink, cos = table.sink_like, table.profile_cos
     n = sink.shape[0]
-    # 1. sink-like positions fall on frequent tokens more than the window's base rate: the number
-    #    of them on frequent tokens, summed over windows, against its exact hypergeometric null
-    p1, d1, m1 = frequent_enrichment(sink, table.frequent)
-    # 2. attention received and dark ratio correlate within position bins (both may drift
-    #    with position; within a bin, position no longer explains either)
-    p2, rhos = stratified_correlation(table.bar_ratio, table.dark_ratio, position_bins, permutations, seed)
-    # 3. band profile closer to position 0's: sink-like minus ordinary positions, labels
-    #    permuted within position bins
-    p3, d3 = label_permutation_greater(cos, sink, position_bins, permutations, seed)
+    # 1. sink-like positions fall on frequent tokens more than the window's base rate: the
+    #    per-window excess, equal weight per window (the effect's weighting), and the exact
+    #    within-window test beside it; the claim needs both (the larger p)
+    p1_exact, d1, m1 = frequent_enrichment(sink, table.frequent)
+    p1_mean, w1 = _across_windows(d1, min_windows, ("H3", seed, "1"), n)
+    # 2. attention received and dark ratio correlate within windows once position is removed
+    #    from both (each position's mean over windows; bins of nearby positions after the first)
+    rhos = position_adjusted_correlation(table.bar_ratio, table.dark_ratio, position_bins, exact_positions)
+    p2, w2 = _across_windows(rhos, min_windows, ("H3", seed, "2"), n)
+    # 3. band profile closer to position 0's at sink-like than at ordinary positions, position removed
+    d3 = position_adjusted_difference(cos, sink, position_bins, exact_positions)
+    p3, w3 = _across_windows(d3, min_windows, ("H3", seed, "3"), n)
     has = sink.sum(1) > 0
     # 4. a typical window has at least min_sinks sink-like positions (position 0 counts when
     #    it meets the same rule); windows with none count too
     counts = sink.sum(1) + table.position0_sink_like.astype(int)
     many = int((counts >= min_sinks).sum())
+    position = f"each position's mean over windows removed, then {position_bins} bins after position {exact_positions}"
     return {
-        "1": (p1, {"effect": mean_or_nan(d1), "values": d1, "n_windows": int(d1.size),
-                   "test": "exact: summed hypergeometric counts (within-window permutation)", **m1}),
-        "2": (p2, {"effect": mean_or_nan(rhos), "values": rhos, "n_windows": int(rhos.size),
-                   "test": f"within-bin permutation ({position_bins} position bins, {permutations} permutations)"}),
-        "3": (p3, {"effect": mean_or_nan(d3), "values": d3, "n_windows": int(d3.size),
-                   "test": f"label permutation within {position_bins} position bins ({permutations} permutations)",
+        "1": (max(p1_mean, p1_exact), {"effect": mean_or_nan(d1), "values": d1, **w1, "p_mean_across_windows": p1_mean,
+                                       "test": "mean over windows (skew-guarded) and exact summed hypergeometric "
+                                               "within windows, the larger p", **m1}),
+        "2": (p2, {"effect": mean_or_nan(rhos), "values": rhos, **w2,
+                   "test": f"mean over windows (skew-guarded) of rank correlations, {position}"}),
+        "3": (p3, {"effect": mean_or_nan(d3), "values": d3, **w3,
+                   "test": f"mean over windows (skew-guarded) of sink-like minus ordinary, {position}",
                    "cos_sink_like": mean_or_nan([cos[i][sink[i]].mean() for i in np.flatnonzero(has)]),
                    "cos_ordinary": float(cos[~sink].mean()) if (~sink).any() else float("nan")}),
         "4": (claims.binomial_greater(many, n, 0.5), {"effect": many / n if n else float("nan"), "n_windows": int(n),
@@ -82,7 +120,8 @@ def h3_raw(table, min_sinks: int = 2, position_bins: int = 10, permutations: int
 def h3_verdicts(raws: dict, *, alpha: float, n_boot: int) -> dict:
     """raws: condition -> h3_raw(...). Holm over conditions x claims. A claim passes when its
     Holm-adjusted p < alpha and its effect points the claimed way (> 0; claim 4: more than
-    half of the windows). Returns (condition, claim) -> (passed, metrics)."""
+    half of the windows); a claim with too few informative windows never passes (its record
+    says `not_testable`). Returns (condition, claim) -> (passed, metrics)."""
     raw = {(cond, claim): [r[claim][0]] for cond, r in raws.items() for claim in r}
     adjusted = holm_by_key(raw)
     out = {}
@@ -91,6 +130,7 @@ def h3_verdicts(raws: dict, *, alpha: float, n_boot: int) -> dict:
         m = dict(m)
         name = H3_EFFECTS[claim]
         m[name] = m.pop("effect")
+        m["estimand"] = H3_ESTIMANDS[claim]
         if claim == "4":
             m[name + "_ci"] = claims.proportion_ci(m["windows_with_min_sinks"], m["n_windows"])
             passed = m[name] > 0.5
@@ -98,7 +138,7 @@ def h3_verdicts(raws: dict, *, alpha: float, n_boot: int) -> dict:
             values = m.pop("values")
             m[name + "_ci"] = ci_mean(values, n_boot, "H3", cond, claim)
             m["per_window"] = np.round(values, 4).tolist()
-            passed = m[name] > 0
+            passed = m[name] > 0 and "not_testable" not in m
         m.update(p_value=p, p_value_raw=float(p_raw))
         out[cond, claim] = (bool(passed and p < alpha), m)
     return out
@@ -140,7 +180,7 @@ def h3_grid(subject, s: Settings) -> dict:
         windows = windows_for(subject, s.dataset, s.seq_len, s.n_seqs, bos=bos, layout=s.windows)
         detector = calibrate_detector(subject, selection_windows(subject, s, bos=bos), batch, rule)
         table = measure_positions(subject, windows, sp, counts, batch, detector)
-        raws[cond] = h3_raw(table, position_bins=s.h3_position_bins, permutations=s.h3_permutations)
+        raws[cond] = h3_raw(table, position_bins=s.h3_position_bins, seed=cond)
         tables[cond] = table
         sinks = Counter(table.tokens[table.sink_like].tolist())
         old_rule = rule.flags(table.uniform_ratio, table.cv)  # what a uniform-head baseline would flag
@@ -161,7 +201,7 @@ def h3_grid(subject, s: Settings) -> dict:
             "scatter_sample": scatter_sample(table),
         }
     verdicts = lambda tabs: h3_verdicts(  # noqa: E731
-        {c: h3_raw(t, position_bins=s.h3_position_bins, permutations=s.h3_permutations) for c, t in tabs.items()},
+        {c: h3_raw(t, position_bins=s.h3_position_bins, seed=c) for c, t in tabs.items()},
         alpha=s.alpha, n_boot=s.bootstrap)
     out = stability.attach(h3_verdicts(raws, alpha=s.alpha, n_boot=s.bootstrap), verdicts, tables, s.n_seqs, "H3", model=subject.name)
     for (cond, _), (_, m) in out.items():
@@ -240,11 +280,9 @@ def _h3_sim(claim):
             p[key] = effect
         out = np.zeros((trials, 1), bool)
         for t in range(trials):
-            # 200 permutations: valid Monte-Carlo p-values ((1 + hits) / 201), small enough for the
-            # family of four claims (alpha / 4 = 0.0125 > 1 / 201), ten times cheaper than the default
-            raws = {"x": h3_raw(h3_table(rng, n, null, p), permutations=H3_PERMUTATIONS)}
+            raws = {"x": h3_raw(h3_table(rng, n, null, p))}
             for extra in range(layers - 1):  # more BOS conditions in the family: clear effects
-                raws[f"c{extra}"] = h3_raw(h3_table(rng, n, None, dict(H3_PROFILE)), permutations=H3_PERMUTATIONS)
+                raws[f"c{extra}"] = h3_raw(h3_table(rng, n, None, dict(H3_PROFILE)))
             res = h3_verdicts(raws, alpha=DEFAULTS["alpha"], n_boot=N_BOOT_CHEAP)
             out[t, 0] = res["x", claim][0]
         return out
@@ -303,11 +341,13 @@ def check(bench, model_name: str, condition: str, claim: str) -> None:
     # window, never averaged by document): the record says so rather than claim document units
     units = {"units": "window", "units_requested": s.units} if s.units != "window" else {}
     params = bench.params(model_name, condition=condition, **SinkRule.from_settings(s).record(),
-                          h3_position_bins=s.h3_position_bins, h3_permutations=s.h3_permutations, **units)
+                          h3_position_bins=s.h3_position_bins, h3_permutations=s.h3_permutations,
+                          h3_min_windows=H3_MIN_WINDOWS, h3_exact_positions=H3_EXACT_POSITIONS, **units)
     bench.record("H3", model_name, None, params, passed, m, claim=claim, condition=condition)
     shown = {k: v for k, v in m.items() if k not in ("per_window", "per_window_counts", "scatter_sample", "top_sink_tokens",
-                                                "layer_scores", "sink_like_by_position")}
-    assert passed, f"H3 claim {claim} fails on {model_name} ({condition}): " + ", ".join(
+                                                "layer_scores", "sink_like_by_position", "not_testable", "estimand")}
+    why = f"not testable: {m['not_testable']}; " if m.get("not_testable") else ""
+    assert passed, f"H3 claim {claim} fails on {model_name} ({condition}): {why}[estimand: {m['estimand']}] " + ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
