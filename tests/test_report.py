@@ -1,6 +1,7 @@
 """sinkbench report on a synthetic results file; a slow check renders it in headless Chromium."""
 import base64
 import re
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,54 @@ def test_report_answers_titles_and_legend_render_at_1400px(tmp_path):
           "document.documentElement.scrollWidth <= window.innerWidth].join(' ')")
     check, title = rendered_check(page, tmp_path, js, width=1400)
     assert check == "images 4/4 3 true true true true", (check, title)
+
+
+# ------------------------------------------------------------------ report faults (issue 31)
+def test_a_non_string_family_is_reported_not_a_traceback(tmp_path):
+    """A record whose family is not a string (a hand-edited file, `family = 3` from a models
+    file of an older sinkbench) used to crash the matrix's sort (TypeError)."""
+    make_results(tmp_path)
+    text = (tmp_path / "results.jsonl").read_text().replace('"family": "llama"', '"family": 3')
+    (tmp_path / "results.jsonl").write_text(text)
+    md, _ = write_report(tmp_path)
+    assert "m1 (3)" in md.read_text()
+
+
+@pytest.mark.parametrize("out", ["a-file", "a-file/sub"])
+def test_out_naming_a_file_is_one_line(tmp_path, out):
+    """--out naming an existing file (or a folder under one) used to end in FileExistsError /
+    NotADirectoryError tracebacks."""
+    import subprocess
+    import sys
+
+    make_results(tmp_path / "run")
+    (tmp_path / "a-file").write_text("not a folder")
+    p = subprocess.run([sys.executable, "-m", "sinkbench", "report", str(tmp_path / "run"), "--out", str(tmp_path / out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path / out) in lines[0], lines
+    assert ("a file, not a folder" if out == "a-file" else "cannot create the report folder") in lines[0]
+    assert (tmp_path / "a-file").read_text() == "not a folder"  # never overwritten
+
+
+def test_non_utf8_folder_and_model_names_are_shown_as_bytes(tmp_path):
+    """A results folder and a model whose names are not UTF-8 (Python decodes them with lone
+    surrogates) used to crash the report: UnicodeEncodeError writing report.md, and
+    matplotlib's set_text on a figure title. The names are shown with their bytes as \\xNN."""
+    import os
+    import subprocess
+    import sys
+
+    folder = os.fsencode(str(tmp_path)) + b"/run-caf\xe9"
+    os.makedirs(folder)
+    make_results(Path(os.fsdecode(folder)))
+    results = Path(os.fsdecode(folder)) / "results.jsonl"
+    results.write_text(results.read_text().replace('"model": "m1"', '"model": "/models/caf\\udce9"'))
+    p = subprocess.run([sys.executable, "-m", "sinkbench", "report", folder], capture_output=True, timeout=180)
+    assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr.decode(errors="replace")
+    md = (Path(os.fsdecode(folder)) / "report.md").read_text(encoding="utf-8")
+    assert "/models/caf\\xe9 (llama)" in md and "run-caf\\xe9/results.jsonl" in md
+    assert b"run-caf\\xe9/report.md" in p.stdout
+    html = (Path(os.fsdecode(folder)) / "report.html").read_text(encoding="utf-8")
+    assert len(re.findall(r"src='data:image/png;base64,", html)) == 4  # the figures titled with the name are drawn

@@ -58,7 +58,8 @@ def matrix_rows(records) -> tuple[list, list, dict]:
         else:
             shown = ""
         out[key] = (sum(r["verdict"] == "pass" for r in recs), len(recs), (min(vals), max(vals)) if vals else None,
-                    sum(bool(r.get("metrics", {}).get("fragile")) for r in recs), shown, key_effects().get(key[0], (None, ""))[1])
+                    sum(bool(r.get("metrics", {}).get("fragile")) for r in recs), shown, key_effects().get(key[0], (None, ""))[1],
+                    sum(bool(r.get("metrics", {}).get("outside_calibrated_range")) for r in recs))
     rates = {r["model"]: r["metrics"]["sink_rate"] for r in records
              if r["hypothesis"] == "H1" and isinstance(r.get("metrics", {}).get("sink_rate"), dict)}
     if rates:
@@ -70,6 +71,8 @@ def matrix_rows(records) -> tuple[list, list, dict]:
 LEGEND = ("PASS: every case of the claim passes on that model; FAIL: none does; MIXED: some do (the model's case table "
           "says which); INFO: a descriptive number, no verdict. ~f: f of the cell's verdicts are fragile (the same "
           "verdict on fewer than 80% of resamples of the test windows, so another sample of the text may flip them). "
+          "!o: o of the cell's cases have per-window contrasts with tails heavier than the range where the tests' "
+          "false-pass rate was measured (a window carrying an outsized share of the sum, or a long skew). "
           "After the count: the claim's key effect (its range over the cell's cases: layers, targets, k), then the "
           "case that speaks for the cell (the strongest passing one, else the closest to passing) with its 95% interval.")
 
@@ -235,16 +238,74 @@ span.partly{color:#860;font-weight:bold} th.claim{text-align:left;max-width:22em
 #legend{font-size:12px;color:#444;max-width:70em} figure{max-width:100%} figcaption{font-size:12px;max-width:40em;overflow-wrap:anywhere}"""
 
 
+def readable(value):
+    """A record's text as text every writer can encode (UTF-8 files, matplotlib's font engine).
+    A path or model name that was not UTF-8 reaches Python as lone surrogates (surrogateescape);
+    they are shown as their bytes, \\xNN, instead of crashing the report."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            try:  # the bytes the name had on disk, each undecodable one as \xNN
+                return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:  # a surrogate no byte maps to: its code point
+                return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {readable(k): readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [readable(v) for v in value]
+    return value
+
+
+NAME_FIELDS = ("model", "family", "series", "hypothesis", "claim", "verdict")
+
+
+def tidy(record: dict) -> dict:
+    """A record as the report reads it: readable text, and its names as strings (a hand-edited
+    or foreign record's `family = 3` would otherwise be sorted against strings)."""
+    r = readable(record)
+    for f in NAME_FIELDS:
+        if r.get(f) is not None and not isinstance(r[f], str):
+            r[f] = str(r[f])
+    return r
+
+
+def _out_folder(d: Path) -> None:
+    """The report's folder, created if missing; one line when it cannot be (a file by that name,
+    a parent that is a file, no permission)."""
+    if d.exists() and not d.is_dir():
+        raise SinkbenchError(f"--out {readable(str(d))}: a file, not a folder; name a folder (it is created if missing)")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SinkbenchError(f"cannot create the report folder {readable(str(d))} ({exc.strerror or type(exc).__name__}); "
+                             "name a folder you can write (--out DIR)") from None
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """One file of the report; a failed write is one line naming it (full disk, read-only folder)."""
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        raise SinkbenchError(f"cannot write {readable(str(path))} ({exc.strerror or type(exc).__name__}); "
+                             "name a folder you can write (--out DIR)") from None
+
+
 def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Path]:
     """results_dir: one results folder, or several (nightly runs; a list, or a glob). The
     matrix and tables describe the latest run; with several runs each model also gets its
     key effects over the runs. Written into out_dir (default: the latest run's folder).
     `expectations` (an expect.Summary, optional) adds its as-expected/flipped/drifted/new/missing
-    block. A missing, empty or unreadable folder raises a one-line SinkbenchError."""
-    runs = load_runs(results_dir)
+    block. A missing, empty or unreadable folder, or an out_dir that cannot be written (a file
+    by that name), raises a one-line SinkbenchError."""
+    runs = [(readable(label), d, [tidy(r) for r in recs]) for label, d, recs in load_runs(results_dir)]
     _, latest_dir, records = runs[-1]
     d = Path(out_dir) if out_dir is not None else latest_dir
-    d.mkdir(parents=True, exist_ok=True)
+    _out_folder(d)
     multi = len(runs) > 1
     history = None
     if multi:
@@ -267,13 +328,13 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
             learned = rate.get("learned_sink_mass")
             extra = f" · learned sinks absorb {learned['mean']:.2f}" if learned else ""
             return f"INFO Sink_1 {rate['sink_1']:.2f} · max other {rate['max_other']:.2f} (ε={rate['epsilon']}){extra}"
-        p, t, eff, fragile, best, label = cells[k, m]
-        head = f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + (f" ~{fragile}" if fragile else "")
+        p, t, eff, fragile, best, label, tails = cells[k, m]
+        head = f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + (f" ~{fragile}" if fragile else "") + (f" !{tails}" if tails else "")
         if eff is None:
             return head + (f" · {label} {best}" if best else "")
         return head + effect_text(label, eff) + (f"; {best}" if best else "")
 
-    src = f"`{latest_dir / 'results.jsonl'}`"
+    src = f"`{readable(str(latest_dir / 'results.jsonl'))}`"
     intro = f"{len(records)} test cases from {src}" + (
         f", the latest of {len(runs)} runs ({', '.join(label for label, _, _ in runs)}, oldest first)." if multi else ".")
     md = ["# sinkbench report", "", intro, ""]
@@ -305,12 +366,12 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
     if expect_lines:
         md += ["", "## Expectations", "", "```", *expect_lines, "```"]
     fig_dir = d / "figures"
-    fig_dir.mkdir(exist_ok=True)
+    _out_folder(fig_dir)
     sections = []  # html per section
 
     def save_fig(stem: str, i: int, title: str, png: bytes) -> str:
         name = f"{stem.replace('/', '_').replace('@', '_')}-{i}.png"
-        (fig_dir / name).write_bytes(png)
+        _write(fig_dir / name, png)
         md.extend(["", f"![{title}](figures/{name})"])
         return (f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                 f"<figcaption>{html.escape(title)}</figcaption></figure>")
@@ -356,7 +417,7 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
         parts.append("<h3>Every case</h3>" + html_table(header, rows, verdict_col=4))
         sections.append("".join(parts) + "</section>")
     md_path = d / "report.md"
-    md_path.write_text("\n".join(md) + "\n")
+    _write(md_path, "\n".join(md) + "\n")
 
     matrix = ""
     if models:
@@ -371,7 +432,7 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
 </style></head><body><h1>sinkbench report</h1><p>{html.escape(intro.replace('`', ''))}</p>
 {answer_block}{matrix}{history_block}{expect_block}{''.join(sections)}</body></html>"""
     html_path = d / "report.html"
-    html_path.write_text(page)
+    _write(html_path, page)
     return md_path, html_path
 
 

@@ -164,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
     md, html = write_report(args.dir, summary, out_dir=args.out)
     if summary is not None:
         print("\n".join(summary.lines()))
-    print(f"wrote {md} and {html}")
+    from sinkbench.read.report import readable
+
+    print(f"wrote {readable(str(md))} and {readable(str(html))}")  # a non-UTF-8 folder name as \\xNN, never a crash
     return 0
 
 
