@@ -470,3 +470,23 @@ def test_document_units_on_a_zoo_language_stop_at_start_up(tmp_path):
     lines = [line for line in out.splitlines() if line.strip()]
     assert lines == ["ERROR: --units document: tiny-bb-bos is evaluated on its own generated language, which has no "
                      "documents; use --units window, or pass a --dataset with documents"], out
+
+
+@pytest.mark.parametrize("how", ["file and command line", "command line twice"])
+def test_a_model_named_twice_runs_once_with_a_note(tmp_path, how):
+    """A model given both in the models file and with --model (or twice with --model) used to
+    run twice (pytest de-duplicates the ids: tiny-bb-bos0, tiny-bb-bos1). Now once, and a note."""
+    (tmp_path / "models.toml").write_text('[[model]]\nname = "tiny-bb-bos"\nseq_len = 32\n')
+    twice = (["--models-file", str(tmp_path / "models.toml"), "--model", "tiny-bb-bos"] if how == "file and command line"
+             else ["--model", "tiny-bb-bos", "--model", "tiny-bb-bos"])
+    code, out = _pytest(tmp_path, *twice, "--seq-len", "64", "--collect-only", "-q",
+                        path="hypotheses/test_dark_tail_necessary.py")
+    ids = [line for line in out.splitlines() if "::test_dark_tail_necessary[" in line]
+    assert code == 0 and ids and len(ids) == len(set(ids)), out
+    assert not any(re.search(r"tiny-bb-bos\d|L\d+_\d", i) for i in ids), ids  # no copy of a case
+    note = next(line for line in out.splitlines() if line.startswith("[sinkbench] note:"))
+    if how == "file and command line":
+        assert note == (f"[sinkbench] note: --model tiny-bb-bos is named 2 times (on the command line and in --models-file "
+                        f"{tmp_path / 'models.toml'}); it runs once with its --models-file settings")
+    else:
+        assert note == "[sinkbench] note: --model tiny-bb-bos is named 2 times (on the command line); it runs once"

@@ -128,7 +128,15 @@ def model_names(config) -> list[str]:
             if own:
                 where = f"--models-file {path}: {e['name']!r}: "
                 config.sinkbench_model_settings[e["name"]] = for_model(config.sinkbench_settings, own, where)
-    config.sinkbench_models = names or default_models()
+    # a model named twice (on the command line and in the file, or twice with --model) runs once:
+    # its cases would otherwise run twice under pytest's de-duplicated ids (tiny-bb-bos0, ...)
+    twice = [n for i, n in enumerate(names) if n in names[:i]]
+    cli = list(config.getoption("sb_models") or [])
+    config.sinkbench_notes = [f"--model {n} is named {names.count(n)} times (on the command line"
+                              f"{' and in --models-file ' + str(path) if cli.count(n) < names.count(n) else ''}); it runs once"
+                              f"{' with its --models-file settings' if n in config.sinkbench_model_settings else ''}"
+                              for n in dict.fromkeys(twice)]
+    config.sinkbench_models = list(dict.fromkeys(names)) or default_models()
     return config.sinkbench_models
 
 
@@ -272,6 +280,9 @@ def pytest_collection_modifyitems(session, config, items):
     for line in lines:
         if tr is not None:
             tr.write_line(f"[sinkbench] warning: {line}", yellow=True)
+    for line in getattr(config, "sinkbench_notes", []):
+        if tr is not None:
+            tr.write_line(f"[sinkbench] note: {line}")
 
 
 @pytest.fixture(scope="session")
