@@ -31,3 +31,22 @@ def test_a_malformed_pyproject_stops_the_run_with_exit_4(tmp_path):
     p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     lines = one_line_exit_4(p.returncode, p.stdout + p.stderr)
     assert "[tool.sinkbench] must be a table" in lines[0] and len(lines) == 1, lines
+
+
+@pytest.mark.parametrize("text,match", [
+    (b'[tool.sinkbench]\ndataset = "caf\xe9"\n', "not UTF-8 (byte 0xe9 at offset 31)"),
+    (b"tool = 3\n", "[tool.sinkbench] must be a table"),
+    (b"[tool]\npytest = 3\n", "[tool.pytest] must be a table"),
+    (b"[tool.sinkbench]\nseq_len = = 3\n", "not valid TOML"),
+    (b"[tool]\nsinkbench = 3\n", "[tool.sinkbench] must be a table"),
+])
+def test_sinkbench_run_checks_the_pyproject_before_pytest_reads_it(tmp_path, text, match):
+    """pytest parses pyproject.toml before any plugin loads: a Latin-1 byte, or a `tool` or
+    `tool.pytest` that is not a table, ended in pytest's own traceback (exit 1) under
+    `sinkbench run`. It now reads the file first: one line naming it, exit 4. (A bare `pytest`
+    in that folder still fails inside pytest, before sinkbench's plugin exists.)"""
+    (tmp_path / "pyproject.toml").write_bytes(text)
+    cmd = [sys.executable, "-m", "sinkbench", "run", "-p", "no:cacheprovider", "--model", "tiny-bb-bos", "--collect-only"]
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = one_line_exit_4(p.returncode, p.stdout + p.stderr)
+    assert len(lines) == 1 and lines[0].startswith(f"ERROR: {tmp_path / 'pyproject.toml'}: ") and match in lines[0], lines

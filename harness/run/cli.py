@@ -29,6 +29,11 @@ def run_hypotheses(args: list[str]) -> int:
         plugins.append(plugin)
     # What the repository's [tool.pytest.ini_options] sets; the user's ARGS come after and win.
     quiet = ["-W", "ignore::DeprecationWarning", "-W", "ignore::FutureWarning"]
+    try:
+        pyproject_check(Path.cwd())
+    except SinkbenchError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 4
     try:  # third-party units' own test modules (Hypothesis.test_module): their tests, with their node ids
         from sinkbench.registry import own_test_files
         from sinkbench.run.plugin import hypotheses_dir
@@ -39,6 +44,25 @@ def run_hypotheses(args: list[str]) -> int:
         return 4
     return int(pytest.main([str(hypotheses_dir()), *own, f"--rootdir={os.getcwd()}", *config_file(args), *quiet, *args],
                            plugins=plugins))
+
+
+def pyproject_check(root: Path) -> None:
+    """The current folder's pyproject.toml, read as pytest and sinkbench will read it, before
+    pytest does: pytest parses it before any plugin loads, and a byte that is not UTF-8 or a
+    `tool` or `tool.pytest` that is not a table ends there in its traceback (exit 1), out of the
+    plugin's reach. One line (SinkbenchError) naming the file and the fix instead."""
+    from sinkbench.measure.config import load_pyproject_defaults
+
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return
+    load_pyproject_defaults(root)  # UTF-8, TOML, [tool.sinkbench] a table of known keys
+    import tomllib
+
+    tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
+    if isinstance(tool, dict) and "pytest" in tool and not isinstance(tool["pytest"], dict):
+        raise SinkbenchError(f"{path}: [tool.pytest] must be a table (its [tool.pytest.ini_options]), "
+                             f"got {type(tool['pytest']).__name__}; fix the file")
 
 
 def config_file(args: list[str]) -> list[str]:
