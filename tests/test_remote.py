@@ -274,3 +274,48 @@ def test_the_remote_path_against_a_simulated_server(hub, monkeypatch, windows):
         a, b = (sweep.get(1, name) for sweep in sweeps)
         assert np.allclose(a.nll, b.nll, atol=1e-5) and np.allclose(a.sink_mass, b.sink_mass, atol=1e-6, equal_nan=True)
     assert len(sent) == 2 + 1 + 3  # the load, run_pass above, the base run and two edited passes
+
+
+# ------------------------------------------------------------------ an unreachable hub (issue 31 d)
+def _run_offline(tmp_path, model, extra_env=None):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    # port 9 (discard) on this machine: the connection is refused at once, as with no network
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9",
+           "SINKBENCH_CACHE": str(tmp_path / "cache")}
+    env.pop("HF_HUB_OFFLINE", None)
+    env.update(extra_env or {})
+    cmd = [sys.executable, "-m", "pytest", "hypotheses/test_dark_tail_necessary.py", "-p", "no:cacheprovider",
+           "--results", str(tmp_path / "results"), "--model", model, "--seq-len", "64", "--collect-only", "-q"]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    return p.returncode, p.stdout + p.stderr, time.perf_counter() - t0
+
+
+@pytest.mark.parametrize("offline_env", [None, {"HF_HUB_OFFLINE": "1"}])
+def test_an_unreachable_hub_is_one_line_without_retries(tmp_path, offline_env):
+    """A hub id with no network used to print 11 lines of huggingface_hub retries (23 s of
+    back-off) before its one-line error. One request without retries finds the hub
+    unreachable; the model is not in the cache: one line, exit 4, no retry."""
+    code, out, seconds = _run_offline(tmp_path, "some-org/not-cached", offline_env)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert code == 4 and len(lines) == 1, out
+    assert "Retry" not in out and "thrown while requesting" not in out
+    why = "HF_HUB_OFFLINE is set" if offline_env else "http://127.0.0.1:9 cannot be reached: ConnectError"
+    assert lines[0].startswith(f"ERROR: --model some-org/not-cached: {why}") and "not in the local cache" in lines[0], lines
+    assert seconds < 20, seconds  # the retries alone took 23 s
+
+
+def test_an_unreachable_hub_runs_a_cached_model_from_the_cache(tmp_path):
+    """Offline with the model in huggingface_hub's cache: the start-up checks read it there,
+    quietly, and the run goes on (tiny-bb-bos's files stand in for a hub snapshot)."""
+    snap = tmp_path / "hf" / "hub" / "models--some-org--tiny" / "snapshots" / SHA
+    shutil.copytree(ROOT / "fixtures" / "zoo" / "tiny-bb-bos", snap)
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text(SHA)
+    code, out, _ = _run_offline(tmp_path, "some-org/tiny")
+    assert code == 0 and "Retry" not in out and "ERROR" not in out, out
+    assert "test_dark_tail_necessary[some-org/tiny-L" in out, out

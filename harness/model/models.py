@@ -6,6 +6,7 @@ file's sha256, so later loads take seconds. Only safetensors are ever loaded.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -318,11 +319,17 @@ def converted_dir(source: ModelSource) -> Path:
     if source.kind == "hf_dir":
         return Path(source.path)
     if source.kind == "hub":
+        offline = None
         try:
             from huggingface_hub import snapshot_download
 
-            return Path(snapshot_download(source.path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
+            offline = hub_unreachable(source.path)
+            with quiet_hub():
+                return Path(snapshot_download(source.path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"],
+                                              local_files_only=bool(offline)))
         except Exception as exc:  # network, auth, missing repo
+            if offline:
+                raise _offline_error(source, offline) from None
             raise SinkbenchError(f"--model {source.path}: could not fetch from the hub ({type(exc).__name__}: {exc})") from None
     gguf = Path(source.path)
     digest = sha256_file(gguf)
@@ -404,19 +411,76 @@ def weights_sha256(source: ModelSource) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def quiet_hub():
+    """huggingface_hub logs every retry of a failed request (an offline config.json: 11 lines
+    over 23 s) and transformers adds its own; sinkbench's one-line error says what failed, so
+    both are lowered to errors for the attempt."""
+    import logging
+
+    saved = [(log, log.level) for log in map(logging.getLogger, ("huggingface_hub", "transformers"))]
+    for log, _ in saved:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for log, level in saved:
+            log.setLevel(level)
+
+
+_UNREACHABLE: dict[str, str] = {}  # hub id -> why the hub cannot be reached (then only the local cache is read)
+
+
+def hub_unreachable(repo: str) -> str | None:
+    """Why the hub cannot serve `repo` now (HF_HUB_OFFLINE, or one request without retries that
+    gets no HTTP answer), or None. Asked once per repo and session, before any retrying call: a
+    model then comes from the local cache, or is one line, never 23 s of retries."""
+    if repo in _UNREACHABLE:
+        return _UNREACHABLE[repo] or None
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    why = ""
+    if constants.HF_HUB_OFFLINE:
+        why = "HF_HUB_OFFLINE is set"
+    else:
+        try:
+            with quiet_hub():
+                get_hf_file_metadata(hf_hub_url(repo, "config.json"), timeout=10)
+        except HfHubHTTPError:  # the hub answered (a missing or gated repo): the normal path says which
+            pass
+        except Exception as exc:  # no answer: DNS, refused connection, timeout, proxy
+            why = f"{constants.ENDPOINT} cannot be reached: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'}"
+    _UNREACHABLE[repo] = why
+    return why or None
+
+
+def _offline_error(source: ModelSource, why: str) -> SinkbenchError:
+    from huggingface_hub import constants
+
+    return SinkbenchError(f"--model {source.name}: {why}, and it is not in the local cache ({constants.HF_HUB_CACHE}); "
+                          "connect to the network, or download it there first (HF_HUB_OFFLINE=1 then runs from the cache)")
+
+
 def load_config(source: ModelSource, trust_remote_code: bool = False):
-    """The model's config; for a hub id only config.json is fetched (and custom code, if trusted)."""
+    """The model's config; for a hub id only config.json is fetched (and custom code, if trusted).
+    An unreachable hub reads the local cache only (hub_unreachable)."""
     from transformers import AutoConfig
 
     where = source.path if source.kind == "hub" else str(converted_dir(source))
+    offline = hub_unreachable(source.path) if source.kind == "hub" else None
     try:
-        return AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code)
+        with quiet_hub():
+            return AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code,
+                                              **({"local_files_only": True} if offline else {}))
     except ValueError as exc:
         if "trust_remote_code" not in str(exc):
             raise
         raise SinkbenchError(f"--model {source.name}: its config needs the checkpoint's own code (auto_map); "
                              "rerun with --trust-remote-code if you trust that code") from None
     except OSError as exc:  # hub: network, auth, missing repo
+        if offline:
+            raise _offline_error(source, offline) from None
         raise SinkbenchError(f"--model {source.name}: cannot read its config.json ({type(exc).__name__}); "
                              "check the path or repo id, the network, and HF_TOKEN for a gated model") from None
 

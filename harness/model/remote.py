@@ -58,7 +58,8 @@ def _hub_file(repo: str, filename: str, revision: str | None, missing_ok: bool =
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return hf_hub_download(repo, filename, revision=revision)
+        with models.quiet_hub():  # the retries' log lines; the error below says what failed
+            return hf_hub_download(repo, filename, revision=revision)
     except Exception as exc:
         if missing_ok and isinstance(exc, EntryNotFoundError):
             return None
