@@ -468,3 +468,63 @@ def test_weights_that_do_not_fit_their_config_are_one_line_at_load(tmp_path):
         load_subject(str(d))
     msg = str(e.value)
     assert msg.startswith(f"--model {d}: transformers cannot load it (") and "\n" not in msg, msg
+
+
+# ------------------------------------------------------------------ a BOM, and a model folder that is not UTF-8 (issue 31 e)
+BOM = b"\xef\xbb\xbf"
+BOM_SAID = "starts with a UTF-8 byte-order mark (BOM), which"
+
+
+def _bom_models_file(tmp_path):
+    from sinkbench.read.series import read_models_file
+
+    f = tmp_path / "models.toml"
+    f.write_bytes(BOM + b'[[model]]\nname = "tiny-bb-bos"\n')
+    read_models_file(f)
+
+
+def _bom_expectations(tmp_path):
+    from sinkbench.read import expect
+
+    f = tmp_path / "expected.toml"
+    f.write_bytes(BOM + b'[[case]]\nhypothesis = "H1"\nmodel = "m"\nverdict = "pass"\n')
+    expect.load(f)
+
+
+def _bom_pyproject(tmp_path):
+    from sinkbench.measure.config import load_pyproject_defaults
+
+    (tmp_path / "pyproject.toml").write_bytes(BOM + b"[tool.sinkbench]\nseq_len = 32\n")
+    load_pyproject_defaults(tmp_path)
+
+
+def _bom_dataset(tmp_path):
+    f = tmp_path / "text.jsonl"
+    f.write_bytes(BOM + b'{"text": "a line of text"}\n')
+    problem = preflight.dataset_problem(str(f))
+    if problem:
+        raise SinkbenchError(problem)
+
+
+@pytest.mark.parametrize("read", [_bom_models_file, _bom_expectations, _bom_pyproject, _bom_dataset])
+def test_a_bom_is_named_not_called_invalid(tmp_path, read):
+    """A UTF-8 byte-order mark at the start of a TOML file (models file, expected.toml,
+    pyproject.toml) or a --dataset JSONL was reported as 'Invalid statement (at line 1,
+    column 1)' or 'line 1 is not JSON'. Now the BOM is named, with the fix. (results.jsonl:
+    test_every_reader_names_a_bad_line_with_its_file_and_number.)"""
+    with pytest.raises(SinkbenchError) as e:
+        read(tmp_path)
+    msg = str(e.value)
+    assert BOM_SAID in msg and "without a BOM" in msg and "\n" not in msg and "Invalid statement" not in msg, msg
+
+
+@pytest.mark.parametrize("file", ["tokenizer.json", "tokenizer_config.json"])
+def test_a_model_folder_file_that_is_not_utf8_is_named(tmp_path, file):
+    """A Latin-1 byte in a tokenizer file gave 'cannot read its tokenizer (UnicodeDecodeError);
+    check the checkpoint's tokenizer files'. Now: the file, the byte and its offset."""
+    d = zoo_copy(tmp_path)
+    data = (d / file).read_bytes()
+    (d / file).write_bytes(data[:-2] + b"\xe9" + data[-2:])
+    problems = preflight.model_problems(str(d), make_settings(seq_len=32, n_seqs=4), "", True)
+    assert problems == [f"--model {d}: {file} is not UTF-8 (byte 0xe9 at offset {len(data) - 2}); re-save it as UTF-8 "
+                        "(or replace the checkpoint's tokenizer files)"], problems

@@ -163,6 +163,8 @@ def _tool_table(path: Path) -> dict:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
+        if path.read_bytes()[:3] == b"\xef\xbb\xbf":  # named, not "Invalid statement (line 1, column 1)"
+            raise SinkbenchError(f"{path}: starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; save it as UTF-8 without a BOM") from None
         raise SinkbenchError(f"{path}: not valid TOML ({exc}); fix the file") from None
     except UnicodeDecodeError as exc:  # a Latin-1 byte: TOML is UTF-8
         raise SinkbenchError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "

@@ -73,6 +73,8 @@ def load(path) -> dict[tuple, Expected]:
     except FileNotFoundError:
         raise SinkbenchError(f"--expect {path}: no such file (write it with sinkbench expect RESULTS > {path})") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        if isinstance(exc, tomllib.TOMLDecodeError) and p.read_bytes()[:3] == b"\xef\xbb\xbf":  # named, not "Invalid statement"
+            raise SinkbenchError(f"--expect {path}: starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; save it as UTF-8 without a BOM") from None
         raise SinkbenchError(f"--expect {path}: cannot read it ({exc})") from None
     common, models, out = data.get("settings", {}), data.get("models", {}), {}
     for i, c in enumerate(data.get("case", []), 1):

@@ -133,6 +133,8 @@ def read_models_file(path) -> list[dict]:
     except OSError as exc:
         raise SinkbenchError(f"{where}: cannot read it ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
+        if Path(path).read_bytes()[:3] == b"\xef\xbb\xbf":  # named, not "Invalid statement (line 1, column 1)"
+            raise SinkbenchError(f"{where}: starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; save it as UTF-8 without a BOM") from None
         raise SinkbenchError(f"{where}: not valid TOML ({exc})") from None
     except UnicodeDecodeError as exc:  # a Latin-1 byte: TOML is UTF-8
         raise SinkbenchError(f"{where}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "

@@ -129,6 +129,9 @@ def text_file_problem(dataset: str, path: Path) -> str | None:
     if not text.strip():
         return f"--dataset {dataset}: the file is empty; pass a file with text"
     if path.suffix == ".jsonl":
+        if text.startswith("\ufeff"):  # named, not "line 1 is not JSON"
+            return (f"--dataset {dataset}: starts with a UTF-8 byte-order mark (BOM), which JSON Lines does not allow; "
+                    "save it as UTF-8 without a BOM")
         total = 0
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -218,6 +221,20 @@ def native_bos(tokenizer) -> bool:
     return len(ids) > 0 and ids[0] == tokenizer.bos_token_id
 
 
+def not_utf8_file(folder: Path) -> str | None:
+    """The first text file of a checkpoint folder (JSON, text, chat template) that is not UTF-8,
+    named with its first bad byte and its offset, or None."""
+    for f in sorted(Path(folder).iterdir()):
+        if f.is_file() and f.suffix in (".json", ".txt", ".jinja"):
+            try:
+                f.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"{f.name} is not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+            except OSError:
+                continue
+    return None
+
+
 def window_problem(name: str, source, s: Settings, trust_remote_code: bool) -> str | None:
     """None if the dataset, tokenized by this model's tokenizer, holds n_seqs test windows and
     n_select selection windows between them, under every BOS condition a grid uses (H3
@@ -225,6 +242,7 @@ def window_problem(name: str, source, s: Settings, trust_remote_code: bool) -> s
     from sinkbench.measure import data
     from sinkbench.model import models
 
+    where = None
     try:
         where = models.converted_dir(source)
         manifest_path = where / "sinkbench_zoo.json"
@@ -241,6 +259,9 @@ def window_problem(name: str, source, s: Settings, trust_remote_code: bool) -> s
             byte = f" (byte {ord(bad.object[bad.start]) - 0xDC00:#04x})" if "\udc80" <= bad.object[bad.start] <= "\udcff" else ""
             return (f"--model {name}: its path is not valid UTF-8{byte}, which the tokenizer library cannot open; "
                     "rename the folder (or link it under a UTF-8 name)")
+        bad = not_utf8_file(where) if isinstance(exc, UnicodeDecodeError) and where is not None else None
+        if bad is not None:  # the file and byte, not "cannot read its tokenizer"
+            return f"--model {name}: {bad}; re-save it as UTF-8 (or replace the checkpoint's tokenizer files)"
         return f"--model {name}: cannot read its tokenizer ({type(exc).__name__}); check the checkpoint's tokenizer files"
     if s.dataset == "auto" and manifest is not None:
         if s.units == "document":
