@@ -490,3 +490,33 @@ def test_a_model_named_twice_runs_once_with_a_note(tmp_path, how):
                         f"{tmp_path / 'models.toml'}); it runs once with its --models-file settings")
     else:
         assert note == "[sinkbench] note: --model tiny-bb-bos is named 2 times (on the command line); it runs once"
+
+
+def test_a_seq_len_too_short_for_h7_stops_the_run_at_start_up(tmp_path):
+    """--seq-len 12-19 left H7's window W = seq_len // 4 at 4 or less: every H7 case failed
+    after the model loaded, blaming h7_window. Now exit 4 before any load, naming --seq-len
+    and the window; a run without H7 is not refused."""
+    code, out = _pytest(tmp_path, "--model", "tiny-bb-bos", "--seq-len", "16")
+    # said with the declared-support checks, once the tests are selected (-k): after pytest's header
+    lines = [line for line in out.splitlines() if line.startswith("ERROR")]
+    assert code == 4 and not re.search(r"Traceback|INTERNALERROR|\.py:\d+|loading|passed|failed", out), out
+    assert lines == ["ERROR: --seq-len 16 is too short for H7 on tiny-bb-bos: its sliding window W = seq_len // 4 = 4 "
+                     "must be over 4 (4 < W <= seq_len - 2); pass --seq-len 20 or more, set h7_window between 5 and 14, "
+                     "or leave H7 out with -k 'not test_streaming_sinks'"], lines
+    code, out = _pytest(tmp_path, "--model", "tiny-bb-bos", "--seq-len", "16", "-k", "not streaming",
+                        "--collect-only", "-q")
+    assert code == 0 and "ERROR" not in out, out
+
+
+@pytest.mark.parametrize("seq_len,window,expected", [
+    (32, 40, "--seq-len 32 with H7's h7_window 40 on m: H7's sliding window W must satisfy 4 < W <= seq_len - 2 = 30; "
+             "pass --seq-len 42 or more, set h7_window between 5 and 30 (or 0 for seq_len // 4), or LEAVE"),
+    (32, 3, "--seq-len 32 with H7's h7_window 3 on m: H7's sliding window W must satisfy 4 < W <= seq_len - 2 = 30; "
+            "pass --seq-len 7 or more, set h7_window between 5 and 30 (or 0 for seq_len // 4), or LEAVE"),
+    (32, 0, None), (20, 0, None), (32, 30, None),
+])
+def test_h7_window_problems_name_seq_len_and_the_window(seq_len, window, expected):
+    from sinkbench.run.preflight import h7_window_problem
+
+    s = make_settings(seq_len=seq_len, h7_window=window)
+    assert h7_window_problem("m", s, "LEAVE") == expected

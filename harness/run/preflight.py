@@ -377,7 +377,33 @@ def support_problems(per_model: dict[str, Settings], selected) -> list[str]:
                 if family is not None and not family.attention_interface:
                     out.append(f"--model {name}: {who} needs a sink profile, which {name}'s family has not (attention "
                                f"outside transformers' AttentionInterface); drop this model, or {leave_out}")
+    if any(unit.name == "H7" and unit.built_in for unit, _ in selected):
+        tests = next(t for unit, t in selected if unit.name == "H7")
+        leave_out = "leave H7 out with -k '" + " and ".join(f"not {t}" for t in dict.fromkeys(tests)) + "'"
+        out += [p for name, s in per_model.items() if (p := h7_window_problem(name, s, leave_out))]
     return list(dict.fromkeys(out))
+
+
+def h7_window_problem(name: str, s: Settings, leave_out: str) -> str | None:
+    """H7's sliding window W (h7_window, or seq_len // 4 when 0) must leave room for the first
+    tokens and the control outside it: 4 < W <= seq_len - 2. Said at start-up, naming --seq-len
+    and the window, not after the model loads as a failure of every H7 case."""
+    from sinkbench.hypotheses.h7_streaming.measurement import window_size
+
+    try:
+        window_size(s)
+        return None
+    except SinkbenchError:
+        pass
+    top = s.seq_len - 2
+    if s.h7_window:  # the user's window: too large for this seq_len, or too small
+        fix = (f"set h7_window between 5 and {top} (or 0 for seq_len // 4)" if top >= 5 else "")
+        need = max(s.h7_window + 2, 7)
+        return (f"--seq-len {s.seq_len} with H7's h7_window {s.h7_window} on {name}: H7's sliding window W must satisfy "
+                f"4 < W <= seq_len - 2 = {top}; pass --seq-len {need} or more, {fix + ', ' if fix else ''}or {leave_out}")
+    return (f"--seq-len {s.seq_len} is too short for H7 on {name}: its sliding window W = seq_len // 4 = {s.seq_len // 4} "
+            f"must be over 4 (4 < W <= seq_len - 2); pass --seq-len 20 or more"
+            f"{f', set h7_window between 5 and {top}' if top >= 5 else ''}, or {leave_out}")
 
 
 def _family(name: str, s: Settings):
