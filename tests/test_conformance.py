@@ -17,10 +17,14 @@ A case that is not supported must be refused by architectures.unsupported_reason
 in one line naming the architecture, before any weight is loaded.
 
 `python -m tests.test_conformance --write-docs` runs the same checks and writes
-docs/architectures.md (the table is generated, never typed)."""
+docs/architectures.md (the table is generated, never typed; a failed check is a FAIL cell
+in its column, listed again on exit 1). The page ends with every model_type the pinned
+transformers maps to a causal-LM class and is not a case here, with its start-up refusal
+(`--write-families` rewrites that list alone, from configs only)."""
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -439,9 +443,11 @@ def settings():
     return s.replace(h3_permutations=100) if "h3_permutations" in FIELDS else s
 
 
-def run_hypotheses(subject) -> dict[str, str]:
-    """Each hypothesis's grid on the subject, to verdicts: 'ran (n verdicts)' per hypothesis.
-    H4 is H4-A (H4-B needs a zoo model trained with a designated sink)."""
+def run_hypotheses(subject, on_error=None) -> dict[str, str]:
+    """Each hypothesis's grid on the subject, to verdicts: 'ran' per hypothesis.
+    H4 is H4-A (H4-B needs a zoo model trained with a designated sink). on_error(exc) -> the
+    cell of a hypothesis whose grid fails, and the others still run (the docs table); None:
+    the first failure raises (the tests)."""
     from sinkbench.measure.data import windows_for
     from sinkbench.hypotheses.h1_dark_tail import h1_grid
     from sinkbench.hypotheses.h2_middle import h2_grid
@@ -465,12 +471,18 @@ def run_hypotheses(subject) -> dict[str, str]:
     }
     out = {}
     for h, grid in grids.items():
-        res = grid()
-        verdicts = [v for v, _ in res.values()]
-        assert verdicts and all(isinstance(v, (bool, type(None))) or hasattr(v, "__bool__") for v in verdicts), h
-        metrics = [m for _, m in res.values()]
-        nums = [x for m in metrics for x in m.values() if isinstance(x, float)]
-        assert nums and not all(math.isnan(x) for x in nums), f"{h}: no finite metric"
+        try:
+            res = grid()
+            verdicts = [v for v, _ in res.values()]
+            assert verdicts and all(isinstance(v, (bool, type(None))) or hasattr(v, "__bool__") for v in verdicts), h
+            metrics = [m for _, m in res.values()]
+            nums = [x for m in metrics for x in m.values() if isinstance(x, float)]
+            assert nums and not all(math.isnan(x) for x in nums), f"{h}: no finite metric"
+        except Exception as exc:
+            if on_error is None:
+                raise
+            out[h] = on_error(exc)
+            continue
         out[h] = "ran"
     return out
 
@@ -601,12 +613,13 @@ def conformance_table(names=None) -> tuple[list[dict], float]:
     torch.set_num_threads(1)  # see the tok fixture
     tok = tokenizer()
     rows, t0 = [], time.perf_counter()
+    fail = lambda e: f"FAIL: {type(e).__name__}: {(str(e).splitlines() or ['no detail'])[0][:120]}"
     for name in names or CASES:
         row = {"name": name, "model_type": CASES[name][0]}
         try:
             case = build(name, tok)
-        except Exception as e:  # a load-time refusal after loading is a failure of the table
-            row["error"] = f"load: {str(e).splitlines()[0]}"
+        except Exception as e:  # a load-time refusal after loading is a failure of the table, not a refusal
+            row["error"] = f"{fail(e)} (at load)"
             rows.append(row)
             continue
         if case.refused:
@@ -617,15 +630,15 @@ def conformance_table(names=None) -> tuple[list[dict], float]:
         row.update(block=s.block_kind, bos="BOS first" if s.uses_bos else "no BOS",
                    post=describe_post(s), learned_sinks=s.learned_sinks)
         for key, fn in (("NLL", check_nll), ("fold", check_fold), ("sink mass", check_sink_mass),
-                        ("block", check_block), ("H", run_hypotheses)):
+                        ("block check", check_block), ("H", lambda s: run_hypotheses(s, on_error=fail))):
             try:
                 r = fn(s)
-            except Exception as e:
-                row[key] = f"FAIL: {str(e).splitlines()[0][:120]}"
+            except Exception as e:  # the cell (every H column when the grids' set-up fails) says FAIL and why
+                row.update(dict.fromkeys(HYPOTHESES if key == "H" else (key,), fail(e)))
                 continue
             if key == "fold":
                 row["fold"], row["norm"] = r
-            elif key == "block":
+            elif key == "block check":
                 row["block check"] = r[0]
             elif key == "H":
                 row.update(r)
@@ -646,6 +659,83 @@ def test_the_docs_table_is_current():
         line = next((l for l in doc.splitlines() if l.startswith(f"| {name} | {model_type} |")), None)
         assert line is not None, f"{name} missing from {DOC.name}"
         assert (f"refused: {reason} |" in line) if reason else ("refused" not in line and "FAIL" not in line), line
+
+
+def test_every_causal_lm_family_of_transformers_is_listed_with_its_start_up_line():
+    """docs/architectures.md names every model_type the pinned transformers maps to a causal-LM
+    class: a case of the table, or a line saying what sinkbench says of it at start-up, as
+    unsupported_reason says it today (regenerate: python -m tests.test_conformance --write-families).
+    A type that would run without a conformance case of its own config fails here."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    doc = DOC.read_text()
+    rows = causal_lm_families()
+    cased = {mt for mt, _ in CASES.values()}
+    assert {r["model_type"] for r in rows} | cased >= set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+    for r in rows:
+        assert family_line(r) in doc.splitlines(), f"{r['model_type']}: {family_line(r)!r} not in {DOC.name}"
+        if r["reason"] is None:  # accepted at start-up: only as a type whose config is a case's
+            assert r["config_type"] in cased, r
+    assert families_section(rows) in doc
+
+
+def test_a_family_that_would_run_without_a_case_fails_the_list(monkeypatch):
+    """The check above can fail: a family in the table with no conformance case."""
+    import sinkbench.model.architectures as arch
+
+    monkeypatch.setitem(arch.FAMILIES, "ctrl", arch.FAMILIES["gpt2"])
+    rows = causal_lm_families()
+    ctrl = next(r for r in rows if r["model_type"] == "ctrl")
+    assert ctrl["reason"] is None and ctrl["config_type"] not in {mt for mt, _ in CASES.values()}
+    assert family_line(ctrl) not in DOC.read_text().splitlines()
+
+
+def test_write_docs_shows_every_fail_cell_in_its_column():
+    """A failed check is a FAIL cell in its own column: a failed block check no longer
+    overwrote the block type, a failed hypothesis grid no longer vanished (the H columns
+    read H1..H5, the failure was kept under 'H'), a load that raised was not shown as a
+    refusal, and a '|' in a message does not break the table."""
+    ok = dict(NLL="5e-07", fold="3e-08", norm="RMSNorm (g)", block="sequential", bos="BOS first", post="none",
+              learned_sinks=False, **{"sink mass": "0e+00", "block check": "1e-07"}, **dict.fromkeys(HYPOTHESES, "ran"))
+    rows = [
+        {"name": "A", "model_type": "llama", **ok, "NLL": "FAIL: AssertionError: 2e-03 > 1e-05"},
+        {"name": "B", "model_type": "llama", **ok, "H2": "FAIL: ValueError: a | b"},
+        {"name": "C", "model_type": "llama", **ok, "block check": "FAIL: AssertionError: layer 1"},
+        {"name": "D", "model_type": "llama", "error": "FAIL: RuntimeError: shape mismatch (at load)"},
+        {"name": "E", "model_type": "opt", "refused": "unsupported architecture OPTForCausalLM: post-LN"},
+    ]
+    text = write_docs(rows, 1.0)
+    table = [l for l in text.splitlines() if l.startswith("| ") and l.split(" | ")[0][2:] in "ABCDE"]
+    cols = lambda line: [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+    header = cols(next(l for l in text.splitlines() if l.startswith("| architecture |")))
+    by = {cols(l)[0]: dict(zip(header, cols(l))) for l in table}
+    assert all(len(cols(l)) == len(header) for l in table if not l.startswith(("| D ", "| E "))), table
+    assert by["A"]["NLL"].startswith("FAIL") and by["A"]["fold"] == "3e-08"
+    assert by["B"]["H2"] == "FAIL: ValueError: a \\| b" and by["B"]["H1"] == "ran"
+    assert by["C"]["block"].startswith("FAIL") and by["C"]["block type"] == "sequential"
+    assert by["D"]["NLL"].startswith("FAIL: RuntimeError") and "refused" not in by["D"]["NLL"]
+    assert by["E"]["NLL"] == "refused: unsupported architecture OPTForCausalLM: post-LN"
+    assert failed_cells(rows) == ["A: NLL: FAIL: AssertionError: 2e-03 > 1e-05", "B: H2: FAIL: ValueError: a | b",
+                                  "C: block check: FAIL: AssertionError: layer 1",
+                                  "D: error: FAIL: RuntimeError: shape mismatch (at load)"]
+
+
+def test_a_failing_grid_is_its_hypothesis_fail_cell_and_the_others_run(monkeypatch):
+    """conformance_table on one case whose H2 grid raises: H2 says FAIL and why, H1 and H3-H5 ran."""
+    import sinkbench.hypotheses.h2_middle as h2
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a check that crashes")
+
+    monkeypatch.setattr(h2, "h2_grid", broken)
+    threads = torch.get_num_threads()
+    try:
+        (row,), _ = conformance_table(["Llama"])
+    finally:
+        torch.set_num_threads(threads)  # conformance_table runs on one thread (see the tok fixture)
+    assert row["H2"] == "FAIL: RuntimeError: a check that crashes", row
+    assert [row[h] for h in HYPOTHESES if h != "H2"] == ["ran"] * 4, row
+    assert failed_cells([row]) == ["Llama: H2: FAIL: RuntimeError: a check that crashes"]
 
 
 def describe_post(subject) -> str:
@@ -687,17 +777,23 @@ def write_docs(rows: list[dict], seconds: float) -> str:
         "| architecture | model_type | NLL | fold | sink mass | block | H1 | H2 | H3 | H4 | H5 | norm | block type | BOS | logit post-processing |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    cell = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # a message never breaks the table
     for r in rows:
-        if "refused" in r or "error" in r:
-            text = r.get("refused") or r["error"]
-            lines.append(f"| {r['name']} | {r['model_type']} | refused: {text} |" + " |" * 12)
+        if "refused" in r or "error" in r:  # a load that raised is a FAIL of the table, never shown as a refusal
+            text = f"refused: {r['refused']}" if "refused" in r else r["error"]
+            lines.append(f"| {cell(r['name'])} | {r['model_type']} | {cell(text)} |" + " |" * 12)
             continue
         sinks = "; learned sink logits" if r.get("learned_sinks") else ""
-        lines.append("| " + " | ".join([r["name"], r["model_type"], r.get("NLL", ""), r.get("fold", ""),
-                                         r.get("sink mass", ""), r.get("block check", ""),
-                                         *[r.get(h, "") for h in HYPOTHESES], r.get("norm", ""), r["block"] + sinks,
-                                         r["bos"], r["post"]]) + " |")
-    return "\n".join(lines) + "\n" + DOC_TAIL
+        lines.append("| " + " | ".join(cell(c) for c in [r["name"], r["model_type"], r.get("NLL", ""), r.get("fold", ""),
+                                                          r.get("sink mass", ""), r.get("block check", ""),
+                                                          *[r.get(h, "") for h in HYPOTHESES], r.get("norm", ""),
+                                                          r["block"] + sinks, r["bos"], r["post"]]) + " |")
+    return "\n".join(lines) + "\n" + DOC_TAIL + families_section()
+
+
+def failed_cells(rows: list[dict]) -> list[str]:
+    """'case: column: FAIL ...' for every failed check of the table (the --write-docs run lists them and exits 1)."""
+    return [f"{r['name']}: {k}: {v}" for r in rows for k, v in r.items() if isinstance(v, str) and v.startswith("FAIL")]
 
 
 DOC_TAIL = """
@@ -755,9 +851,121 @@ to less than 1).
 """
 
 
+# --------------------------------------------------------------------------- every causal-LM family
+FAMILIES_HEADING = "## Every causal-LM family of the pinned transformers"
+
+
+def default_config(model_type: str, cls: str):
+    """A config of this model_type as transformers builds it with its defaults (what a checkpoint
+    of the family says unless it changes them), naming `cls`; a bare stand-in where the defaults
+    do not build (only model_type and the class are then read)."""
+    import logging
+    import warnings
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+
+    log = logging.getLogger("transformers")
+    level = log.level
+    log.setLevel(logging.ERROR)  # defaults that warn about themselves (a rope or token id note)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cfg = AutoConfig.for_model(model_type)
+    except Exception:
+        cfg = SimpleNamespace(model_type=model_type)
+    finally:
+        log.setLevel(level)
+    cfg.architectures = [cls]
+    return cfg
+
+
+def causal_lm_families() -> list[dict]:
+    """Every model_type the pinned transformers maps to a causal-LM class that no case of CASES
+    runs, with what sinkbench says at start-up of a checkpoint of it (unsupported_reason of its
+    default config; None: it runs, as the row of the config's own model_type)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from sinkbench.model.architectures import unsupported_reason
+
+    cased = {mt for mt, _ in CASES.values()}
+    rows = []
+    for model_type, cls in sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.items()):
+        if model_type in cased:
+            continue
+        cfg = default_config(model_type, cls)
+        rows.append({"model_type": model_type, "class": cls, "config_type": getattr(cfg, "model_type", model_type),
+                     "reason": unsupported_reason(cfg)})
+    return rows
+
+
+NOT_IN_TABLE = "not in sinkbench's architecture table"
+
+
+def family_line(row: dict) -> str:
+    """One family: what unsupported_reason says, without its 'unsupported architecture <class>' head
+    (the class has its column); the refusal of a family the table lacks, shortened."""
+    if row["reason"] is None:
+        said = f"runs: its config is `{row['config_type']}`'s, a row of the table above"
+    elif NOT_IN_TABLE in row["reason"]:
+        said = "refused: not in the table (no row, no conformance case yet): its layers, final norm and logit post-processing are unknown"
+    else:
+        said = "refused: " + row["reason"].split(": ", 1)[1] if ": " in row["reason"] else row["reason"]
+    return f"| {row['model_type']} | {row['class']} | {said.replace('|', chr(92) + '|')} |"
+
+
+def reason_kind(reason: str | None) -> str:
+    if reason is None:
+        return "runs (a config of a table row)"
+    for words, kind in ((NOT_IN_TABLE, "not in the table (no row, no conformance case yet)"),
+                        ("an encoder-only model", "encoder-only"), ("an encoder-decoder", "encoder-decoder"),
+                        ("attention-free", "attention-free"), ("a hybrid", "hybrid"), ("prefix-LM", "prefix-LM"),
+                        ("bidirectional", "bidirectional"), ("is_causal=False", "not causal")):
+        if words in reason:
+            return kind
+    return "what its layers do (see its line)"
+
+
+def families_section(rows: list[dict] | None = None) -> str:
+    """The list of every causal-LM family outside CASES, generated from the installed transformers."""
+    import collections
+
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    rows = causal_lm_families() if rows is None else rows
+    kinds = collections.Counter(reason_kind(r["reason"]) for r in rows)
+    cased = {mt for mt, _ in CASES.values()}
+    listed = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+    extra = sorted(cased - listed)
+    return "\n".join([
+        "", FAMILIES_HEADING, "",
+        f"transformers {transformers.__version__} maps {len(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)} model types to a causal-LM "
+        f"class (`MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`). {len(cased & listed)} of them are cases of the table above"
+        + (f" (which also runs {', '.join(extra)}, not in that mapping)" if extra else "") +
+        f". The other {len(rows)}, each with what sinkbench says at start-up "
+        "of a checkpoint of that type (`unsupported_reason` of the config transformers builds with the type's defaults; "
+        "one line, exit 4, before any weight loads; a checkpoint whose config differs from the defaults is judged on "
+        "its own). Regenerate this list alone: `python -m tests.test_conformance --write-families` (seconds).",
+        "",
+        "By reason: " + "; ".join(f"{kind} {n}" for kind, n in kinds.most_common()) + ".",
+        "",
+        "| model_type | class | at start-up |",
+        "|---|---|---|",
+        *[family_line(r) for r in rows],
+    ]) + "\n"
+
+
 if __name__ == "__main__":
+    if "--write-families" in sys.argv:  # the list needs no model: splice it into the generated page
+        DOC.write_text(DOC.read_text().split("\n" + FAMILIES_HEADING)[0].rstrip("\n") + "\n" + families_section())
+        print(f"wrote the family list of {DOC}")
+        sys.exit(0)
     if "--write-docs" not in sys.argv:
-        sys.exit("usage: python -m tests.test_conformance --write-docs")
+        sys.exit("usage: python -m tests.test_conformance --write-docs | --write-families")
     rows, seconds = conformance_table()
     DOC.write_text(write_docs(rows, seconds))
     print(f"wrote {DOC} ({len(rows)} architectures, {seconds:.0f} s)")
+    failed = failed_cells(rows)
+    if failed:  # written, so the table shows them; never a clean exit
+        sys.exit("FAIL cells in the table:\n" + "\n".join(failed))
