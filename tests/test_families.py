@@ -207,3 +207,15 @@ def test_h1_runs_end_to_end(family, tmp_path):
     assert " error" not in p.stdout.splitlines()[-1], tail
     records = [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
     assert [(r["hypothesis"], r["family"], r["verdict"] in ("pass", "fail")) for r in records] == [("H1", family, True)], tail
+
+
+@pytest.mark.parametrize("value,refused", [(True, True), ("all", True), ("vision", False), (None, False), (False, False)])
+def test_only_text_bidirectional_attention_is_non_causal(value, refused):
+    """Gemma-4's use_bidirectional_attention='vision' makes image tokens attend both ways; text,
+    all sinkbench feeds, stays causal. It was refused as 'an embedding model's layout'."""
+    from types import SimpleNamespace
+
+    from sinkbench.model.architectures import noncausal_reason
+
+    reason = noncausal_reason(SimpleNamespace(model_type="gemma4_text", use_bidirectional_attention=value))
+    assert (reason is not None and "bidirectional attention" in reason) == refused, reason

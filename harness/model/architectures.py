@@ -158,7 +158,9 @@ def noncausal_reason(config) -> str | None:
     text = text_config(config)
     for cfg in (config,) if text is config else (config, text):
         bidir = getattr(cfg, "use_bidirectional_attention", None)
-        if _truthy(bidir):
+        # "vision" (Gemma-4): image tokens attend to each other both ways, text stays causal, and
+        # sinkbench feeds text only; "all" or True: every position sees later tokens
+        if _truthy(bidir) and bidir != "vision":
             return (f"bidirectional attention (use_bidirectional_attention={bidir!r}, an embedding model's layout): every "
                     "position attends to later tokens, so its NLL is not a language-model loss; sinkbench needs a causal decoder")
         if getattr(cfg, "is_causal", True) is False:
