@@ -127,3 +127,23 @@ def test_non_utf8_folder_and_model_names_are_shown_as_bytes(tmp_path):
     assert b"run-caf\\xe9/report.md" in p.stdout
     html = (Path(os.fsdecode(folder)) / "report.html").read_text(encoding="utf-8")
     assert len(re.findall(r"src='data:image/png;base64,", html)) == 4  # the figures titled with the name are drawn
+
+
+def test_a_non_utf8_model_name_in_the_expectations_block(tmp_path):
+    """The --expect block names flipped cases by model: a non-UTF-8 name there crashed the
+    report.md write (UnicodeEncodeError) after the figures were drawn."""
+    import shutil
+    import subprocess
+    import sys
+
+    make_results(tmp_path / "new")
+    results = tmp_path / "new" / "results.jsonl"
+    results.write_text(results.read_text().replace('"model": "m1"', '"model": "/models/caf\\udce9"'))
+    shutil.copytree(tmp_path / "new", tmp_path / "old")
+    old = tmp_path / "old" / "results.jsonl"
+    old.write_text(old.read_text().replace('"verdict": "pass"', '"verdict": "fail"', 1))
+    p = subprocess.run([sys.executable, "-m", "sinkbench", "report", str(tmp_path / "new"), "--expect", str(tmp_path / "old")],
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert "flipped  fail -> pass: hypothesis=H1 model=/models/caf\\xe9 layer=3" in p.stdout, p.stdout
+    assert "model=/models/caf\\xe9 layer=3" in (tmp_path / "new" / "report.md").read_text(encoding="utf-8")

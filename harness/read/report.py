@@ -362,7 +362,7 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
         md += ["", f"Passed/total over the {len(runs)} runs, oldest first:", ""] + md_table(header, rows)
         history_block = (f"<h2>Over the {len(runs)} runs</h2><p>passed/total per run, oldest first</p>"
                          + html_table(header, rows, cls="history"))
-    expect_lines = expectations.lines() if expectations is not None else []
+    expect_lines = [readable(line) for line in expectations.lines()] if expectations is not None else []
     if expect_lines:
         md += ["", "## Expectations", "", "```", *expect_lines, "```"]
     fig_dir = d / "figures"

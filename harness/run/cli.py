@@ -186,9 +186,10 @@ def run(args: argparse.Namespace) -> int:
         newest = load_runs(args.dir)[-1][1]  # the expectations are checked against the latest run
         summary = summarize(expected, load_results(newest), args.expect_tolerance, args.expect)
     md, html = write_report(args.dir, summary, out_dir=args.out)
-    if summary is not None:
-        print("\n".join(summary.lines()))
     from sinkbench.read.report import readable
+
+    if summary is not None:
+        print(readable("\n".join(summary.lines())))
 
     print(f"wrote {readable(str(md))} and {readable(str(html))}")  # a non-UTF-8 folder name as \\xNN, never a crash
     return 0
