@@ -147,3 +147,28 @@ def test_a_non_utf8_model_name_in_the_expectations_block(tmp_path):
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     assert "flipped  fail -> pass: hypothesis=H1 model=/models/caf\\xe9 layer=3" in p.stdout, p.stdout
     assert "model=/models/caf\\xe9 layer=3" in (tmp_path / "new" / "report.md").read_text(encoding="utf-8")
+
+
+def test_compare_and_expect_with_a_non_utf8_model_name(tmp_path):
+    """`sinkbench compare` printed a non-UTF-8 model name into a UTF-8 stdout
+    (UnicodeEncodeError traceback); `sinkbench expect` wrote it into expected.toml, which is
+    UTF-8. compare shows it as \\xNN; expect refuses in one line, since no expectation could match it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    make_results(tmp_path / "new")
+    results = tmp_path / "new" / "results.jsonl"
+    results.write_text(results.read_text().replace('"model": "m1"', '"model": "/models/caf\\udce9"'))
+    shutil.copytree(tmp_path / "new", tmp_path / "old")
+    old = tmp_path / "old" / "results.jsonl"
+    old.write_text(old.read_text().replace('"verdict": "pass"', '"verdict": "fail"', 1))
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "sinkbench", *a], capture_output=True, text=True, timeout=120, env=env)
+    p = run("compare", str(tmp_path / "old"), str(tmp_path / "new"))
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "verdict fail -> pass: hypothesis=H1 model=/models/caf\\xe9 layer=3" in p.stdout, p.stdout
+    p = run("expect", str(tmp_path / "new"))
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "a name is not UTF-8" in lines[0] and not p.stdout, p.stderr

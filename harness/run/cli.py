@@ -164,14 +164,25 @@ def run(args: argparse.Namespace) -> int:
     if args.cmd == "compare":
         from sinkbench.read.compare import compare_dirs
 
+        from sinkbench.read.report import readable
+
         cmp = compare_dirs(args.old, args.new)
-        print("\n".join(cmp.lines(args.old, args.new)))
+        print(readable("\n".join(cmp.lines(args.old, args.new))))  # a non-UTF-8 model name as \\xNN
         return 0 if cmp.clean else 1
     if args.cmd == "expect":
         from sinkbench.read.compare import load_results
         from sinkbench.read.expect import to_toml
 
-        sys.stdout.write(to_toml(load_results(args.results), args.results))
+        text = to_toml(load_results(args.results), args.results)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # TOML is UTF-8: a name that is not cannot be an expectation that matches
+            from sinkbench.read.report import readable
+
+            line = next(line for line in text.splitlines() if readable(line) != line)
+            raise SinkbenchError(f"results {args.results}: a name is not UTF-8 ({readable(line).strip()}), and expected.toml "
+                                 "is UTF-8: rename the model folder (or link it under a UTF-8 name) and rerun") from None
+        sys.stdout.write(text)
         return 0
     from sinkbench.read.report import write_report
 
