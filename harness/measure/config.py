@@ -39,6 +39,7 @@ class Settings:
     h6_min_fold: float = 5.0  # H6 (a): band-K share of the massive coordinates >= this x the chance share
     h6_tolerance: float = 0.1  # H6 (b): nats the NLL may rise when the sink's massive coordinates are set to their mean
     h6_random_sets: int = 9999  # H6 (a): random coordinate sets of the same size the share is ranked against
+    h6_min_zero_rise: float = 0.693  # H6 b-zero: nats zeroing must raise the NLL by (ln 2: at least doubles perplexity)
     h7_window: int = 0  # H7: keys a sliding-window regime keeps (0: seq_len // 4)
     h7_min_gap: float = 0.1  # H7 (a): nats NLL(window) - NLL(full) must exceed
     h7_min_recovered: float = 0.5  # H7 (b)/(c): share of (a)'s gap the kept sink must recover (the control must not)
@@ -103,6 +104,7 @@ RANGES = {
     "h6_min_fold": (1.0, None, False, False),
     "h6_tolerance": (0.0, None, True, False),
     "h6_random_sets": (99, None, False, False),
+    "h6_min_zero_rise": (0.0, None, True, False),
     "h7_window": (0, None, False, False),
     "h7_min_gap": (0.0, None, False, False),
     "h7_min_recovered": (0.0, 1.0, True, False),

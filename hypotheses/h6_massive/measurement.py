@@ -164,6 +164,47 @@ def rank_pvalue(observed: float, null: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- claim (b)
+def carrier_mask(h: torch.Tensor, coords: list[int], criterion: str, min_ratio: float) -> torch.Tensor:
+    """[N, T, m] booleans: where each of coords carries a massive activation in its window
+    (|h| above the window's threshold at this layer, the criterion detection used), and
+    always at position 0 (the sink, which claim (b) is about). Sun et al. edit every token
+    that carries the massive activations (on LLaMA2-7B the first delimiter too), not only
+    position 0. h: [N, T, d] one layer's outputs."""
+    x = h.float()
+    median = to_numpy(x.abs().flatten(1).median(1).values)  # as Magnitudes.median, per window
+    thr = torch.as_tensor(threshold(median, criterion, min_ratio), dtype=torch.float32)
+    mask = x[..., coords].abs() > thr[:, None, None]
+    mask[:, 0] = True
+    return mask
+
+
+def carrier_values(hidden: torch.Tensor, coords: list[int], criterion: str, min_ratio: float,
+                   sink_mean: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Sun's mean values for the carriers beyond position 0: per coordinate, the mean of its
+    signed value over the selection windows' positions >= 1 where it is massive; the sink's
+    mean where it never is (a delimiter's value need not be the sink's, so they are kept apart).
+    Returns ([m] values, whether any carrier beyond position 0 was seen)."""
+    mask = carrier_mask(hidden, coords, criterion, min_ratio)[:, 1:]
+    v = hidden.float()[:, 1:, coords]
+    n = mask.sum((0, 1))
+    mean = to_numpy((v * mask).sum((0, 1)) / n.clamp(min=1))
+    seen = to_numpy(n) > 0
+    return np.where(seen, mean, sink_mean), bool(seen.any())
+
+
+def set_carriers(h: torch.Tensor, rows: slice, coords: torch.Tensor, mask: torch.Tensor, sink: torch.Tensor,
+                 other: torch.Tensor) -> torch.Tensor:
+    """h with coords set where mask [N, T, m] (the rows of this batch) holds: to `sink` at
+    position 0, to `other` at the carriers beyond it (Edit transform)."""
+    out = h.clone()
+    c = coords.to(h.device)
+    m = mask[rows].to(h.device)
+    values = other.to(device=h.device, dtype=h.dtype).expand(h.shape[1], -1).clone()
+    values[0] = sink.to(device=h.device, dtype=h.dtype)
+    out[..., c] = torch.where(m, values, out[..., c])
+    return out
+
+
 def set_sink(h: torch.Tensor, rows: slice, coords: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """h with coordinates coords at position 0 set to values (Edit transform)."""
     out = h.clone()
@@ -177,6 +218,25 @@ def sink_edit(layer: int, coords: list[int], values: np.ndarray):
 
     return Edit(layer, partial(set_sink, coords=torch.as_tensor(coords, dtype=torch.long),
                                values=torch.as_tensor(np.asarray(values, np.float32))))
+
+
+def carrier_edit(layer: int, coords: list[int], mask: torch.Tensor, sink: np.ndarray, other: np.ndarray):
+    """An Edit setting coords after `layer` at every carrier (mask [N, T, m] over the test
+    windows): the sink to `sink`, the other carriers to `other` (their means, or zeros)."""
+    from sinkbench.measure.interventions import Edit
+
+    return Edit(layer, partial(set_carriers, coords=torch.as_tensor(coords, dtype=torch.long), mask=mask.cpu(),
+                               sink=torch.as_tensor(np.asarray(sink, np.float32)),
+                               other=torch.as_tensor(np.asarray(other, np.float32))))
+
+
+def edited_positions(mask: torch.Tensor) -> dict:
+    """What the record says of the edit: position -> windows edited there, and how many
+    windows had a carrier beyond position 0."""
+    any_coord = to_numpy(mask.any(-1))  # [N, T]
+    counts = any_coord.sum(0)
+    return {"edited_positions": {int(p): int(c) for p, c in enumerate(counts) if c},
+            "windows_with_carriers_beyond_sink": int(any_coord[:, 1:].any(1).sum()), "test_windows": int(mask.shape[0])}
 
 
 # --------------------------------------------------------------------------- grid
@@ -234,24 +294,36 @@ def sink_value_spread(mag: Magnitudes, det: Detection) -> float:
     return float(v.std(0).mean() / max(float(np.abs(v.mean(0)).mean()), 1e-30))
 
 
-def intervention_inputs(sweep, det: Detection, mag: Magnitudes, batch: int):
+def intervention_inputs(sweep, det: Detection, mag: Magnitudes, batch: int, select_layer_hidden: torch.Tensor,
+                        min_ratio: float) -> tuple["H6Test", dict]:
     """Claim (b)'s per-test-window arrays: NLL of the predictions made at positions >= 1 and
-    post-edit sink mass, for the base run, the sink's massive coordinates set to their mean
-    (over selection windows) and zeroed at the edit layer, and band K removed at the sink."""
+    post-edit sink mass, for the base run, the massive coordinates set to their mean (over
+    selection windows) and zeroed at the edit layer at every position that carries them
+    (Sun's protocol: the sink and any other carrier, found per test window), and band K
+    removed at the sink. select_layer_hidden: the selection windows' outputs of the edit layer
+    (for the carriers' mean values). Returns the arrays and the record of the edit."""
     from sinkbench.measure.interventions import run_batched
 
     layer, coords = det.edit_layer, det.sink_coordinates
     mean = mag.sink_value[:, layer, coords].mean(0)
+    other, seen = carrier_values(select_layer_hidden, coords, det.criterion, min_ratio, mean)
     base = sweep.base()
+    test_hidden = getattr(sweep, "base_hidden", {}).get(layer)
+    if test_hidden is None:  # the sweep kept no prefix at this layer: one pass for it
+        test_hidden = run_batched(sweep.subject, sweep.windows, batch, hidden_layers=[layer]).hidden[layer]
+    mask = carrier_mask(test_hidden, coords, det.criterion, min_ratio)
 
-    def run(values):
-        r = run_batched(sweep.subject, sweep.windows, batch, edit=sink_edit(layer, coords, values),
+    def run(sink_values, other_values):
+        r = run_batched(sweep.subject, sweep.windows, batch, edit=carrier_edit(layer, coords, mask, sink_values, other_values),
                         prefix=sweep.base_hidden.get(layer), attn_layers=range(layer + 1, sweep.n_layers))
         return to_numpy(r.token_nll[:, 1:].mean(1)), to_numpy(r.sink_mass[:, layer + 1:].mean(1))
 
-    mean_nll, mean_mass = run(mean)
-    zero_nll, zero_mass = run(np.zeros_like(mean))
+    mean_nll, mean_mass = run(mean, other)
+    zero_nll, zero_mass = run(np.zeros_like(mean), np.zeros_like(mean))
     dark = sweep.get(layer, "dark_sink")
+    record = edited_positions(mask)
+    record["carrier_values_from"] = ("the selection windows' carriers beyond position 0" if seen else
+                                     "the sink's mean (no carrier beyond position 0 in the selection windows)")
     return H6Test(base_nll=base.nll_rest, base_mass=base.post_filter_sink_mass(layer), mean_nll=mean_nll,
                   mean_mass=mean_mass, zero_nll=zero_nll, zero_mass=zero_mass,
-                  dark_sink_mass=dark.post_filter_sink_mass(layer), dark_sink_nll=dark.nll_rest)
+                  dark_sink_mass=dark.post_filter_sink_mass(layer), dark_sink_nll=dark.nll_rest), record
