@@ -163,6 +163,15 @@ CASES: dict[str, tuple[str, dict]] = {
         text_config=_llama_like(rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0}),
         vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=D),
         image_token_id=69, video_token_id=68, vision_start_token_id=67)),
+    # model types of their own whose transformers class is a row above's (the mapping names
+    # LlamaForCausalLM / DeepseekV3ForCausalLM): run as that class, checked here on their own config
+    "EXAONE (Llama class)": ("exaone", _llama_like()),
+    "InternLM3 (Llama class)": ("internlm3", _llama_like()),
+    "IQuest-Coder (Llama class)": ("iquestcoder", _llama_like()),
+    "Sarvam-M (DeepSeek-V3 class, MLA)": ("sarvam_mla", _llama_like(
+        num_key_value_heads=HEADS, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16,
+        n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, first_k_dense_replace=1, n_group=1,
+        topk_group=1, n_shared_experts=1)),
     # refused from the config, each for its mechanism
     "MPT (prefix-LM)": ("mpt", _common(d_model=D, n_layers=LAYERS, n_heads=HEADS, max_seq_len=128,
                                        attn_config={"prefix_lm": True})),

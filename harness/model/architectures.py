@@ -86,6 +86,8 @@ FAMILIES: dict[str, Family] = {
     "llama4": _like(_LLAMA_LIKE, mlp="feed_forward", layers=(*_LLAMA_LIKE.layers, "language_model.model.layers"),
                     final_norm=(*_LLAMA_LIKE.final_norm, "language_model.model.norm")),
     "qwen2_5_vl": _LLAMA_LIKE,  # loaded by AutoModelForImageTextToText (sinkbench.model.models.load_hf_model)
+    # model types whose transformers class is LlamaForCausalLM or DeepseekV3ForCausalLM (their own configs)
+    **dict.fromkeys(("exaone", "internlm3", "iquestcoder", "sarvam_mla"), _LLAMA_LIKE),
     "cohere2": _like(_LLAMA_LIKE, block="parallel", logit_scale="logit_scale"),
     "granitemoe": _like(_LLAMA_LIKE, mlp="block_sparse_moe", logit_divisor="logits_scaling",
                         residual_multiplier="residual_multiplier"),
