@@ -183,6 +183,16 @@ def test_one_dark_coordinate_does_not_carry_partners_at_072_chance():
     assert after <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 400)
 
 
+def test_one_dark_coordinate_with_uniformly_random_partners_passes_at_most_alpha():
+    """The intersection-union test's boundary: a partner is a uniformly random coordinate, so
+    its exact p is uniform and the claim passes at most alpha of the time (400 sets)."""
+    diag = coordinate_dark_shares(spectrum_with_dark(dark=(0,)))
+    rng = np.random.default_rng(5)
+    sets = [[0, *rng.choice(np.arange(1, 200), rng.integers(1, 3), replace=False)] for _ in range(400)]
+    assert np.mean([passes_set_mean(diag, c) for c in sets]) > 0.9  # the set mean's false pass
+    assert np.mean([passes_a(diag, c) for c in sets]) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 400)
+
+
 def test_a_set_of_dark_coordinates_passes_and_records_each_coordinate():
     diag = coordinate_dark_shares(spectrum_with_dark(dark=(0, 67, 134)))
     r = per_coordinate_test(diag, [0, 67, 134], 5.0)
