@@ -172,6 +172,15 @@ CASES: dict[str, tuple[str, dict]] = {
         num_key_value_heads=HEADS, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16,
         n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, first_k_dense_replace=1, n_group=1,
         topk_group=1, n_shared_experts=1)),
+    # Llama-layout families of the pinned transformers (the accessors of the Llama row; each checked
+    # here against its own forward, as every row)
+    "Ministral-3": ("ministral3", _llama_like()),
+    "ERNIE-4.5 MoE": ("ernie4_5_moe", _llama_like()),
+    "GLM-4 MoE": ("glm4_moe", _llama_like()),
+    "PhiMoE": ("phimoe", _llama_like()),
+    "Solar-Open": ("solar_open", _llama_like()),
+    "Mellum": ("mellum", _llama_like()),
+    "Laguna": ("laguna", _llama_like()),
     # refused from the config, each for its mechanism
     "MPT (prefix-LM)": ("mpt", _common(d_model=D, n_layers=LAYERS, n_heads=HEADS, max_seq_len=128,
                                        attn_config={"prefix_lm": True})),

@@ -88,6 +88,8 @@ FAMILIES: dict[str, Family] = {
     "qwen2_5_vl": _LLAMA_LIKE,  # loaded by AutoModelForImageTextToText (sinkbench.model.models.load_hf_model)
     # model types whose transformers class is LlamaForCausalLM or DeepseekV3ForCausalLM (their own configs)
     **dict.fromkeys(("exaone", "internlm3", "iquestcoder", "sarvam_mla"), _LLAMA_LIKE),
+    # the Llama layout under their own names (tests/test_conformance.py checks each against its forward)
+    **dict.fromkeys(("ministral3", "ernie4_5_moe", "glm4_moe", "phimoe", "solar_open", "mellum", "laguna"), _LLAMA_LIKE),
     "cohere2": _like(_LLAMA_LIKE, block="parallel", logit_scale="logit_scale"),
     "granitemoe": _like(_LLAMA_LIKE, mlp="block_sparse_moe", logit_divisor="logits_scaling",
                         residual_multiplier="residual_multiplier"),
