@@ -181,6 +181,11 @@ CASES: dict[str, tuple[str, dict]] = {
     "Solar-Open": ("solar_open", _llama_like()),
     "Mellum": ("mellum", _llama_like()),
     "Laguna": ("laguna", _llama_like()),
+    "CWM": ("cwm", _llama_like()),
+    "Apertus-1.5 (text)": ("apertus1p5_text", _llama_like()),
+    # MoE variants of the Cohere-2 and OLMo-2 rows (Cohere-2's logit scale drawn)
+    "Cohere-2 MoE": ("cohere2_moe", _llama_like(logit_scale=_draw(2, 4, 21), sliding_window=8)),
+    "FlexOlmo": ("flex_olmo", _llama_like(num_experts=4, num_experts_per_tok=2)),
     # refused from the config, each for its mechanism
     "MPT (prefix-LM)": ("mpt", _common(d_model=D, n_layers=LAYERS, n_heads=HEADS, max_seq_len=128,
                                        attn_config={"prefix_lm": True})),
@@ -706,6 +711,22 @@ def test_a_family_that_would_run_without_a_case_fails_the_list(monkeypatch):
     ctrl = next(r for r in rows if r["model_type"] == "ctrl")
     assert ctrl["reason"] is None and ctrl["config_type"] not in {mt for mt, _ in CASES.values()}
     assert family_line(ctrl) not in DOC.read_text().splitlines()
+
+
+def test_shared_experts_are_why_granitemoeshared_is_refused(tok, monkeypatch):
+    """GraniteMoeShared is refused for its shared experts: read with the GraniteMoE row, its
+    load check finds layer 0 off once they are on, and not while they are off."""
+    import sinkbench.model.architectures as arch
+    from sinkbench.errors import SinkbenchError
+
+    monkeypatch.delitem(arch.REFUSED_FAMILIES, "granitemoeshared")
+    monkeypatch.setitem(arch.FAMILIES, "granitemoeshared", arch.FAMILIES["granitemoe"])
+    kw = _llama_like(logits_scaling=_draw(0.2, 0.5, 22), num_local_experts=2, num_experts_per_tok=1)
+    monkeypatch.setitem(CASES, "shared off", ("granitemoeshared", dict(kw, shared_intermediate_size=0)))
+    monkeypatch.setitem(CASES, "shared on", ("granitemoeshared", dict(kw, shared_intermediate_size=32)))
+    check_block(build("shared off", tok).subject)
+    with pytest.raises(SinkbenchError, match="layer 0's output is not its input plus its attention and MLP writes"):
+        build("shared on", tok)
 
 
 def test_write_docs_shows_every_fail_cell_in_its_column():
