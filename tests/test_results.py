@@ -33,3 +33,11 @@ def test_matrix():
             {"hypothesis": "H2", "model": "m2", "verdict": "pass"}]
     text = matrix(recs)
     assert "1/2" in text and "1/1" in text and "-" in text.splitlines()[2]
+
+
+def test_matrix_marks_tails_outside_the_calibrated_range():
+    recs = [{"hypothesis": "H1", "model": "m1", "verdict": "pass", "metrics": {"outside_calibrated_range": True}},
+            {"hypothesis": "H1", "model": "m1", "verdict": "pass", "metrics": {"outside_calibrated_range": False}}]
+    text = matrix(recs)
+    assert "2/2 !1" in text and "calibrated range" in text
+    assert "!" not in matrix(recs[1:])

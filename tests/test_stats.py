@@ -102,3 +102,20 @@ def test_cost_test_holds_skewed_random_subspace_costs():
     assert linear > bound  # the linear test fails this null: the check can fail
     assert cost_greater(5.0, [1.0, 1.2, 0.9])[0] < 0.05  # a clear outlier still passes
     assert cost_greater(1.0, [-0.1, 0.2, 0.3])[1] == "linear"
+
+
+def test_tail_diagnostics_flag_tails_beyond_the_calibrated_range():
+    """The heavy-tail guard (issue 30, item 4): a case whose contrast has one window carrying
+    most of the sum, or a skew beyond what the calibrated lognormal edge shows in 95% of
+    samples, is flagged; Gaussian windows almost never are; and an all-equal sample gets the
+    small-sample margin like every other."""
+    from sinkbench.stats.inference import skew_margin, tail_diagnostics
+
+    rng = np.random.default_rng(3)
+    gauss = np.mean([tail_diagnostics(rng.standard_normal(16))["outside_calibrated_range"] for _ in range(400)])
+    assert gauss < 0.05, gauss
+    outlier = np.r_[np.full(15, 0.5) + 0.1 * rng.standard_normal(15), -40.0]
+    d = tail_diagnostics(outlier)
+    assert d["outside_calibrated_range"] and d["largest_window_share"] > 0.5 and d["skewness"] < -2
+    assert not tail_diagnostics(np.ones(16))["outside_calibrated_range"]  # no spread: nothing to say
+    assert mean_greater(np.ones(8)) == pytest.approx(0.5 ** 8 * skew_margin(8))

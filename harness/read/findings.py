@@ -132,6 +132,15 @@ def stability_text(r: dict) -> str:
     return f"fragile: the same verdict on {num(100 * s)}% of window resamples" if is_fragile(r) and isinstance(s, (int, float)) else ""
 
 
+def tail_text(r: dict) -> str:
+    """Said of a case whose contrasts have heavier tails than its tests were calibrated for."""
+    m = r.get("metrics", {})
+    if not m.get("outside_calibrated_range"):
+        return ""
+    return (f"tails outside the calibrated range (largest window {num(m.get('largest_window_share'))} of the sum, "
+            f"skewness {num(m.get('skewness_min'))})")
+
+
 def failed_parts(m: dict) -> list[str]:
     """Sub-claims a record holds as booleans (H1's claim_a, claim_b) that failed."""
     return [k[len("claim_"):] for k, v in m.items() if k.startswith("claim_") and v is False]
@@ -153,7 +162,7 @@ def finding_line(r: dict) -> str:
     if m.get("reason"):  # a claim that could not be tested (H6 without massive activations)
         head += f" ({m['reason']})"
     need = criterion_text(r)
-    bits = [key_effect(r), f"criterion {need}" if need else "", p_text(m), windows_text(m), stability_text(r)]
+    bits = [key_effect(r), f"criterion {need}" if need else "", p_text(m), windows_text(m), stability_text(r), tail_text(r)]
     return " · ".join([head] + [b for b in bits if b])
 
 
@@ -225,6 +234,9 @@ def claim_sentence(recs: list[dict]) -> str:
     said = f"{title} ({key}) {verdict}"
     if fragile:
         said += (", but fragile" if passed else ", fragile") + f" ({len(fragile)} of {n} verdicts flip on over a fifth of window resamples)"
+    heavy = sum(bool(r.get("metrics", {}).get("outside_calibrated_range")) for r in recs)
+    if heavy:
+        said += f" ({heavy} of {n} cases have tails outside the range where the tests are calibrated)"
     if eff:
         said += f": {'best' if passed else 'closest'} case{' ' + where if where else ''}, {eff}"
     elif best.get("metrics", {}).get("reason"):

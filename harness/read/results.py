@@ -273,6 +273,7 @@ def matrix(records: list[dict]) -> str:
     fragile (they flip on more than a fifth of the resamples of their windows: stability)."""
     cells: dict = defaultdict(lambda: [0, 0])
     fragile: dict = defaultdict(int)
+    tails: dict = defaultdict(int)
     hyps, models = [], []
     for r in records:
         key = r["hypothesis"] + (f"/{r['claim']}" if r.get("claim") else "")
@@ -284,6 +285,7 @@ def matrix(records: list[dict]) -> str:
         cell[0] += r["verdict"] == "pass"
         cell[1] += 1
         fragile[key, r["model"]] += bool(r.get("metrics", {}).get("fragile"))
+        tails[key, r["model"]] += bool(r.get("metrics", {}).get("outside_calibrated_range"))
     if not records:
         return "(no results)"
     w0 = max(len("hypothesis"), *(len(h) for h in hyps))
@@ -294,8 +296,8 @@ def matrix(records: list[dict]) -> str:
         row = []
         for m, w in zip(models, widths):
             p, t = cells.get((h, m), (0, 0))
-            f = fragile.get((h, m), 0)
-            row.append((f"{p}/{t}" + (f" ~{f}" if f else "") if t else "-").ljust(w))
+            f, o = fragile.get((h, m), 0), tails.get((h, m), 0)
+            row.append((f"{p}/{t}" + (f" ~{f}" if f else "") + (f" !{o}" if o else "") if t else "-").ljust(w))
         lines.append(h.ljust(w0) + " | " + " | ".join(row))
     rates = {r["model"]: r["metrics"]["sink_rate"] for r in records
              if r["hypothesis"] == "H1" and isinstance(r.get("metrics", {}).get("sink_rate"), dict)}
@@ -304,6 +306,8 @@ def matrix(records: list[dict]) -> str:
         lines.append("Sink_1@0.3".ljust(w0) + " | " + " | ".join(row))
     if any(fragile.values()):
         lines.append("~f: f verdicts of the cell are fragile (same verdict on < 80% of window resamples)")
+    if any(tails.values()):
+        lines.append("!o: o cases of the cell have tails outside the tests' calibrated range (docs/calibration.md)")
     return "\n".join(lines)
 
 

@@ -15,7 +15,8 @@ import contextlib
 
 import numpy as np
 
-from sinkbench.stats.inference import case_seed, holm, informative, lag1_autocorrelation, mean_ci, mean_greater, ratio_ci
+from sinkbench.stats.inference import (case_seed, holm, informative, lag1_autocorrelation, mean_ci, mean_greater, ratio_ci,
+                                       tail_diagnostics)
 # H3 calls these through this module (claims.binomial_greater), where calibration.exact_fast_stats swaps them
 from sinkbench.stats.inference import binomial_greater, proportion_ci  # noqa: F401
 
@@ -67,12 +68,19 @@ def without_intervals():
 def window_counts(*contrasts) -> dict:
     """How many windows the tests of a case actually used: all of them, the fewest
     informative (finite, non-zero) ones over its contrasts, the most NaN ones, and the lag-1
-    autocorrelation of its first contrast in corpus order (window dependence)."""
+    autocorrelation of its first contrast in corpus order (window dependence), and the tails
+    of its contrasts (stats.tail_diagnostics: the largest window's share, the most negative
+    skewness, and whether any contrast is outside the tests' calibrated range)."""
     used = [informative(c) for c in contrasts]
+    tails = [tail_diagnostics(c) for c in contrasts]
+    finite = lambda key: [t[key] for t in tails if t[key] == t[key]]  # noqa: E731
     return {"n_windows": used[0].n_total if used else 0,
             "n_informative": min((u.informative for u in used), default=0),
             "n_nan": max((u.n_nan for u in used), default=0),
-            "lag1_autocorrelation": lag1_autocorrelation(contrasts[0]) if contrasts else float("nan")}
+            "lag1_autocorrelation": lag1_autocorrelation(contrasts[0]) if contrasts else float("nan"),
+            "largest_window_share": max(finite("largest_window_share"), default=float("nan")),
+            "skewness_min": min(finite("skewness"), default=float("nan")),
+            "outside_calibrated_range": any(t["outside_calibrated_range"] for t in tails)}
 
 
 def windows_note(m: dict) -> str:
@@ -89,4 +97,7 @@ def windows_note(m: dict) -> str:
         note += f"; {nan} NaN windows dropped"
     if m.get("fragile"):
         note += f"; fragile verdict: same on {m['verdict_stability']:.0%} of window resamples"
+    if m.get("outside_calibrated_range"):
+        note += (f"; tails outside the calibrated range (largest window {m.get('largest_window_share', float('nan')):.2f} "
+                 f"of the sum, skewness {m.get('skewness_min', float('nan')):.2f})")
     return note + "]"

@@ -117,8 +117,8 @@ def mean_greater(values, seed: int = 0, resamples: int = TEST_RESAMPLES) -> floa
     if w.too_many_nan or n < 2:
         return 1.0
     m, s = float(d.mean()), float(d.std(ddof=1))
-    if s == 0.0:
-        return 0.5 ** n if m > 0 else 1.0
+    if s == 0.0:  # the sign test's value, with the same margin as every other sample
+        return min(1.0, 0.5 ** n * skew_margin(n)) if m > 0 else 1.0
     t0 = m / (s / math.sqrt(n))
     p_t = float(special.stdtr(n - 1, -t0))  # Student's t upper tail
     m_b, s_b = _boot_mean_sd(d, resamples, seed)
@@ -129,6 +129,39 @@ def mean_greater(values, seed: int = 0, resamples: int = TEST_RESAMPLES) -> floa
     # 72 x 3e-4 = 0.022) turns into verdicts that hinge on the resample count.
     p_boot = int(np.count_nonzero(t_b >= t0)) / resamples
     return min(1.0, max(p_t, p_boot) * skew_margin(n))
+
+
+CALIBRATED_SIGMA = 0.6  # the lognormal sigma (tail on the null side) up to which mean_greater holds alpha
+
+
+@lru_cache(maxsize=256)
+def calibrated_tail(n: int, draws: int = 20000) -> tuple[float, float]:
+    """(skewness, largest share) that a sample of n windows exceeds only 5% of the time at the
+    edge of mean_greater's calibrated range: centred lognormal windows, sigma CALIBRATED_SIGMA,
+    long tail on the null side. The 5% quantile of the sample skewness and the 95% quantile of
+    the largest window's share of sum |d| (fixed seed: the same cut on every machine)."""
+    rng = np.random.default_rng(20301)
+    s2 = CALIBRATED_SIGMA ** 2
+    x = -(rng.lognormal(0.0, CALIBRATED_SIGMA, (draws, n)) - math.exp(s2 / 2))
+    a = np.abs(x)
+    return float(np.quantile(stats.skew(x, axis=1), 0.05)), float(np.quantile(a.max(1) / a.sum(1), 0.95))
+
+
+def tail_diagnostics(values) -> dict:
+    """How heavy a contrast's tails are, beside its test (issue 30 of the tracker): the largest
+    informative window's share of sum |d|, the sample skewness (negative: the long tail points
+    to the null side), and whether either is beyond what 95% of samples show at the edge of
+    the calibrated range (calibrated_tail). A flagged case's test is outside the range where
+    its false-pass rate was measured to hold. What the flag cannot do: a tail so rare that the
+    sample missed it leaves no trace in the sample (docs/calibration.md, "Heavy tails")."""
+    d = informative(values).values
+    if d.size < 3 or float(np.ptp(d)) == 0.0:
+        return {"largest_window_share": float("nan"), "skewness": float("nan"), "outside_calibrated_range": False}
+    a = np.abs(d)
+    share, skew = float(a.max() / a.sum()), float(stats.skew(d))
+    skew_cut, share_cut = calibrated_tail(int(d.size))
+    return {"largest_window_share": share, "skewness": skew,
+            "outside_calibrated_range": bool(skew < skew_cut or share > share_cut)}
 
 
 def mean_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
