@@ -63,7 +63,7 @@ def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: fl
     (b) dark-tail removal at the sink only drops mean post-filter sink mass by more than
         min_sink_drop of it (test of (1 - min_sink_drop) * base - edited: the ratio-of-means
         drop against its minimum), and the mean NLL of the other predictions rises."""
-    raw, contrasts, scale = {}, {}, {}
+    raw, contrasts, log_test = {}, {}, {}
     for layer, x in grid.items():
         delta = x.dark_all - x.base
         each = None if x.random_each is None else np.asarray(x.random_each, float) - x.base
@@ -74,8 +74,9 @@ def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: fl
         # the verdict reads the linear-scale test; the log-scale one (exact for lognormal costs,
         # but far weaker when the subspaces' costs spread over a multiple, as SmolLM2's 0.3-0.9
         # do) is recorded beside it (docs/calibration.md)
-        p_subspaces = prediction_greater(mean_or_nan(delta), np.nanmean(each, 1)) if each is not None else 1.0
-        scale[layer] = cost_greater(mean_or_nan(delta), np.nanmean(each, 1)) if each is not None else (1.0, "")
+        costs = None if each is None else np.nanmean(each, 1)  # each random subspace's mean cost
+        p_subspaces = 1.0 if costs is None else prediction_greater(mean_or_nan(delta), costs)
+        log_test[layer] = (1.0, "") if costs is None else cost_greater(mean_or_nan(delta), costs)
         raw[layer] = [test_mean(c["vs_random"], "H1", layer, "vs_random"), test_mean(c["vs_middle"], "H1", layer, "vs_middle"),
                       test_mean(c["above_min_delta"], "H1", layer, "above_min_delta"), p_subspaces,
                       test_mean(c["sink_mass_drop"], "H1", layer, "sink_mass_drop"),
@@ -109,7 +110,7 @@ def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: fl
             "p_vs_random_raw": raw[layer][0], "p_vs_middle_raw": raw[layer][1], "p_above_min_delta_raw": raw[layer][2],
             "p_vs_random_subspaces_raw": raw[layer][3],
             # recorded, not read: the log-scale test and its scale (linear when a cost was <= 0)
-            "p_vs_random_subspaces_log_raw": scale[layer][0], "vs_random_subspaces_log_scale": scale[layer][1],
+            "p_vs_random_subspaces_log_raw": log_test[layer][0], "vs_random_subspaces_log_scale": log_test[layer][1],
             # (b): NLL of the predictions made at positions >= 1; the all-prediction mean beside it
             "dark_sink_delta": mean_or_nan(sink_delta),
             "dark_sink_delta_ci": ci(sink_delta, "dark_sink_delta"),

@@ -129,12 +129,9 @@ def test_non_utf8_folder_and_model_names_are_shown_as_bytes(tmp_path):
     assert len(re.findall(r"src='data:image/png;base64,", html)) == 4  # the figures titled with the name are drawn
 
 
-def test_a_non_utf8_model_name_in_the_expectations_block(tmp_path):
-    """The --expect block names flipped cases by model: a non-UTF-8 name there crashed the
-    report.md write (UnicodeEncodeError) after the figures were drawn."""
+def non_utf8_pair(tmp_path) -> None:
+    """tmp_path/new and tmp_path/old: the same results with a non-UTF-8 model name, one verdict flipped."""
     import shutil
-    import subprocess
-    import sys
 
     make_results(tmp_path / "new")
     results = tmp_path / "new" / "results.jsonl"
@@ -142,6 +139,15 @@ def test_a_non_utf8_model_name_in_the_expectations_block(tmp_path):
     shutil.copytree(tmp_path / "new", tmp_path / "old")
     old = tmp_path / "old" / "results.jsonl"
     old.write_text(old.read_text().replace('"verdict": "pass"', '"verdict": "fail"', 1))
+
+
+def test_a_non_utf8_model_name_in_the_expectations_block(tmp_path):
+    """The --expect block names flipped cases by model: a non-UTF-8 name there crashed the
+    report.md write (UnicodeEncodeError) after the figures were drawn."""
+    import subprocess
+    import sys
+
+    non_utf8_pair(tmp_path)
     p = subprocess.run([sys.executable, "-m", "sinkbench", "report", str(tmp_path / "new"), "--expect", str(tmp_path / "old")],
                        capture_output=True, text=True, timeout=180)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
@@ -154,16 +160,10 @@ def test_compare_and_expect_with_a_non_utf8_model_name(tmp_path):
     (UnicodeEncodeError traceback); `sinkbench expect` wrote it into expected.toml, which is
     UTF-8. compare shows it as \\xNN; expect refuses in one line, since no expectation could match it."""
     import os
-    import shutil
     import subprocess
     import sys
 
-    make_results(tmp_path / "new")
-    results = tmp_path / "new" / "results.jsonl"
-    results.write_text(results.read_text().replace('"model": "m1"', '"model": "/models/caf\\udce9"'))
-    shutil.copytree(tmp_path / "new", tmp_path / "old")
-    old = tmp_path / "old" / "results.jsonl"
-    old.write_text(old.read_text().replace('"verdict": "pass"', '"verdict": "fail"', 1))
+    non_utf8_pair(tmp_path)
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
     run = lambda *a: subprocess.run([sys.executable, "-m", "sinkbench", *a], capture_output=True, text=True, timeout=120, env=env)
     p = run("compare", str(tmp_path / "old"), str(tmp_path / "new"))
