@@ -155,7 +155,7 @@ def model(args) -> dict:
         det = calibrate_detector(subject, selection_windows(subject, s, bos=bos), batch, rule)
         table = measure_positions(subject, windows, sp, counts, batch, det)
         old = rule.flags(table.uniform_ratio, table.cv)
-        raw = h3_raw(table, position_bins=s.h3_position_bins, permutations=s.h3_permutations)
+        raw = h3_raw(table, position_bins=s.h3_position_bins)
         verdicts = h3_verdicts({cond: raw}, alpha=s.alpha, n_boot=200)
         shuf = measure_positions(subject, shuffled(windows, 0), sp, counts, batch, det)
         ratio_by_tenth = [round(float(np.median(table.bar_ratio[:, w])), 3) if w.any() else None

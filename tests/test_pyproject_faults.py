@@ -50,3 +50,22 @@ def test_sinkbench_run_checks_the_pyproject_before_pytest_reads_it(tmp_path, tex
     p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     lines = one_line_exit_4(p.returncode, p.stdout + p.stderr)
     assert len(lines) == 1 and lines[0].startswith(f"ERROR: {tmp_path / 'pyproject.toml'}: ") and match in lines[0], lines
+
+
+def test_a_removed_setting_says_it_was_removed_and_why(tmp_path):
+    """h3_permutations was read by H3's within-window permutation tests; H3's claims are now
+    tested across windows and nothing reads it. A pyproject that still sets it is told so in one
+    line (not "unknown key", nor silently ignored), and the bundled pyproject no longer sets it."""
+    from pathlib import Path
+
+    from sinkbench.measure.config import FIELDS, load_pyproject_defaults, make_settings
+
+    (tmp_path / "pyproject.toml").write_text("[tool.sinkbench]\nalpha = 0.05\nh3_permutations = 2000\n")
+    with pytest.raises(SinkbenchError, match=r"h3_permutations was removed: H3's claims are tested across windows") as e:
+        load_pyproject_defaults(tmp_path)
+    assert "\n" not in str(e.value) and "delete the line" in str(e.value)
+    with pytest.raises(SinkbenchError, match="h3_permutations was removed"):
+        make_settings(tmp_path)
+    assert "h3_permutations" not in FIELDS
+    repo = Path(__file__).resolve().parent.parent
+    assert "h3_permutations" not in load_pyproject_defaults(repo)

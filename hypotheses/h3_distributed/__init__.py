@@ -341,7 +341,7 @@ def check(bench, model_name: str, condition: str, claim: str) -> None:
     # window, never averaged by document): the record says so rather than claim document units
     units = {"units": "window", "units_requested": s.units} if s.units != "window" else {}
     params = bench.params(model_name, condition=condition, **SinkRule.from_settings(s).record(),
-                          h3_position_bins=s.h3_position_bins, h3_permutations=s.h3_permutations,
+                          h3_position_bins=s.h3_position_bins,
                           h3_min_windows=H3_MIN_WINDOWS, h3_exact_positions=H3_EXACT_POSITIONS, **units)
     bench.record("H3", model_name, None, params, passed, m, claim=claim, condition=condition)
     shown = {k: v for k, v in m.items() if k not in ("per_window", "per_window_counts", "scatter_sample", "top_sink_tokens",
