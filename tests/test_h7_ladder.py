@@ -238,3 +238,25 @@ def test_rung_6_learns_an_embedding_and_its_regime_agrees_with_a_plain_forward()
     ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:4, 1:].flatten(), reduction="none")
     np.testing.assert_allclose(ours, ce.view(4, -1)[:, w:].mean(1).numpy(), atol=1e-4)
     assert streaming.rung_key(LEARNED, LEARNED_LAYER) in extra["nll_by_position"]
+
+
+def test_early_layer_is_where_the_first_tokens_massive_coordinate_forms():
+    ratio = np.array([[3.0, 40.0, 900.0, 1200.0], [2.0, 150.0, 800.0, 1100.0], [4.0, 30.0, 50.0, 1000.0]])
+    layer, info = streaming.first_massive_layer(ratio, 100.0, fallback=1)
+    assert layer == 2 and info["share_of_windows"] == [0.0, 0.333, 0.667, 1.0]  # layer 1: one window in three
+    layer, info = streaming.first_massive_layer(ratio, 5000.0, fallback=1)
+    assert layer == 1 and info["rule"].startswith("no massive coordinate")
+
+
+def test_early_layer_detected_on_a_model_and_set_by_hand():
+    from sinkbench.errors import SinkbenchError
+    from sinkbench.model.access import load_subject
+    from sinkbench.measure.data import windows_for
+
+    subject = load_subject("tiny-bb-bos")
+    ids = windows_for(subject, "auto", 24, 4)
+    layer, info = streaming.early_layer(subject, ids, 4, 100.0)
+    assert layer == 0 and len(info["first_token_max_ratio"]) == 1  # two layers: a write at 0 is the only one read later
+    assert streaming.early_layer(subject, ids, 4, 100.0, chosen=0)[1]["rule"].startswith("set")
+    with pytest.raises(SinkbenchError, match="H7.early_layer = 1: .* pass a layer in 0..0"):
+        streaming.early_layer(subject, ids, 4, 100.0, chosen=1)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from sinkbench.stats.claims import windows_note
 from .verdicts import CLAIMS
 from sinkbench.stats.nulls import ALPHA, N_BOOT, nll_like, small
-from sinkbench.registry import Axis, Hypothesis, Test, constant
+from sinkbench.registry import Axis, Hypothesis, Setting, Test, constant
 
 
 # --------------------------------------------------------------------------- hostile nulls
@@ -85,7 +85,7 @@ HOSTILE = {"H7a eviction gap": _h7("gap"), "H7b first token recovers": _h7("reco
 def measure(bench, model_name: str) -> dict:
     from .measurement import h7_grid
 
-    return h7_grid(bench.sweep(model_name), bench.of(model_name))
+    return h7_grid(bench.sweep(model_name), bench.of(model_name), bench.unit_settings(HYPOTHESIS, model_name))
 
 
 def check(bench, model_name: str, h7_claim: str) -> None:
@@ -93,7 +93,8 @@ def check(bench, model_name: str, h7_claim: str) -> None:
     s = bench.of(model_name)
     passed, m = bench.results(HYPOTHESIS, model_name)[h7_claim]
     regimes = m["regimes"]
-    params = bench.params(model_name, window=regimes["window"], control_position=regimes["control_position"],
+    params = bench.params(model_name, **bench.unit_settings(HYPOTHESIS, model_name),
+                          window=regimes["window"], control_position=regimes["control_position"],
                           min_gap=s.h7_min_gap, min_recovered=s.h7_min_recovered,
                           min_designated=s.h7_min_designated, designated_layers=regimes["designated_layers"],
                           ladder_layers=regimes.get("ladder_layers", []), reference=regimes.get("reference"))
@@ -107,11 +108,12 @@ def check(bench, model_name: str, h7_claim: str) -> None:
 
 
 def passes(bench, model_name: str) -> int:
-    from .measurement import ladder_layers, ladder_setting, passes_per_run, window_size
+    from .measurement import ladder_layers, passes_per_run, window_size
 
-    s = bench.of(model_name)
+    s, unit = bench.of(model_name), bench.unit_settings(HYPOTHESIS, model_name)
     grid = bench.layers(model_name)
-    n_ladder = len(ladder_layers(grid, bench.subject(model_name).n_layers, ladder_setting(s)))
+    early = unit.early_layer if unit.early_layer >= 0 else None  # detected at measure time: counted as the default
+    n_ladder = len(ladder_layers(grid, bench.subject(model_name).n_layers, unit.ladder, early))
     return passes_per_run(len(grid), n_ladder, s.seq_len, window_size(s)) * bench.runs(model_name, s.n_seqs)
 
 
@@ -140,4 +142,14 @@ HYPOTHESIS = Hypothesis(
     key_effects={"H7/a": ("gap", "ΔNLL window−sink1"), "H7/b": ("recovered_share", "of the recompute's recovery"),
                  "H7/c": ("recovered_share", "recovered"), "H7/d": ("recovered_share", "of sink1's recovery"),
                  "H7/e": ("recovered_share", "weakest working rung, of sink1's recovery")},
-    figures=figures, methods="docs/methods.md §11", built_in=True)
+    figures=figures, methods="docs/methods.md §11", built_in=True,
+    settings={
+        "ladder": Setting("default", "the ladder's layers: 'default' (the early layer and the middle grid layer) "
+                                 "or 'grid' (the early layer and every --layers grid layer)", choices=("default", "grid")),
+        "early_layer": Setting(-1, "the ladder's early layer: -1 detects it on the selection windows (the first layer "
+                               "whose output holds a massive coordinate at the first token, > h6_min_ratio x the median), "
+                               "or a layer index", low=-1),
+        "learned_sink": Setting("auto", "rung 6, a sink embedding trained with the model frozen: 'auto' (on for zoo "
+                                "models, off for pretrained ones: about 150 passes' worth), 'on' or 'off'",
+                                choices=("auto", "on", "off")),
+    })

@@ -125,41 +125,59 @@ def designated_edit(spectrum, layer: int, n_windows: int):
 
 
 # --------------------------------------------------------------------------- the reference and the ladder
-EARLY_LAYER = 1  # the ladder's early layer (where the massive activation forms; clamped to L - 2)
+EARLY_LAYER = 1  # the ladder's early layer where no massive activation is found at the first token (clamped to L - 2)
 LADDER_LAYERS = ("default", "grid")  # default: the early layer and the middle grid layer; grid: the early layer and every grid layer
+LEARNED_SINK = ("auto", "on", "off")  # rung 6: auto = on for zoo models, off for pretrained ones (its cost: benchmarks/NOTES.md)
+MASSIVE_WINDOW_SHARE = 0.5  # the early layer: the first token's massive coordinate on at least this share of selection windows
 
 
-def ladder_setting(s) -> str:
-    """Which layers the ladder runs at: Settings.extra['h7_ladder_layers'], else the environment's
-    SINKBENCH_H7_LADDER, else 'default' (no Settings field yet)."""
-    import os
-
-    how = (getattr(s, "extra", None) or {}).get("h7_ladder_layers") or os.environ.get("SINKBENCH_H7_LADDER") or "default"
-    if how not in LADDER_LAYERS:
-        raise SinkbenchError(f"h7_ladder_layers = {how!r}: one of {LADDER_LAYERS}")
-    return how
-
-
-def learned_setting(s, subject) -> bool:
-    """Whether rung 6 (a learned sink embedding) runs: on zoo models by default; elsewhere when
-    Settings.extra['h7_learned_sink'] or the environment's SINKBENCH_H7_LEARNED is set (its cost
-    is measured in benchmarks/NOTES.md)."""
-    import os
-
+def learned_on(how: str, subject) -> bool:
+    """Whether rung 6 (a learned sink embedding) runs: the unit setting learned_sink, 'auto'
+    meaning on for zoo models (cheap there) and off for pretrained ones."""
     from sinkbench.model.models import zoo_aliases
 
-    flag = (getattr(s, "extra", None) or {}).get("h7_learned_sink")
-    if flag is None:
-        flag = os.environ.get("SINKBENCH_H7_LEARNED")
-    if flag is not None:
-        return str(flag).lower() not in ("0", "false", "no", "off", "")
-    return subject.name in zoo_aliases()
+    return how == "on" or (how == "auto" and subject.name in zoo_aliases())
 
 
-def ladder_layers(grid: list[int], n_layers: int, how: str = "default") -> list[int]:
-    """The ladder's layers: the early layer (EARLY_LAYER, at most L - 2) and the middle layer of
-    the --layers grid ('default'), or the early layer and every grid layer ('grid')."""
-    early = max(0, min(EARLY_LAYER, n_layers - 2))
+def early_layer(subject, windows: torch.Tensor, batch: int, min_ratio: float, chosen: int = -1) -> tuple[int, dict]:
+    """The ladder's early layer and how it was found. chosen >= 0: that layer (the unit setting
+    early_layer). Else the first layer l <= L - 2 at whose output the first token's residual
+    holds a massive coordinate, |h| > min_ratio x the layer's median |h| (H6's scale-free
+    criterion, h6_min_ratio), on at least half of the selection `windows` (never the test
+    windows): where the massive activation forms, so a copy of the sink's state there carries
+    it. None found: EARLY_LAYER (clamped), and the record says so."""
+    from sinkbench.measure.interventions import run_batched
+
+    last = max(0, subject.n_layers - 2)
+    if chosen >= 0:
+        if chosen > last:
+            raise SinkbenchError(f"H7.early_layer = {chosen}: {subject.name} has {subject.n_layers} layers and a write must "
+                                 f"leave a layer to act on; pass a layer in 0..{last} (or -1 to detect it)")
+        return chosen, {"rule": "set (H7.early_layer)", "layer": chosen}
+    hidden = run_batched(subject, windows, batch, hidden_layers=range(last + 1)).hidden
+    ratio = np.stack([to_numpy(h.float()[:, 0].abs().amax(-1) / h.float().abs().flatten(1).median(1).values)
+                      for h in (hidden[l] for l in range(last + 1))], 1)  # [windows, layers]
+    return first_massive_layer(ratio, min_ratio, fallback=min(EARLY_LAYER, last))
+
+
+def first_massive_layer(ratio: np.ndarray, min_ratio: float, fallback: int) -> tuple[int, dict]:
+    """ratio [windows, layers]: the first token's largest |coordinate| / the layer's median |h|.
+    The first layer where it exceeds min_ratio on at least MASSIVE_WINDOW_SHARE of the windows;
+    fallback where none does. Returns the layer and what the record says about it."""
+    share = (ratio > min_ratio).mean(0)
+    found = next((l for l in range(ratio.shape[1]) if share[l] >= MASSIVE_WINDOW_SHARE), None)
+    info = {"min_ratio": min_ratio, "first_token_max_ratio": np.median(ratio, 0).round(2).tolist(),
+            "share_of_windows": share.round(3).tolist(), "n_selection_windows": int(ratio.shape[0])}
+    if found is None:
+        return fallback, {"rule": f"no massive coordinate at the first token; layer {fallback} by default", "layer": fallback, **info}
+    return found, {"rule": "the first layer whose output holds a massive coordinate at the first token", "layer": found, **info}
+
+
+def ladder_layers(grid: list[int], n_layers: int, how: str = "default", early: int | None = None) -> list[int]:
+    """The ladder's layers: the early layer (detected, see early_layer; EARLY_LAYER when not
+    given, at most L - 2) and the middle layer of the --layers grid ('default'), or the early
+    layer and every grid layer ('grid')."""
+    early = max(0, min(EARLY_LAYER if early is None else early, n_layers - 2))
     chosen = [early, grid[len(grid) // 2]] if (how == "default" and grid) else [early, *grid]
     return sorted(set(chosen))
 
@@ -371,10 +389,11 @@ def lacks(row: dict, which: str) -> list[str]:
     return out
 
 
-def h7_grid(sweep, s) -> dict:
+def h7_grid(sweep, s, unit: dict | None = None) -> dict:
     """H7 on one model: the five regimes, the recompute baseline, the ladder's rungs and the
     upper bounds on the test windows, the verdicts of sinkbench.hypotheses.h7_streaming.verdicts with their stability,
-    and what the record needs to read them."""
+    and what the record needs to read them. unit: the unit's own settings (ladder,
+    learned_sink, early_layer; the unit's declared defaults where None)."""
     from . import verdicts as claims_h7
     from sinkbench.measure.designate import LEARNED, RUNGS
     from sinkbench.measure.experiments import as_units, parse_layers
@@ -383,15 +402,19 @@ def h7_grid(sweep, s) -> dict:
     subj = sweep.subject
     w = window_size(s)
     layers = parse_layers(s.layers, subj.n_layers, subj.name)
-    how = ladder_setting(s)
-    ladder = ladder_layers(layers, subj.n_layers, how)
-    trained = None
-    if ladder and learned_setting(s, subj) and supported(subj):
-        from sinkbench.measure.designate import learn_sink_embedding
-        from sinkbench.measure.experiments import selection_windows
+    from sinkbench.measure.experiments import selection_windows
+    from . import HYPOTHESIS
 
-        trained = learn_sink_embedding(subj, selection_windows(subj, s), regime_mask(subj, s.seq_len, "control", w),
-                                       w, CONTROL_POSITION)
+    unit = {**{k: v.default for k, v in HYPOTHESIS.declared_settings().items()}, **(unit or {})}
+    how = unit["ladder"]
+    select = selection_windows(subj, s)
+    early, early_info = early_layer(subj, select, s.windows_per_pass(subj), s.h6_min_ratio, unit["early_layer"])
+    ladder = ladder_layers(layers, subj.n_layers, how, early)
+    trained = None
+    if ladder and learned_on(unit["learned_sink"], subj) and supported(subj):
+        from sinkbench.measure.designate import learn_sink_embedding
+
+        trained = learn_sink_embedding(subj, select, regime_mask(subj, s.seq_len, "control", w), w, CONTROL_POSITION)
     test, extra = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w, sweep.spectrum, layers, ladder,
                             learned=None if trained is None else trained["vector"])
     units, n_units = as_units(test, subj, s, len(sweep.windows))
@@ -403,7 +426,7 @@ def h7_grid(sweep, s) -> dict:
     info = {"window": w, "control_position": CONTROL_POSITION, "read_from_position": w,
             "first_token_is_bos": bool(subj.uses_bos), "model_own_mask": own_mask(subj.model.config),
             "designated_layers": sorted(test.designated), "grid_layers": layers,
-            "ladder_layers": ladder if ran_ladder else [], "ladder_setting": how,
+            "ladder_layers": ladder if ran_ladder else [], "ladder_setting": how, "early_layer": early_info,
             "reference": "recompute" if test.recompute is not None else "full",
             "designated_write": "add: position 0's band-K component into the control token "
             "(designate.write_dark), at one layer per regime, under the control regime's mask",
