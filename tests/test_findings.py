@@ -58,6 +58,18 @@ def test_answers_say_in_words_when_a_claim_fails_or_is_fragile():
     assert word == "Partly"
 
 
+def test_a_claim_that_answers_in_words_is_quoted_in_the_answers():
+    """H7(e)'s record carries the ladder's answer in words (metrics['answer']); the report's
+    Answers quote it after the claim's numbers."""
+    words = "a sink can be designated by hand: the weakest rung that works is the value drain at layer 1"
+    rec = record("pass", hypothesis="H7", claim="e", layer=None)
+    rec["metrics"]["answer"] = words
+    (_, _, sentence), = findings.answers([rec])["m"]
+    assert sentence.endswith(f"In words: {words}.")
+    (_, _, sentence), = findings.answers([record("pass")])["m"]
+    assert "In words" not in sentence
+
+
 TOY = '''
 from sinkbench.registry import Hypothesis, Test, pytest_function
 
@@ -124,3 +136,18 @@ def test_h3_records_window_units_when_document_units_are_asked_for(tmp_path):
                           "-p", "no:cacheprovider", "--results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert recs and all(r["params"]["units"] == "window" and r["params"]["units_requested"] == "document" for r in recs), out.stdout[-2000:]
+
+
+def test_a_not_testable_case_says_so_in_the_summary_line_the_finding_and_the_answers():
+    """H3 records a claim with too few informative windows as failed with `not_testable`: the
+    per-model line shows it as n/t (not 0/1), its finding line and its answer say why."""
+    why = "2 informative windows of 16, fewer than h3_min_windows = 8: a mean over windows cannot be tested"
+    nt = record("fail", hypothesis="H3", claim="3", layer=None, target=None, variant=None, condition="nobos",
+                metrics={"not_testable": why, "p_value": 1.0, "n_windows": 2})
+    ok = record("pass", hypothesis="H3", claim="3", layer=None, target=None, variant=None, condition="bos",
+                metrics={"p_value": 0.001, "n_windows": 16})
+    assert "H3/3 n/t" in findings.model_summary("m", [nt]) and "(1 not testable)" in findings.model_summary("m", [nt])
+    assert "H3/3 1/2 ?1" in findings.model_summary("m", [nt, ok])
+    assert f"(not testable: {why})" in findings.finding_line(nt)
+    (_, word, sentence), = findings.answers([nt])["m"]
+    assert word == "No" and sentence.startswith("Cannot be tested") and why in sentence

@@ -48,6 +48,23 @@ def test_report_writes_markdown_and_self_contained_html(tmp_path):
     assert "pydoc 16x128 tokens, K=20, float32 on cpu" in text
 
 
+def test_report_matrix_shows_a_not_testable_cell_apart_from_a_fail(tmp_path):
+    """A claim recorded as failed because it could not be tested (metrics['not_testable'])
+    reads NOT TESTABLE in the report's matrix, not FAIL; with a tested case beside it, ?u."""
+    why = "2 informative windows of 16, fewer than h3_min_windows = 8: a mean over windows cannot be tested"
+    for model, cond, verdict, m in (("m1", "nobos", "fail", {"not_testable": why, "profile_cos_gap": 0.01}),
+                                    ("m2", "nobos", "fail", {"not_testable": why, "profile_cos_gap": 0.01}),
+                                    ("m2", "bos", "pass", {"profile_cos_gap": 0.05})):
+        append_jsonl(tmp_path / "results.jsonl", {"hypothesis": "H3", "claim": "3", "condition": cond, "model": model,
+                                                  "family": "llama", "layer": None, "params": PARAMS, "verdict": verdict,
+                                                  "metrics": m})
+    md, _ = write_report(tmp_path)
+    row = next(line for line in md.read_text().splitlines() if line.startswith("| H3/3") or line.startswith("| H3 ·"))
+    cells = [c.strip() for c in row.split("|")[2:4]]
+    assert cells[0].startswith("NOT TESTABLE 0/1") and cells[1].startswith("MIXED 1/2 ?1"), cells
+    assert "NOT TESTABLE: no case of the cell could be tested" in md.read_text()
+
+
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path):
     """Needs Debian's chromium (apt-get install chromium). Run: pytest tests -m slow -k chromium"""

@@ -41,3 +41,22 @@ def test_matrix_marks_tails_outside_the_calibrated_range():
     text = matrix(recs)
     assert "2/2 !1" in text and "calibrated range" in text
     assert "!" not in matrix(recs[1:])
+
+
+def test_matrix_shows_a_not_testable_verdict_apart_from_a_fail():
+    """A case recorded as failed because it could not be tested (H3 with 2 informative windows,
+    H6 b-mean on a BOS sink: metrics['not_testable']) reads 'n/t' in the terminal matrix, not
+    '0/1', which reads as a finding against the claim; a cell with some such cases counts them."""
+    nt = {"not_testable": "2 informative windows of 16, fewer than h3_min_windows = 8"}
+    recs = [{"hypothesis": "H3", "claim": "3", "model": "m1", "verdict": "fail", "condition": "nobos", "metrics": nt},
+            {"hypothesis": "H3", "claim": "3", "model": "m2", "verdict": "fail", "condition": "nobos", "metrics": nt},
+            {"hypothesis": "H3", "claim": "3", "model": "m2", "verdict": "pass", "condition": "bos", "metrics": {}},
+            {"hypothesis": "H3", "claim": "2", "model": "m1", "verdict": "fail", "metrics": {}},
+            {"hypothesis": "H3", "claim": "2", "model": "m2", "verdict": "fail", "metrics": nt},
+            {"hypothesis": "H3", "claim": "2", "model": "m2", "verdict": "fail", "metrics": nt}]
+    rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")[1:]] for line in matrix(recs).splitlines()
+            if "|" in line}
+    assert rows["H3/3"] == ["n/t", "1/2 ?1"]
+    assert rows["H3/2"] == ["0/1", "n/t (2)"]  # a plain failure stays 0/1
+    assert "n/t: not testable" in matrix(recs)
+    assert "n/t" not in matrix(recs[3:4]) and "?" not in matrix(recs[3:4])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from sinkbench.read.results import count_text
 from sinkbench.registry import claim_titles, key_effects, units
 
 # the parameters every record carries (Bench.params) and the case fields: what is left of a
@@ -81,10 +82,14 @@ def short_case(r: dict) -> str:
 
 
 def untestable(recs: list[dict]) -> str:
-    """The reason a claim could not be tested on this model (every record says not present), or ''."""
+    """The reason a claim could not be tested on this model (every record says not present, or
+    every one is `not_testable` on these windows), or ''."""
     reasons = [r.get("metrics", {}).get("reason") for r in recs]
     if all(r.get("metrics", {}).get("present") is False for r in recs) and reasons[0]:
         return reasons[0]
+    why = [r.get("metrics", {}).get("not_testable") for r in recs]
+    if all(why):
+        return why[0]
     return ""
 
 
@@ -161,20 +166,24 @@ def finding_line(r: dict) -> str:
         head += f" (fails: {', '.join(parts)})"
     if m.get("reason"):  # a claim that could not be tested (H6 without massive activations)
         head += f" ({m['reason']})"
+    elif m.get("not_testable"):  # too few informative windows (H3): a failure that is no finding against the claim
+        head += f" (not testable: {m['not_testable']})"
     need = criterion_text(r)
     bits = [key_effect(r), f"criterion {need}" if need else "", p_text(m), windows_text(m), stability_text(r), tail_text(r)]
     return " · ".join([head] + [b for b in bits if b])
 
 
 def cell_counts(records: list[dict]) -> dict:
-    """claim key -> [passed, total, fragile] over records."""
-    cells: dict = defaultdict(lambda: [0, 0, 0])
+    """claim key -> [passed, total, fragile, not testable] over records."""
+    cells: dict = defaultdict(lambda: [0, 0, 0, 0])
     for r in records:
         c = cells[claim_key(r)]
         c[0] += r.get("verdict") == "pass"
         c[1] += 1
         c[2] += is_fragile(r)
+        c[3] += bool(r.get("metrics", {}).get("not_testable"))
     return cells
+
 
 
 def model_summary(model: str, records: list[dict], seconds: float | None = None) -> str:
@@ -183,9 +192,11 @@ def model_summary(model: str, records: list[dict], seconds: float | None = None)
     cells = cell_counts(recs)
     passed = sum(c[0] for c in cells.values())
     fragile = sum(c[2] for c in cells.values())
+    untested = sum(c[3] for c in cells.values())
     took = f" in {seconds / 60:.1f} min" if seconds is not None else ""
-    head = f"{model}: {passed} of {len(recs)} cases pass" + (f" ({fragile} fragile)" if fragile else "") + took
-    return " · ".join([head] + [f"{k} {p}/{t}" + (f" ~{f}" if f else "") for k, (p, t, f) in sorted(cells.items())])
+    notes = [f"{fragile} fragile"] * bool(fragile) + [f"{untested} not testable"] * bool(untested)
+    head = f"{model}: {passed} of {len(recs)} cases pass" + (f" ({', '.join(notes)})" if notes else "") + took
+    return " · ".join([head] + [f"{k} {count_text(p, t, u)}" + (f" ~{f}" if f else "") for k, (p, t, f, u) in sorted(cells.items())])
 
 
 # --------------------------------------------------------------------------- the Answers
@@ -241,6 +252,9 @@ def claim_sentence(recs: list[dict]) -> str:
         said += f": {'best' if passed else 'closest'} case{' ' + where if where else ''}, {eff}"
     elif best.get("metrics", {}).get("reason"):
         said += f": {best['metrics']['reason']}"
+    answer = best.get("metrics", {}).get("answer")  # a claim that answers its question in words (H7(e): the ladder)
+    if isinstance(answer, str) and answer:
+        said += f". In words: {answer}"
     return said
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sinkbench.errors import SinkbenchError
 from sinkbench.read.compare import case_id, latest, load_results
+from sinkbench.read.results import not_testable
 from sinkbench.read.findings import answers, criterion_text  # criterion_text: the thresholds as each record's params give them
 from sinkbench.registry import claim_titles, key_effects  # the number shown next to pass/fail in the matrix: claim -> (metric, label)
 
@@ -59,7 +60,8 @@ def matrix_rows(records) -> tuple[list, list, dict]:
             shown = ""
         out[key] = (sum(r["verdict"] == "pass" for r in recs), len(recs), (min(vals), max(vals)) if vals else None,
                     sum(bool(r.get("metrics", {}).get("fragile")) for r in recs), shown, key_effects().get(key[0], (None, ""))[1],
-                    sum(bool(r.get("metrics", {}).get("outside_calibrated_range")) for r in recs))
+                    sum(bool(r.get("metrics", {}).get("outside_calibrated_range")) for r in recs),
+                    sum(not_testable(r) for r in recs))
     rates = {r["model"]: r["metrics"]["sink_rate"] for r in records
              if r["hypothesis"] == "H1" and isinstance(r.get("metrics", {}).get("sink_rate"), dict)}
     if rates:
@@ -73,6 +75,8 @@ LEGEND = ("PASS: every case of the claim passes on that model; FAIL: none does; 
           "verdict on fewer than 80% of resamples of the test windows, so another sample of the text may flip them). "
           "!o: o of the cell's cases have per-window contrasts with tails heavier than the range where the tests' "
           "false-pass rate was measured (a window carrying an outsized share of the sum, or a long skew). "
+          "NOT TESTABLE: no case of the cell could be tested on these windows (too few informative windows, a constant "
+          "contrast), recorded as failed, never a pass; ?u: u of the cell's cases were not testable. "
           "After the count: the claim's key effect (its range over the cell's cases: layers, targets, k), then the "
           "case that speaks for the cell (the strongest passing one, else the closest to passing) with its 95% interval.")
 
@@ -328,8 +332,10 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
             learned = rate.get("learned_sink_mass")
             extra = f" · learned sinks absorb {learned['mean']:.2f}" if learned else ""
             return f"INFO Sink_1 {rate['sink_1']:.2f} · max other {rate['max_other']:.2f} (ε={rate['epsilon']}){extra}"
-        p, t, eff, fragile, best, label, tails = cells[k, m]
-        head = f"{'PASS' if p == t else 'FAIL' if p == 0 else 'MIXED'} {p}/{t}" + (f" ~{fragile}" if fragile else "") + (f" !{tails}" if tails else "")
+        p, t, eff, fragile, best, label, tails, untested = cells[k, m]
+        word = "NOT TESTABLE" if untested == t else "PASS" if p == t else "FAIL" if p == 0 else "MIXED"
+        head = (f"{word} {p}/{t}" + (f" ?{untested}" if untested and untested < t else "") + (f" ~{fragile}" if fragile else "")
+                + (f" !{tails}" if tails else ""))
         if eff is None:
             return head + (f" · {label} {best}" if best else "")
         return head + effect_text(label, eff) + (f"; {best}" if best else "")

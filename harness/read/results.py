@@ -268,12 +268,31 @@ def read_jsonl(path: Path, strict: bool = False) -> list[dict]:
     return records
 
 
+def count_text(passed: int, total: int, untested: int = 0) -> str:
+    """A cell's count: '2/3', '1/2 ?1' (one case not testable), or 'n/t' when no case could be
+    tested (the terminal matrix and the per-model line; a not-testable verdict is recorded as
+    a failure but is no finding against the claim)."""
+    if untested and untested == total:
+        return "n/t" if total == 1 else f"n/t ({total})"
+    return f"{passed}/{total}" + (f" ?{untested}" if untested else "")
+
+
+def not_testable(r: dict) -> bool:
+    """A case recorded as failed because its claim could not be tested on these windows (H3 with
+    fewer than h3_min_windows informative windows, H6 b-mean on a constant contrast): the record's
+    metrics say `not_testable`. Not a finding against the claim, so the matrix shows it apart."""
+    return bool(r.get("metrics", {}).get("not_testable"))
+
+
 def matrix(records: list[dict]) -> str:
     """Hypotheses x models, each cell 'passed/total', with ' ~f' when f of those verdicts are
-    fragile (they flip on more than a fifth of the resamples of their windows: stability)."""
+    fragile (they flip on more than a fifth of the resamples of their windows: stability), ' !o'
+    when o cases have tails outside the calibrated range, and ' ?u' when u cases were not
+    testable; a cell whose every case was not testable reads 'n/t', never a plain 0/t."""
     cells: dict = defaultdict(lambda: [0, 0])
     fragile: dict = defaultdict(int)
     tails: dict = defaultdict(int)
+    untested: dict = defaultdict(int)
     hyps, models = [], []
     for r in records:
         key = r["hypothesis"] + (f"/{r['claim']}" if r.get("claim") else "")
@@ -286,6 +305,7 @@ def matrix(records: list[dict]) -> str:
         cell[1] += 1
         fragile[key, r["model"]] += bool(r.get("metrics", {}).get("fragile"))
         tails[key, r["model"]] += bool(r.get("metrics", {}).get("outside_calibrated_range"))
+        untested[key, r["model"]] += not_testable(r)
     if not records:
         return "(no results)"
     w0 = max(len("hypothesis"), *(len(h) for h in hyps))
@@ -296,8 +316,9 @@ def matrix(records: list[dict]) -> str:
         row = []
         for m, w in zip(models, widths):
             p, t = cells.get((h, m), (0, 0))
-            f, o = fragile.get((h, m), 0), tails.get((h, m), 0)
-            row.append((f"{p}/{t}" + (f" ~{f}" if f else "") + (f" !{o}" if o else "") if t else "-").ljust(w))
+            f, o, u = fragile.get((h, m), 0), tails.get((h, m), 0), untested.get((h, m), 0)
+            count = count_text(p, t, u)
+            row.append((count + (f" ~{f}" if f else "") + (f" !{o}" if o else "") if t else "-").ljust(w))
         lines.append(h.ljust(w0) + " | " + " | ".join(row))
     rates = {r["model"]: r["metrics"]["sink_rate"] for r in records
              if r["hypothesis"] == "H1" and isinstance(r.get("metrics", {}).get("sink_rate"), dict)}
@@ -308,6 +329,9 @@ def matrix(records: list[dict]) -> str:
         lines.append("~f: f verdicts of the cell are fragile (same verdict on < 80% of window resamples)")
     if any(tails.values()):
         lines.append("!o: o cases of the cell have tails outside the tests' calibrated range (docs/calibration.md)")
+    if any(untested.values()):
+        lines.append("n/t: not testable on these windows (recorded as failed, never a pass; the record's not_testable "
+                     "says why); ?u: u cases of the cell not testable")
     return "\n".join(lines)
 
 
