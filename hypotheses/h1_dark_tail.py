@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from sinkbench.stats import stability
 from sinkbench.stats.nulls import (ALPHA, BOUNDARY, Criterion, DEFAULTS, N_BOOT, N_BOOT_CHEAP, hardness, nll_like,
@@ -28,6 +29,7 @@ from sinkbench.registry import LAYER, Hypothesis, Test
 from sinkbench.stats.inference import cost_greater, prediction_greater
 from sinkbench.measure.sweep import FilterSweep, middle_band
 from sinkbench.model.tensors import to_numpy
+from sinkbench.hypotheses.h6_massive.measurement import MIN_WINDOW_SHARE
 
 
 @dataclass
@@ -48,6 +50,23 @@ class H1Inputs:
     sink_mass_dark_sink: np.ndarray  # post-filter layers, dark tail removed at the sink
     # [S, N]: each random subspace's NLL (S >= 2 for the subspace test); windows on axis 1
     random_each: np.ndarray | None = field(default=None, metadata={"window_axis": 1})
+    # The control fair to massive activations: random subspaces of the same dimension orthogonal
+    # to the massive coordinates flagged at this layer on the selection windows (None: the plain
+    # ones, as when no coordinate is flagged). The verdict reads these (see h1_verdicts).
+    random_fair: np.ndarray | None = None
+    random_fair_each: np.ndarray | None = field(default=None, metadata={"window_axis": 1})
+
+
+def _control_tests(x: H1Inputs, layer, mean, each, key: str) -> tuple[np.ndarray, float, float, tuple]:
+    """One random control's tests: (contrast dark - control, paired p, subspace p, log-scale
+    (p, scale)). key names the contrast (its bootstrap seed)."""
+    delta = x.dark_all - x.base
+    costs = None if each is None else np.nanmean(np.asarray(each, float) - x.base, 1)  # each subspace's mean cost
+    c = x.dark_all - mean
+    p_paired = test_mean(c, "H1", layer, key)
+    p_subspaces = 1.0 if costs is None else prediction_greater(mean_or_nan(delta), costs)
+    log_test = (1.0, "") if costs is None else cost_greater(mean_or_nan(delta), costs)
+    return c, p_paired, p_subspaces, log_test
 
 
 def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: float, n_boot: int) -> dict:
@@ -62,47 +81,76 @@ def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: fl
         from random subspaces, not only from the few that were drawn;
     (b) dark-tail removal at the sink only drops mean post-filter sink mass by more than
         min_sink_drop of it (test of (1 - min_sink_drop) * base - edited: the ratio-of-means
-        drop against its minimum), and the mean NLL of the other predictions rises."""
-    raw, contrasts, log_test = {}, {}, {}
+        drop against its minimum), and the mean NLL of the other predictions rises.
+    Two random controls: the plain one (random subspaces of band K's dimension) and the one
+    fair to massive activations (the same, orthogonal to the layer's massive coordinates;
+    random_fair*). (a) reads the fair one: a plain random projector moves a share ~dim K / d of
+    each massive coordinate's value (thousands of medians) into dim K random directions, so it
+    tests "corrupt the massive activation", not "remove ordinary directions" (docs/methods.md
+    §5, H1). With no massive coordinate the two are the same subspaces, and so the same numbers.
+    The plain control's tests are recorded under "plain_random", Holm-adjusted in the family it
+    would have formed (its claim_a: the verdict had it been read)."""
+    raw, raw_plain, contrasts, log_test, log_plain = {}, {}, {}, {}, {}
     for layer, x in grid.items():
         delta = x.dark_all - x.base
-        each = None if x.random_each is None else np.asarray(x.random_each, float) - x.base
-        c = {"vs_random": x.dark_all - x.random, "vs_middle": x.dark_all - x.middle, "above_min_delta": delta - min_delta,
+        fair_mean = x.random if x.random_fair is None else x.random_fair
+        fair_each = x.random_each if x.random_fair is None else x.random_fair_each
+        vs_plain, p_plain, p_sub_plain, log_plain[layer] = _control_tests(x, layer, x.random, x.random_each, "vs_random")
+        if x.random_fair is None:  # the same subspaces: the same tests
+            vs_fair, p_fair, p_sub_fair, log_test[layer] = vs_plain, p_plain, p_sub_plain, log_plain[layer]
+        else:
+            vs_fair, p_fair, p_sub_fair, log_test[layer] = _control_tests(x, layer, fair_mean, fair_each, "vs_random_fair")
+        c = {"vs_random": vs_fair, "vs_middle": x.dark_all - x.middle, "above_min_delta": delta - min_delta,
              "sink_mass_drop": (1 - min_sink_drop) * x.sink_mass_base - x.sink_mass_dark_sink,
              "dark_sink": x.dark_sink_rest - x.base_rest}
         contrasts[layer] = c
-        # the verdict reads the linear-scale test; the log-scale one (exact for lognormal costs,
-        # but far weaker when the subspaces' costs spread over a multiple, as SmolLM2's 0.3-0.9
-        # do) is recorded beside it (docs/calibration.md)
-        costs = None if each is None else np.nanmean(each, 1)  # each random subspace's mean cost
-        p_subspaces = 1.0 if costs is None else prediction_greater(mean_or_nan(delta), costs)
-        log_test[layer] = (1.0, "") if costs is None else cost_greater(mean_or_nan(delta), costs)
-        raw[layer] = [test_mean(c["vs_random"], "H1", layer, "vs_random"), test_mean(c["vs_middle"], "H1", layer, "vs_middle"),
-                      test_mean(c["above_min_delta"], "H1", layer, "above_min_delta"), p_subspaces,
-                      test_mean(c["sink_mass_drop"], "H1", layer, "sink_mass_drop"),
-                      test_mean(c["dark_sink"], "H1", layer, "dark_sink")]
-    adjusted = holm_by_key(raw)
+        # the verdict reads the linear-scale subspace test; the log-scale one (exact for lognormal
+        # costs, but far weaker when the subspaces' costs spread over a multiple, as SmolLM2's
+        # 0.3-0.9 do) is recorded beside it (docs/calibration.md)
+        rest = [test_mean(c["vs_middle"], "H1", layer, "vs_middle"), test_mean(c["above_min_delta"], "H1", layer, "above_min_delta"),
+                test_mean(c["sink_mass_drop"], "H1", layer, "sink_mass_drop"), test_mean(c["dark_sink"], "H1", layer, "dark_sink")]
+        raw[layer] = [p_fair, rest[0], rest[1], p_sub_fair, rest[2], rest[3]]
+        raw_plain[layer] = [p_plain, rest[0], rest[1], p_sub_plain, rest[2], rest[3]]
+    adjusted, adjusted_plain = holm_by_key(raw), holm_by_key(raw_plain)
     out = {}
     for layer, x in grid.items():
         p_rand, p_mid, p_min, p_subspaces, p_mass, p_sink = adjusted[layer]
         ci = lambda v, name: ci_mean(v, n_boot, "H1", layer, name)
         delta = x.dark_all - x.base
+        fair_mean = x.random if x.random_fair is None else x.random_fair
+        fair_each = x.random_each if x.random_fair is None else x.random_fair_each
+        plain_costs = [] if x.random_each is None else np.nanmean(np.asarray(x.random_each, float) - x.base, 1)
+        pp = adjusted_plain[layer]
+        plain = {  # the plain random control: recorded, not read (unless it is the fair one too)
+            "random_delta": mean_or_nan(x.random - x.base),
+            "random_delta_ci": ci(x.random - x.base, "random_delta"),
+            "random_delta_per_subspace": [round(float(c), 6) for c in plain_costs],
+            "p_vs_random": pp[0], "p_vs_random_raw": raw_plain[layer][0],
+            "p_vs_random_subspaces": pp[3], "p_vs_random_subspaces_raw": raw_plain[layer][3],
+            "p_vs_random_subspaces_log_raw": log_plain[layer][0], "vs_random_subspaces_log_scale": log_plain[layer][1],
+            "claim_a": bool(mean_or_nan(delta) >= min_delta and max(pp[:4]) < alpha),
+        }
         sink_delta, all_rest_delta = x.dark_sink_rest - x.base_rest, x.dark_all_rest - x.base_rest
         mass_base, mass_dark = mean_or_nan(x.sink_mass_base), mean_or_nan(x.sink_mass_dark_sink)
         mass_lost = x.sink_mass_base - x.sink_mass_dark_sink
         sink_drop = mean_or_nan(mass_lost) / mass_base if mass_base > 0 else float("nan")
         a = bool(mean_or_nan(delta) >= min_delta and max(p_rand, p_mid, p_min, p_subspaces) < alpha)
         b = bool(sink_drop >= min_sink_drop and p_mass < alpha and p_sink < alpha)
-        random_costs = [] if x.random_each is None else np.nanmean(np.asarray(x.random_each, float) - x.base, 1)
+        random_costs = [] if fair_each is None else np.nanmean(np.asarray(fair_each, float) - x.base, 1)
         share_rest = mean_or_nan(all_rest_delta)
         out[layer] = (a and b, {
             "base_nll": mean_or_nan(x.base),
             "dark_all_nll": mean_or_nan(x.dark_all),
             "dark_all_delta": mean_or_nan(delta),
             "dark_all_delta_ci": ci(delta, "dark_all_delta"),
-            "random_delta": mean_or_nan(x.random - x.base),
-            "random_delta_ci": ci(x.random - x.base, "random_delta"),
+            # the random control the verdict reads: orthogonal to the massive coordinates
+            # (the plain subspaces when none is flagged); the plain one under plain_random
+            "random_control": "orthogonal to massive coordinates" if x.random_fair is not None else "plain",
+            "random_delta": mean_or_nan(fair_mean - x.base),
+            "random_delta_ci": (plain["random_delta_ci"] if x.random_fair is None
+                                else ci(fair_mean - x.base, "random_fair_delta")),
             "random_delta_per_subspace": [round(float(c), 6) for c in random_costs],
+            "plain_random": plain,
             "middle_delta": mean_or_nan(x.middle - x.base),
             "middle_delta_ci": ci(x.middle - x.base, "middle_delta"),
             "p_vs_random": p_rand, "p_vs_middle": p_mid, "p_above_min_delta": p_min,
@@ -131,12 +179,38 @@ def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: fl
     return out
 
 
+def massive_in(hidden: torch.Tensor, min_ratio: float) -> list[int]:
+    """Coordinates of one layer's output (hidden [W, T, d], selection windows) whose |h| exceeds
+    min_ratio x the window's median |h| (over its positions and coordinates) somewhere in the
+    window, on at least MIN_WINDOW_SHARE of the windows: H6's scale-free criterion (Sun's
+    stricter one flags a subset), so the fair control avoids every coordinate H6 could call massive."""
+    a = hidden.float().abs()
+    median = a.flatten(1).median(1).values  # [W]
+    hit = a.amax(1) > min_ratio * median[:, None]  # [W, d]
+    return np.flatnonzero(to_numpy(hit.float().mean(0)) >= MIN_WINDOW_SHARE).tolist()
+
+
+def massive_coordinates(sweep: FilterSweep, layers: list[int], s: Settings) -> dict[int, list[int]]:
+    """layer -> its massive coordinates (massive_in), found on the selection windows (one pass
+    over them, no NLL), never on the test windows the verdict reads."""
+    from sinkbench.measure.experiments import selection_windows
+    from sinkbench.measure.interventions import run_batched
+
+    subj = sweep.subject
+    select = selection_windows(subj, s)
+    hidden = run_batched(subj, select, s.windows_per_pass(subj), hidden_layers=sorted(set(layers)), nll=False).hidden
+    return {layer: massive_in(hidden[layer], s.h6_min_ratio) for layer in layers}
+
+
 def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
     base = sweep.base()
+    massive = massive_coordinates(sweep, layers, s)
     grid = {}
     for layer in layers:
-        sweep.prefetch(layer, sweep.filters_for("h1"))
+        fair = sweep.fair_random_names(massive[layer])
+        sweep.prefetch(layer, sweep.filters_for("h1") + fair)
         dark_all, dark_sink = sweep.get(layer, "dark_all"), sweep.get(layer, "dark_sink")
+        fair_each = np.stack([sweep.get(layer, n).nll for n in fair]) if massive[layer] else None
         grid[layer] = H1Inputs(
             base=base.nll, dark_all=dark_all.nll, random=sweep.random_mean_nll(layer),
             middle=sweep.get(layer, "middle").nll, base_rest=base.nll_rest, dark_all_rest=dark_all.nll_rest,
@@ -144,6 +218,7 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
             sink_mass_base=base.post_filter_sink_mass(layer),
             sink_mass_dark_sink=dark_sink.post_filter_sink_mass(layer),
             random_each=np.stack([sweep.get(layer, f"random{q}").nll for q in sweep.seeds]),
+            random_fair=None if fair_each is None else fair_each.mean(0), random_fair_each=fair_each,
         )
     verdicts = lambda g: h1_verdicts(g, alpha=s.alpha, min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop,  # noqa: E731
                                      n_boot=s.bootstrap)
@@ -158,6 +233,10 @@ def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:
             metrics["dark_ratio_ordinary"] = float(ratio[:, 1:].mean())
         metrics["middle_band"] = middle_band(s.n_bands)
         metrics["removed_dims"] = sweep.spectrum.band_dim([s.n_bands])
+        # what the fair control avoided: coordinates, how they were found
+        metrics["massive_coordinates"] = massive[layer]
+        metrics["massive_criterion"] = (f"|h| > h6_min_ratio {s.h6_min_ratio:g} x the layer's median |h|, on >= "
+                                        f"{MIN_WINDOW_SHARE:.0%} of the {s.n_select} selection windows")
         # per test window, in the order of params.windows.test_starts: for audits that rebuild the windows
         metrics["per_window"] = {"base_nll": np.round(base.nll, 6).tolist(),
                                  "dark_all_nll": np.round(grid[layer].dark_all, 6).tolist(),
@@ -287,10 +366,16 @@ def check(bench, model_name: str, layer: int) -> None:
                           min_delta=s.h1_min_delta, min_sink_drop=s.h1_min_sink_drop)
     bench.record("H1", model_name, layer, params, passed, m)
 
+    plain = m["plain_random"]
+    control = ("random" if m["random_control"] == "plain" else
+               f"random orthogonal to massive coordinates {m['massive_coordinates']}")
+    beside = ("" if m["random_control"] == "plain" else
+              f"; plain random {plain['random_delta']:.3f} (Holm p={plain['p_vs_random']:.3g}, recorded, not read)")
     assert m["claim_a"], (
         f"H1(a) fails on {model_name} after layer {layer}: removing the dark tail raises mean NLL by "
-        f"{m['dark_all_delta']:.3f} nats (need >= {s.h1_min_delta}); random {m['random_delta']:.3f} "
-        f"(Holm p={m['p_vs_random']:.3g}), middle {m['middle_delta']:.3f} (Holm p={m['p_vs_middle']:.3g})" + windows_note(m)
+        f"{m['dark_all_delta']:.3f} nats (need >= {s.h1_min_delta}); {control} {m['random_delta']:.3f} "
+        f"(Holm p={m['p_vs_random']:.3g}, as a subspace {m['p_vs_random_subspaces']:.3g}), middle {m['middle_delta']:.3f} "
+        f"(Holm p={m['p_vs_middle']:.3g}){beside}" + windows_note(m)
     )
     lo, hi = m["sink_mass_drop_ci"]
     assert m["claim_b"], (
@@ -299,6 +384,18 @@ def check(bench, model_name: str, layer: int) -> None:
         f"{lo:.1%}..{hi:.1%}, need >= {s.h1_min_sink_drop:.0%}, Holm p={m['p_sink_mass_drop']:.3g}), NLL of the other "
         f"predictions +{m['dark_sink_delta']:.3f} (Holm p={m['p_dark_sink']:.3g})" + windows_note(m)
     )
+
+
+def passes(bench, model_name: str) -> int:
+    """Forward passes H1 still needs (for the progress line): the plain filters, one pass over
+    the selection windows to find massive coordinates, and at most random_seeds more filters per
+    layer for the fair control (none at a layer without massive coordinates: an upper bound)."""
+    import math
+
+    sweep = bench.sweep(model_name)
+    fair = len(bench.layers(model_name)) * math.ceil(len(sweep.seeds) / sweep.filters_per_pass)
+    return (bench.filter_passes(model_name, sweep.filters_for("h1")) + bench.runs(model_name, bench.of(model_name).n_select)
+            + fair * bench.runs(model_name, bench.of(model_name).n_seqs))
 
 
 def figures(plt, model: str, recs: list[dict]) -> list:
@@ -332,7 +429,7 @@ def figures(plt, model: str, recs: list[dict]) -> list:
 HYPOTHESIS = Hypothesis(
     name="H1", title="the dark tail is necessary",
     tests=(Test("test_dark_tail_necessary", (LAYER,), check, p_values=6),),
-    measure=measure, passes=lambda bench, name: bench.filter_passes(name, bench.sweep(name).filters_for("h1")),
+    measure=measure, passes=passes,
     nulls=NULLS, hostile=HOSTILE, key_effects={"H1": ("dark_all_delta", "ΔNLL dark")},
     question="Is the dark tail necessary?",
     claims={"H1": "removing the dark tail (band K) raises NLL, and does so through the sink"}, figures=figures,

@@ -113,10 +113,20 @@ class Spectrum:
         self._check_k(k, self.n_bands)
         return self.keep(list(range(1, k + 1)))
 
-    def random_removal(self, dim: int, seed: int) -> torch.Tensor:
-        """Remove a random orthonormal dim-dimensional subspace (seeded, QR of a Gaussian)."""
+    def random_removal(self, dim: int, seed: int, exclude: tuple[int, ...] | list[int] = ()) -> torch.Tensor:
+        """Remove a random orthonormal dim-dimensional subspace (seeded, QR of a Gaussian).
+        exclude: coordinates (standard-basis directions) the subspace must be orthogonal to, so
+        the removal leaves them and everything they carry untouched (H1's control fair to
+        massive activations); their rows of the same Gaussian are zeroed, so with no
+        exclusions the subspace is the plain one of this seed."""
         g = torch.Generator().manual_seed(seed)
-        q, _ = torch.linalg.qr(torch.randn(self.d, dim, generator=g, dtype=torch.float64))
+        gauss = torch.randn(self.d, dim, generator=g, dtype=torch.float64)
+        if len(exclude):
+            if dim > self.d - len(set(exclude)):
+                raise SinkbenchError(f"a random {dim}-dim subspace cannot avoid {len(set(exclude))} of {self.d} "
+                                     "coordinates; pass a larger --n-bands (a smaller band K)")
+            gauss[torch.as_tensor(sorted(set(exclude)), dtype=torch.long)] = 0.0
+        q, _ = torch.linalg.qr(gauss)
         q = q.to(self.basis)
         return torch.eye(self.d, dtype=self.basis.dtype, device=self.basis.device) - q @ q.T
 

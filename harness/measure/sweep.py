@@ -101,8 +101,10 @@ class FilterSweep:
             return sp.remove([k_dark]), "nonsink"
         if name == "middle":
             return sp.remove([middle_band(k_dark)]), "all"
-        if name.startswith("random"):
-            return sp.random_removal(sp.band_dim([k_dark]), int(name[6:])), "all"
+        if name.startswith("random"):  # random<seed>, or random<seed>x<i>.<j>...: orthogonal to coordinates i, j, ...
+            seed, _, avoid = name[6:].partition("x")
+            exclude = [int(i) for i in avoid.split(".")] if avoid else []
+            return sp.random_removal(sp.band_dim([k_dark]), int(seed), exclude), "all"
         if name.startswith("omega"):
             return sp.omega(int(name[5:])), "all"
         if name.startswith("head"):
@@ -139,6 +141,11 @@ class FilterSweep:
             if frontier:
                 names += [f"omega{k}" for k in range(1, self.spectrum.n_bands - 1)]
         return list(dict.fromkeys(names))
+
+    def fair_random_names(self, coords: list[int]) -> list[str]:
+        """H1's random subspaces orthogonal to these coordinates (the plain ones when there are none)."""
+        tail = "x" + ".".join(str(int(i)) for i in sorted(set(coords))) if len(coords) else ""
+        return [f"random{s}{tail}" for s in self.seeds]
 
     def random_mean_nll(self, layer: int) -> np.ndarray:
         """Per-sequence NLL averaged over the random-subspace seeds."""
