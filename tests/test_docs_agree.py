@@ -1,37 +1,60 @@
 """Docs and code agree on every Holm family size: the table in docs/methods.md (section 6)
 and the sentence in docs/calibration.md against the number of p-values the verdict
-functions actually Holm-correct together on the default grid."""
+functions actually Holm-correct together on the default grid; and, for H6 and H7, the
+documented defaults and claim lists against the code."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sinkbench.stats import claims
-from sinkbench.measure.designate import WriteResult
+from sinkbench.stats import claims, inference
+from sinkbench.measure.designate import RUNGS, WriteResult
 from sinkbench.hypotheses import (h1_dark_tail, h2_middle, h3_distributed, h4a_designated_write, h4b_designated_training,
-                                  h5_sink_writer)
+                                  h5_sink_writer, h6_massive, h7_streaming)
 from sinkbench.hypotheses.h1_dark_tail import H1Inputs
 from sinkbench.hypotheses.h2_middle import H2bInputs, H2Inputs
 from sinkbench.hypotheses.h5_sink_writer import H5Inputs
+from sinkbench.hypotheses.h6_massive import verdicts as claims_h6
+from sinkbench.hypotheses.h7_streaming import measurement as measure_h7, verdicts as claims_h7
+from sinkbench.measure.config import Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 N = 16
+GRID = [7, 15, 22]  # the default --layers 0.25,0.5,0.75 of a 30-layer model (SmolLM2-135M)
+N_LAYERS = 30
 
 
 def counted(monkeypatch) -> list[int]:
+    """Record the size of every Holm family: holm is replaced in every loaded sinkbench module
+    that holds it by name (claims, the units' verdict modules), so a new caller is counted too."""
     sizes: list[int] = []
-    real = claims.holm
+    real = inference.holm
 
     def spy(p):
         sizes.append(len(p))
         return real(p)
 
-    for module in (claims, h5_sink_writer):  # every module whose verdicts call holm by name
-        monkeypatch.setattr(module, "holm", spy)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("sinkbench") and getattr(module, "holm", None) is real:
+            monkeypatch.setattr(module, "holm", spy)
     return sizes
+
+
+def h7_default_test(b: np.ndarray) -> "measure_h7.H7Test":
+    """H7's arrays on the default grid as h7_inputs lays them out: rung 1 at the grid layers and
+    the ladder's, rungs 2-5 at the ladder's layers (the early layer and the middle grid layer),
+    an upper bound at every rung-1 layer that leaves it open (the first token visible after l
+    recovers as much as sink1), and the recompute baseline."""
+    ladder = measure_h7.ladder_layers(GRID, N_LAYERS, "default", None)
+    rung1 = sorted(set(GRID) | set(ladder))
+    window, sink1 = b + 1, b + 0.1
+    return measure_h7.H7Test(b, window, sink1, sink1, b + 0.9, designated={l: b + 0.2 for l in rung1},
+                             recompute=b + 0.1, late={l: sink1 for l in rung1},
+                             ladder={(r, l): b + 0.2 for r in RUNGS[1:] for l in ladder})
 
 
 def arr(rng, shift=0.0):
@@ -65,12 +88,13 @@ def families(monkeypatch) -> dict[str, int]:
     h5_sink_writer.h5_verdicts(H5Inputs(np.full(N, 0.8), b, np.full(N, 0.5), b + 1, np.full(N, 0.2), b + 0.1, np.full(N, 0.45)),
                        alpha=0.05, min_share=0.5, min_sink_drop=0.1, min_nll_rise=0.05, n_boot=50)
     out["H5"] = sizes.pop()
-    from sinkbench.hypotheses.h7_streaming import verdicts as claims_h7
-    from sinkbench.hypotheses.h7_streaming.measurement import H7Test
+    from tests.test_massive import coordinate_dark_shares, hidden_states, magnitudes, spectrum_with_dark, test_arrays
 
-    monkeypatch.setattr(claims_h7, "holm", claims.holm)  # the spy
-    claims_h7.h7_verdicts(H7Test(b, b + 1, b + 0.1, b + 0.1, b + 0.9, designated={l: b + 0.2 for l in range(3)}),
-                          alpha=0.05, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=50)
+    claims_h6.h6_verdicts(magnitudes(hidden_states()), test_arrays(rng),
+                          coordinate_dark_shares(spectrum_with_dark(64, dark=(3, 7))), alpha=0.05, min_ratio=100.0,
+                          min_fold=5.0, tolerance=0.1, n_sets=99, n_boot=50)
+    out["H6"] = sizes.pop()
+    claims_h7.h7_verdicts(h7_default_test(b), alpha=0.05, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=50)
     out["H7"] = sizes.pop()
     return out
 
@@ -98,3 +122,112 @@ def test_no_stale_family_counts(page):
     """Family sizes of older rounds (4 tests per H1 layer, 54 for H4-A) are gone."""
     text = (DOCS / page).read_text()
     assert not re.search(r"\(4 tests\)|= 54\b|54 for H4|for H4-A \(54|tests per H1 layer", text)
+
+
+@pytest.mark.parametrize("early,family", [(1, 15), (7, 14), (15, 10)])
+def test_methods_states_h7_s_family_for_each_place_of_the_early_layer(monkeypatch, early, family):
+    """§6's sentence on H7's family (15 / 14 / 10 with the early layer off the grid, on another
+    grid layer, on the middle one) against the verdicts, and a blocked layer leaves it."""
+    b = arr(np.random.default_rng(0))
+    ladder = measure_h7.ladder_layers(GRID, N_LAYERS, "default", early)
+    rung1 = sorted(set(GRID) | set(ladder))
+    sizes = counted(monkeypatch)
+    kw = dict(alpha=0.05, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=50)
+    t = measure_h7.H7Test(b, b + 1, b + 0.1, b + 0.1, b + 0.9, designated={l: b + 0.2 for l in rung1}, recompute=b + 0.1,
+                          late={l: b + 0.1 for l in rung1}, ladder={(r, l): b + 0.2 for r in RUNGS[1:] for l in ladder})
+    claims_h7.h7_verdicts(t, **kw)
+    assert sizes.pop() == family
+    text = " ".join(section(6).split())
+    assert {15: "= 15 when the ladder's early layer", 14: "14 when it is another grid layer",
+            10: "10 when it is the middle grid layer"}[family] in text
+    t.late[GRID[-1]] = b + 0.95  # the first token visible only after the last grid layer recovers little: blocked
+    claims_h7.h7_verdicts(t, **kw)
+    assert sizes.pop() == family - 1 - (4 if GRID[-1] in ladder else 0)
+
+
+# --------------------------------------------------------------------------- H6 and H7 defaults and claims
+def section(number: int) -> str:
+    """The text of methods.md's section `number` (## N. ...), up to the next section."""
+    text = (DOCS / "methods.md").read_text()
+    m = re.search(rf"^## {number}\. .*?(?=^## \d+\. |\Z)", text, re.M | re.S)
+    assert m, f"methods.md has no section {number}"
+    return m.group(0)
+
+
+def stated_values(text: str) -> list[tuple[str, float]]:
+    """Every "`name` (value" or "`name` = value" in the text (a percentage as a fraction; "ln 2 =
+    0.693" as 0.693)."""
+    out = []
+    for m in re.finditer(r"`([\w.]+)`\s*(?:\(|=\s*)(?:ln 2 = )?(-?\d[\d.]*(?:e-?\d+)?)(%)?", text):
+        name, value, pct = m.groups()
+        out.append((name, float(value.rstrip(".")) / (100 if pct else 1)))
+    return out
+
+
+def code_value(name: str):
+    """The code's value of a setting or constant named in the docs, or None if it names neither."""
+    from sinkbench.hypotheses.h6_massive import measurement as measure_h6
+    from sinkbench.measure import designate
+
+    if name in Settings.__dataclass_fields__:
+        return getattr(Settings, name)
+    where = {"verdicts.NEAR_THRESHOLD": claims_h6.NEAR_THRESHOLD, "verdicts.CONSTANT_SPREAD": claims_h6.CONSTANT_SPREAD,
+             "massive.MIN_WINDOW_SHARE": measure_h6.MIN_WINDOW_SHARE, "LEARN_STEPS": designate.LEARN_STEPS,
+             "LEARN_LR": designate.LEARN_LR, "streaming.EARLY_LAYER": measure_h7.EARLY_LAYER}
+    return where.get(name)
+
+
+@pytest.mark.parametrize("number", [9, 11])
+def test_h6_and_h7_documented_defaults_are_the_code_s(number):
+    """Every setting or constant §9 (H6) and §11 (H7) state with a value has that value in the code."""
+    stated = [(name, v) for name, v in stated_values(section(number)) if code_value(name) is not None]
+    names = {name for name, _ in stated}
+    expected = {9: {"h6_min_ratio", "h6_min_fold", "h6_random_sets", "h6_tolerance", "h6_min_zero_rise",
+                    "verdicts.NEAR_THRESHOLD", "verdicts.CONSTANT_SPREAD"},
+                11: {"h7_window"}}[number]
+    assert expected <= names, f"§{number} no longer states {sorted(expected - names)}"
+    for name, v in stated:
+        assert v == pytest.approx(code_value(name), rel=1e-3), f"methods.md §{number}: `{name}` ({v}) but the code has {code_value(name)}"
+    assert "half the selection windows" in section(9) and measure_h6_share() == 0.5
+
+
+def measure_h6_share() -> float:
+    from sinkbench.hypotheses.h6_massive import measurement as measure_h6
+
+    return measure_h6.MIN_WINDOW_SHARE
+
+
+def test_every_setting_methods_states_has_its_default():
+    """Across methods.md: a `setting` (value) names the value Settings and pyproject.toml give it."""
+    text = (DOCS / "methods.md").read_text()
+    stated = [(n, v) for n, v in stated_values(text) if n in Settings.__dataclass_fields__]
+    assert len(stated) >= 15
+    for name, v in stated:
+        assert v == pytest.approx(getattr(Settings, name), rel=1e-3), f"methods.md: `{name}` ({v}) but Settings has {getattr(Settings, name)}"
+
+
+def test_h7_claims_table_matches_the_verdicts_and_their_defaults():
+    """§11's claims table: one row per claim of the code, in its order, each naming the setting
+    its contrast reads with that setting's default; the regimes and the ladder's rungs likewise."""
+    text = section(11)
+    rows = re.findall(r"^\| H7\((\w)\) [^|]+\| ([^|]+)\| [^|]+\| ([^|]+)\|$", text, re.M)
+    assert [c for c, _, _ in rows] == list(claims_h7.CLAIMS) == list(h7_streaming.CLAIMS)
+    assert [k.split("/")[1] for k in h7_streaming.HYPOTHESIS.claims] == list(claims_h7.CLAIMS)
+    for claim, contrast, default in rows:
+        (setting,) = set(re.findall(r"`(h7_\w+)`", contrast))
+        assert float(default.split()[0]) == getattr(Settings, setting), (claim, setting, default)
+    regimes = re.findall(r"^\| `([\w<>]+)` \|", text, re.M)
+    assert regimes[:len(measure_h7.REGIMES)] == list(measure_h7.REGIMES)
+    assert {"designated_L<l>", "<rung>_L<l>", "late_sink_L<l>", "recompute"} <= set(regimes)
+    rungs = re.findall(r"^\| (\d) `(\w+)` \|", text, re.M)
+    assert [(int(i), r) for i, r in rungs] == list(enumerate(RUNGS, start=1))
+    assert [r for r in claims_h7.RUNG_ORDER[:len(RUNGS)]] == list(RUNGS)
+    assert f"`{claims_h7.POSITIVE_CONTROL}`" in text or claims_h7.POSITIVE_CONTROL.replace("_", " ") in text
+
+
+def test_h6_claims_match_the_code():
+    """§9 names the three cases the unit parametrizes, in its order, and the family of 4."""
+    text = " ".join(section(9).split())
+    assert f"three cases ({', '.join(f'`{c}`' for c in claims_h6.CLAIMS)})" in text
+    assert [k.split("/")[1] for k in h6_massive.HYPOTHESIS.claims] == list(claims_h6.CLAIMS)
+    assert "4 p-values" in text
