@@ -44,58 +44,71 @@ def counted(monkeypatch) -> list[int]:
     return sizes
 
 
-def h7_default_test(b: np.ndarray) -> "measure_h7.H7Test":
+def h7_default_test(b: np.ndarray, x=lambda level: level) -> "measure_h7.H7Test":
     """H7's arrays on the default grid as h7_inputs lays them out: rung 1 at the grid layers and
     the ladder's, rungs 2-5 at the ladder's layers (the early layer and the middle grid layer),
     an upper bound at every rung-1 layer that leaves it open (the first token visible after l
     recovers as much as sink1), and the recompute baseline."""
     ladder = measure_h7.ladder_layers(GRID, N_LAYERS, "default", None)
     rung1 = sorted(set(GRID) | set(ladder))
-    window, sink1 = b + 1, b + 0.1
-    return measure_h7.H7Test(b, window, sink1, sink1, b + 0.9, designated={l: b + 0.2 for l in rung1},
-                             recompute=b + 0.1, late={l: sink1 for l in rung1},
-                             ladder={(r, l): b + 0.2 for r in RUNGS[1:] for l in ladder})
+    window, sink1 = b + x(1), b + x(0.1)
+    return measure_h7.H7Test(b, window, sink1, sink1 + x(0), b + x(0.9), designated={l: b + x(0.2) for l in rung1},
+                             recompute=b + x(0.1), late={l: sink1 + x(0) for l in rung1},
+                             ladder={(r, l): b + x(0.2) for r in RUNGS[1:] for l in ladder})
 
 
 def arr(rng, shift=0.0):
     return 3.0 + shift + 0.1 * rng.standard_normal(N)
 
 
-def families(monkeypatch) -> dict[str, int]:
-    rng = np.random.default_rng(0)
-    out = {}
-    sizes = counted(monkeypatch)
-    b = arr(rng)
-    h1 = H1Inputs(b, b + 2, b + 0.2, b + 0.1, b, b + 2, b + 0.5, b + 0.5, np.full(N, 0.5), np.full(N, 0.2),
-                  random_each=np.stack([b + 0.1, b + 0.2, b + 0.3]))
-    h1_dark_tail.h1_verdicts({l: h1 for l in range(3)}, alpha=0.05, min_delta=0.5, min_sink_drop=0.2, n_boot=50)
-    out["H1"] = sizes.pop()
-    h2_middle.h2_verdicts({(l, k): H2Inputs(b, b + 0.1, b + 0.5, 30, 30) for l in range(3) for k in (5, 10, 15)},
-                       {l: H2bInputs(b, b + 0.1, 15, 0.3) for l in range(3)}, alpha=0.05, n_boot=50)
-    out["H2"] = sizes.pop()
-    tables = {c: h3_distributed.h3_table(rng, N, None, dict(h3_distributed.H3_PROFILE)) for c in ("bos", "nobos")}
-    h3_distributed.h3_verdicts({c: h3_distributed.h3_raw(t, permutations=50) for c, t in tables.items()}, alpha=0.05, n_boot=50)
-    out["H3"] = sizes.pop()
-    w = {m: WriteResult(np.full(N, 0.01) * f, np.full(N, 0.6), b + d) for m, f, d in
-         [("base", 1, 0), ("add", 10, 0), ("transplant", 15, 0.1), ("control", 1.2, 0), ("broken", 1, 1)]}
-    h4a_designated_write.h4a_verdicts({(l, t): h4a_designated_write.h4a_raw(w, 3.0, 50, 0.5, key=(l, t)) for l in range(3) for t in range(3)},
-                        alpha=0.05)
-    out["H4-A"] = sizes.pop()
-    g = {"att_k": np.full(N, 0.6), "att_0": np.full(N, 0.3), "nll_base": b, "nll_dark_k": b + 1, "nll_dark_0": b + 0.2,
-         "dark_ratio_k": np.full(N, 2.0), "dark_ratio_ordinary": np.full(N, 0.5)}
-    h4b_designated_training.h4b_verdicts({l: g for l in range(3)}, alpha=0.05, n_boot=50)
-    out["H4-B"] = sizes.pop()
-    h5_sink_writer.h5_verdicts(H5Inputs(np.full(N, 0.8), b, np.full(N, 0.5), b + 1, np.full(N, 0.2), b + 0.1, np.full(N, 0.45)),
-                       alpha=0.05, min_share=0.5, min_sink_drop=0.1, min_nll_rise=0.05, n_boot=50)
-    out["H5"] = sizes.pop()
+def verdict_calls() -> list[tuple[str, callable]]:
+    """(hypothesis, a call of its verdict function on the default grid) for every hypothesis;
+    each call returns the function's case -> (passed, metrics). Every array has noise of its
+    own (a constant contrast is a special case of the mean test), and the effects are large:
+    most cases pass, so a verdict that read a NaN interval would be seen to change."""
     from tests.test_massive import coordinate_dark_shares, hidden_states, magnitudes, spectrum_with_dark, test_arrays
 
-    claims_h6.h6_verdicts(magnitudes(hidden_states()), test_arrays(rng),
-                          coordinate_dark_shares(spectrum_with_dark(64, dark=(3, 7))), alpha=0.05, min_ratio=100.0,
-                          min_fold=5.0, tolerance=0.1, n_sets=99, n_boot=50)
-    out["H6"] = sizes.pop()
-    claims_h7.h7_verdicts(h7_default_test(b), alpha=0.05, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=50)
-    out["H7"] = sizes.pop()
+    rng = np.random.default_rng(0)
+    x = lambda level, sd=0.1: level + sd * rng.standard_normal(N)  # noqa: E731
+    b = x(3.0)
+    h1 = H1Inputs(b, b + x(2), b + x(0.2), b + x(0.1), b, b + x(2), b + x(0.5), b + x(0.5), x(0.5, 0.02), x(0.2, 0.02),
+                  random_each=np.stack([b + x(0.1), b + x(0.2), b + x(0.3)]))
+    tables = {c: h3_distributed.h3_table(rng, N, None, dict(h3_distributed.H3_PROFILE)) for c in ("bos", "nobos")}
+    w = {m: WriteResult(x(0.01 * f, 0.001), x(a0, 0.02), b + x(d, 0.02)) for m, f, a0, d in
+         [("base", 1, 0.6, 0), ("add", 10, 0.3, 0), ("transplant", 15, 0.3, 0.1), ("control", 1.2, 0.6, 0),
+          ("broken", 1, 0.6, 1)]}
+    g = {"att_k": x(0.6, 0.02), "att_0": x(0.3, 0.02), "nll_base": b, "nll_dark_k": b + x(1), "nll_dark_0": b + x(0.2),
+         "dark_ratio_k": x(2.0), "dark_ratio_ordinary": x(0.5)}
+    h2 = {(l, k): H2Inputs(b, b + x(0.1, 0.02), b + x(0.5), 30, 30) for l in range(3) for k in (5, 10, 15)}
+    h2b = {l: H2bInputs(b, b + x(0.1, 0.02), 15, 0.3) for l in range(3)}
+    h5 = H5Inputs(x(0.8, 0.02), b, x(0.5, 0.02), b + x(1), x(0.2, 0.02), b + x(0.1, 0.02), x(0.45, 0.02))
+    h6_test = test_arrays(rng)
+    h7 = h7_default_test(b, x)
+    return [
+        ("H1", lambda: h1_dark_tail.h1_verdicts({l: h1 for l in range(3)}, alpha=0.05, min_delta=0.5, min_sink_drop=0.2,
+                                                n_boot=50)),
+        ("H2", lambda: h2_middle.h2_verdicts(h2, h2b, alpha=0.05, n_boot=200)),
+        ("H3", lambda: h3_distributed.h3_verdicts({c: h3_distributed.h3_raw(t) for c, t in tables.items()}, alpha=0.05,
+                                                  n_boot=50)),
+        ("H4-A", lambda: h4a_designated_write.h4a_verdicts(
+            {(l, t): h4a_designated_write.h4a_raw(w, 3.0, 50, 0.5, key=(l, t)) for l in range(3) for t in range(3)}, alpha=0.05)),
+        ("H4-B", lambda: h4b_designated_training.h4b_verdicts({l: g for l in range(3)}, alpha=0.05, n_boot=50)),
+        ("H5", lambda: h5_sink_writer.h5_verdicts(h5, alpha=0.05, min_share=0.5, min_sink_drop=0.1, min_nll_rise=0.05,
+                                                  n_boot=50)),
+        ("H6", lambda: claims_h6.h6_verdicts(magnitudes(hidden_states()), h6_test,
+                                             coordinate_dark_shares(spectrum_with_dark(64, dark=(3, 7))), alpha=0.05,
+                                             min_ratio=100.0, min_fold=5.0, tolerance=0.1, n_sets=99, n_boot=200)),
+        ("H7", lambda: claims_h7.h7_verdicts(h7, alpha=0.05, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=50)),
+    ]
+
+
+def families(monkeypatch) -> dict[str, int]:
+    sizes = counted(monkeypatch)
+    out = {}
+    for name, call in verdict_calls():
+        call()
+        out[name] = sizes.pop()
+        assert not sizes, f"{name}'s verdicts ran more than one Holm family"
     return out
 
 
@@ -231,3 +244,19 @@ def test_h6_claims_match_the_code():
     assert f"three cases ({', '.join(f'`{c}`' for c in claims_h6.CLAIMS)})" in text
     assert [k.split("/")[1] for k in h6_massive.HYPOTHESIS.claims] == list(claims_h6.CLAIMS)
     assert "4 p-values" in text
+
+
+def test_the_verdicts_that_read_an_interval_are_the_ones_methods_names():
+    """With every interval NaN (claims.without_intervals, as stability and calibration run the
+    verdicts that read none) exactly the verdicts methods.md §5 says read an interval change:
+    H2b and H6 b-mean. Each passes on these inputs, so a NaN upper end would fail it."""
+    changed = set()
+    for name, call in verdict_calls():
+        with_ci = call()
+        with claims.without_intervals():
+            without = call()
+        changed |= {(name, str(k[-1] if isinstance(k, tuple) else k)) for k, v in with_ci.items()
+                    if isinstance(v, tuple) and v[0] != without[k][0]}
+    assert changed == {("H2", "b"), ("H6", "b-mean")}
+    text = " ".join(section(5).split())
+    assert "Two verdicts read an interval: H2b and H6 b-mean" in text

@@ -54,7 +54,7 @@ def ci_ratio(num, den, n_boot: int, *key) -> tuple[float, float]:
 @contextlib.contextmanager
 def without_intervals():
     """Inside the block ci_mean and ci_ratio return NaN. Intervals are not verdicts (except
-    H2b's upper end, whose callers keep them): verdict stability and calibration skip them,
+    H2b's and H6 b-mean's upper end, whose callers keep them): verdict stability and calibration skip them,
     which makes a resampled verdict several times cheaper and changes no pass/fail. (A flag,
     not a swapped function: the hypothesis units import ci_mean by name.)"""
     saved = _INTERVALS[0]

@@ -28,8 +28,9 @@ the binomial test, the Clopper-Pearson interval and Spearman's rho that return
 the same numbers as scipy (the exact signed-rank p-value depends only on (n, W+) when
 there are no ties or zeros; anything else goes to scipy), checked for equality in
 tests/test_calibration.py. The bootstrap is the real one; its resample count only changes
-the intervals, which no verdict reads except H2b's (upper end of the rise's interval), so
-H2b runs with the full 2000 resamples and the others with N_BOOT_CHEAP.
+the intervals, which only two verdicts read (the upper end of the rise's interval: H2b and
+H6 b-mean), so a criterion that reads one runs with the full 2000 resamples
+(Criterion.reads_intervals) and the others with N_BOOT_CHEAP.
 
 """
 from __future__ import annotations
@@ -49,7 +50,7 @@ DEFAULTS = dict(alpha=0.05, h1_min_delta=0.5, h1_min_sink_drop=0.2, frontier_tol
                 h4_rho=3.0, h4_min_recovered=0.5, h5_min_share=0.5, h5_min_sink_drop=0.1, h5_min_nll_rise=0.05)
 N_BOOT_FULL = 2000  # the default `bootstrap` setting
 N_BOOT_CHEAP = 50  # where no verdict reads the interval
-H3_PERMUTATIONS = 200  # H3's permutation tests in simulation (see _h3_sim)
+H3_PERMUTATIONS = 200  # benchmarks/h3_nulls.py passes it to h3_raw for the old within-window tests (no H3 claim permutes now)
 TOKENS = 127  # predictions per 128-token window
 POSITIONS = 128 - 1 - 8  # H3 positions per window (1 .. T-1-MIN_QUERIES)
 
@@ -117,7 +118,7 @@ def _make_fast_spearmanr(original):
 def exact_fast_stats(intervals: bool = True):
     """Inside the block, sinkbench.stats.claims uses the fast exact versions above (same numbers).
     intervals=False also skips the bootstrap intervals (claims.ci_mean and ci_ratio return
-    NaN): only for criteria whose verdict reads no interval (every one but H2b; the
+    NaN): only for criteria whose verdict reads no interval (every one but H2b and H6 b-mean; the
     equality of the verdicts with and without them is tested)."""
     import scipy.stats
 
@@ -190,7 +191,7 @@ class Criterion:
     clear: dict
     profile: dict = field(default_factory=dict)
     description: str = ""
-    reads_intervals: bool = False  # the verdict reads a bootstrap interval (H2b)
+    reads_intervals: bool = False  # the verdict reads a bootstrap interval (H2b; H6 b-mean has no simulated criterion here)
 
 
 def split_profile(effect, params, profile):
@@ -203,7 +204,7 @@ def split_profile(effect, params, profile):
 ALPHA = 0.05
 BOUNDARY = dict(min_delta=0.5, min_sink_drop=0.2, tolerance=0.25, rho=3.0, min_recovered=0.5, min_share=0.5,
          h5_min_sink_drop=0.1, h5_min_nll_rise=0.05)
-N_BOOT = 200  # intervals: only H2b's verdict reads one, and it gets 2000
+N_BOOT = 200  # intervals: of the hostile nulls' criteria only H2b's verdict reads one, and it gets 2000
 SIGMA_LN = 0.6
 
 
