@@ -3,11 +3,14 @@ docs/methods.md §9).
 
 Massive-activation coordinates (|h| > 100 and > 1000x the layer's median |h|, or
 h6_min_ratio x the median for small models) are found on selection windows.
- a. their directions' band-K share is >= h6_min_fold x chance and above random coordinate
-    sets of the same size (rank p-value over h6_random_sets sets: the set is the unit);
- b-mean. setting the sink's massive coordinates to their mean (at the first layer they sit
-    at the sink) keeps the NLL of the other predictions within h6_tolerance (equivalence);
- b-zero. zeroing them raises that NLL and lowers the later layers' sink mass.
+ a. every massive coordinate is dark: each one's band-K share is >= h6_min_fold x chance and
+    ranks among the darkest of the d coordinates (exact rank p); the weakest coordinate decides
+    (an intersection-union test); the set mean against h6_random_sets random sets is recorded;
+ b-mean. setting the massive coordinates to their mean at every position that carries them
+    (Sun's edit, at the first layer they sit at the sink) keeps the NLL of the other
+    predictions within h6_tolerance (equivalence); not testable on a constant contrast (a BOS sink);
+ b-zero. zeroing them raises that NLL by more than h6_min_zero_rise and lowers the later
+    layers' sink mass.
 Holm over the model's four p-values. A model without massive activations fails every
 case with one line saying they are not present (recorded, so the matrix shows it).
 
