@@ -69,3 +69,11 @@ def test_a_removed_setting_says_it_was_removed_and_why(tmp_path):
     assert "h3_permutations" not in FIELDS
     repo = Path(__file__).resolve().parent.parent
     assert "h3_permutations" not in load_pyproject_defaults(repo)
+
+
+def test_a_removed_setting_stops_sinkbench_run_in_one_line(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.sinkbench]\nh3_permutations = 2000\n")
+    cmd = [sys.executable, "-m", "sinkbench", "run", "-p", "no:cacheprovider", "--model", "tiny-bb-bos", "--collect-only"]
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = one_line_exit_4(p.returncode, p.stdout + p.stderr)
+    assert len(lines) == 1 and "h3_permutations was removed: H3's claims are tested across windows" in lines[0], lines
