@@ -179,14 +179,22 @@ def stated_values(text: str) -> list[tuple[str, float]]:
 
 def code_value(name: str):
     """The code's value of a setting or constant named in the docs, or None if it names neither."""
+    from sinkbench import stats
     from sinkbench.hypotheses.h6_massive import measurement as measure_h6
-    from sinkbench.measure import designate
+    from sinkbench.measure import designate, sink_controls
+    from sinkbench.read import results
+    from sinkbench.stats import stability
 
     if name in Settings.__dataclass_fields__:
         return getattr(Settings, name)
     where = {"verdicts.NEAR_THRESHOLD": claims_h6.NEAR_THRESHOLD, "verdicts.CONSTANT_SPREAD": claims_h6.CONSTANT_SPREAD,
              "massive.MIN_WINDOW_SHARE": measure_h6.MIN_WINDOW_SHARE, "LEARN_STEPS": designate.LEARN_STEPS,
-             "LEARN_LR": designate.LEARN_LR, "streaming.EARLY_LAYER": measure_h7.EARLY_LAYER}
+             "LEARN_LR": designate.LEARN_LR, "streaming.EARLY_LAYER": measure_h7.EARLY_LAYER,
+             "H3_MIN_WINDOWS": h3_distributed.H3_MIN_WINDOWS, "H3_EXACT_POSITIONS": h3_distributed.H3_EXACT_POSITIONS,
+             "stats.TEST_RESAMPLES": stats.TEST_RESAMPLES, "stats.MAX_NAN_SHARE": stats.MAX_NAN_SHARE,
+             "stability.STABILITY_RESAMPLES": stability.STABILITY_RESAMPLES,
+             "stability.FRAGILE_BELOW": stability.FRAGILE_BELOW, "results.DEPENDENCE_WARN": results.DEPENDENCE_WARN,
+             "sink_controls.CONTROL_SEED": sink_controls.CONTROL_SEED}
     return where.get(name)
 
 
@@ -210,13 +218,22 @@ def measure_h6_share() -> float:
     return measure_h6.MIN_WINDOW_SHARE
 
 
-def test_every_setting_methods_states_has_its_default():
-    """Across methods.md: a `setting` (value) names the value Settings and pyproject.toml give it."""
+def test_every_setting_and_constant_methods_states_has_its_value():
+    """Across methods.md: a `setting` (value) or `module.CONSTANT` = value names the value the
+    code gives it (Settings, which pyproject.toml's [tool.sinkbench] repeats, or the module);
+    a backticked name with a value that the code does not have is a stale name."""
+    import tomllib
+
     text = (DOCS / "methods.md").read_text()
-    stated = [(n, v) for n, v in stated_values(text) if n in Settings.__dataclass_fields__]
-    assert len(stated) >= 15
+    stated = stated_values(text)
+    unknown = sorted({n for n, _ in stated if code_value(n) is None})
+    assert unknown == [], f"methods.md states values for names the code does not have: {unknown}"
+    assert len(stated) >= 25
     for name, v in stated:
-        assert v == pytest.approx(getattr(Settings, name), rel=1e-3), f"methods.md: `{name}` ({v}) but Settings has {getattr(Settings, name)}"
+        assert v == pytest.approx(code_value(name), rel=1e-3), f"methods.md: `{name}` ({v}) but the code has {code_value(name)}"
+    table = tomllib.loads((DOCS.parent / "pyproject.toml").read_text())["tool"]["sinkbench"]
+    for name, v in table.items():
+        assert v == getattr(Settings, name), f"pyproject.toml: {name} = {v} but Settings has {getattr(Settings, name)}"
 
 
 def test_h7_claims_table_matches_the_verdicts_and_their_defaults():
@@ -260,3 +277,13 @@ def test_the_verdicts_that_read_an_interval_are_the_ones_methods_names():
     assert changed == {("H2", "b"), ("H6", "b-mean")}
     text = " ".join(section(5).split())
     assert "Two verdicts read an interval: H2b and H6 b-mean" in text
+
+
+def test_readme_states_the_settings_defaults():
+    """README's list of statistical thresholds: each `setting` value is the code's."""
+    text = (DOCS.parent / "README.md").read_text()
+    stated = re.findall(r"`(\w+)` (\d[\d.]*)", text)
+    stated = [(n, float(v)) for n, v in stated if n in Settings.__dataclass_fields__]
+    assert {"h6_min_zero_rise", "h7_min_gap", "h1_min_delta"} <= {n for n, _ in stated}
+    for name, v in stated:
+        assert v == pytest.approx(getattr(Settings, name), rel=1e-3), f"README: `{name}` {v} but Settings has {getattr(Settings, name)}"
