@@ -53,18 +53,56 @@ def check_remote(spec: str, env=os.environ) -> str:
     return spec
 
 
+_NDIF_UNREACHABLE: dict[str, str] = {}  # host -> why it cannot be reached ("" when it answered)
+
+
+def ndif_unreachable(host: str | None = None) -> str | None:
+    """Why NDIF cannot be reached now, or None. One GET with short timeouts and no retries,
+    asked once per host and session: without it, a run with no network found out only in its
+    first test, after huggingface_hub's retries of every file (141 s measured) and a websocket
+    that waits on the operating system's connect timeout."""
+    import httpx
+    from nnsight import CONFIG
+
+    host = (host or CONFIG.API.HOST).rstrip("/")
+    if host not in _NDIF_UNREACHABLE:
+        why = ""
+        try:
+            httpx.get(host, timeout=httpx.Timeout(5.0, read=10.0))  # any HTTP answer: the service is there
+        except Exception as exc:  # DNS, refused connection, timeout, proxy, TLS
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'}"
+        _NDIF_UNREACHABLE[host] = why
+    return f"NDIF ({host}) cannot be reached: {_NDIF_UNREACHABLE[host]}" if _NDIF_UNREACHABLE[host] else None
+
+
+def ndif_problem(host: str | None = None) -> str | None:
+    """The one-line start-up error for --remote with NDIF out of reach, or None."""
+    why = ndif_unreachable(host)
+    return None if why is None else (f"--remote: {why}; check the network (and NDIF_HOST), or drop --remote to run "
+                                     "the model locally")
+
+
+def _offline(repo: str) -> dict:
+    """from_pretrained / hf_hub_download arguments that read only the local cache when the hub
+    cannot be reached (each of their files would otherwise be retried for 23 s)."""
+    return {"local_files_only": True} if models.hub_unreachable(repo) else {}
+
+
 def _hub_file(repo: str, filename: str, revision: str | None, missing_ok: bool = False) -> str | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
+    offline = _offline(repo)
     try:
         with models.quiet_hub():  # the retries' log lines; the error below says what failed
-            return hf_hub_download(repo, filename, revision=revision)
+            return hf_hub_download(repo, filename, revision=revision, **offline)
     except Exception as exc:
         if missing_ok and isinstance(exc, EntryNotFoundError):
             return None
+        where = (f"not in the local cache, and {models.hub_unreachable(repo)}" if offline
+                 else f"{type(exc).__name__}; check the repo id, the network, and HF_TOKEN for a gated model")
         raise SinkbenchError(f"--remote --model {repo}: cannot fetch {filename} (revision {revision or 'main'}) from the hub "
-                             f"({type(exc).__name__}); check the repo id, the network, and HF_TOKEN for a gated model") from None
+                             f"({where})") from None
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,14 +204,16 @@ def remote_subject(spec: str, trust_remote_code: bool = False, revision: str | N
     from nnsight.modeling.transformers import TransformersModel
     from transformers import AutoTokenizer
 
-    repo = check_remote(spec)
+    repo = check_remote(spec)  # (NDIF's reachability is a start-up check: sinkbench.run.preflight, ndif_problem)
     sha = commit(repo, revision)
     _register_harness()
+    offline = _offline(repo)
     try:
         # The tokenizer is passed in: nnsight's meta build does not source one itself.
-        tok = AutoTokenizer.from_pretrained(repo, revision=sha, trust_remote_code=trust_remote_code)
-        lm = TransformersModel(repo, task="text-generation", tokenizer=tok, revision=revision,
-                               attn_implementation="eager", trust_remote_code=trust_remote_code)
+        with models.quiet_hub():
+            tok = AutoTokenizer.from_pretrained(repo, revision=sha, trust_remote_code=trust_remote_code, **offline)
+            lm = TransformersModel(repo, task="text-generation", tokenizer=tok, revision=revision,
+                                   attn_implementation="eager", trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise SinkbenchError(f"--model {repo}: needs custom code; rerun with --trust-remote-code if you trust it") from None
@@ -210,8 +250,30 @@ def server_dtype(subject: RemoteSubject) -> str:
     return str(out.dtype).removeprefix("torch.")
 
 
+_NETWORK_PACKAGES = {"httpx", "httpx2", "httpcore", "httpcore2", "websocket", "huggingface_hub", "requests", "urllib3"}
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    """A failure to reach or hear from a server (not a bug of sinkbench or of the model)."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _NETWORK_PACKAGES
+
+
 def load_remote_subject(spec: str, dtype: str = "auto", trust_remote_code: bool = False, revision: str | None = None):
-    """A Subject whose traces run on NDIF, recording the dtype the server runs."""
+    """A Subject whose traces run on NDIF, recording the dtype the server runs. A network
+    failure on the way (the hub or NDIF gone mid-load) is one line naming what failed."""
+    try:
+        return _load_remote_subject(spec, dtype, trust_remote_code, revision)
+    except SinkbenchError:
+        raise
+    except Exception as exc:
+        if not _is_network_error(exc):
+            raise
+        detail = str(exc).splitlines()[0][:160] if str(exc) else "no detail"
+        raise SinkbenchError(f"--remote --model {spec}: a request to NDIF or the hub failed while loading "
+                             f"({type(exc).__name__}: {detail}); check the network, or drop --remote") from None
+
+
+def _load_remote_subject(spec: str, dtype: str, trust_remote_code: bool, revision: str | None):
     subject = remote_subject(spec, trust_remote_code, revision)
     subject.dtype = server_dtype(subject)
     if dtype != "auto" and models.TORCH_DTYPES[dtype] != getattr(torch, subject.dtype):

@@ -297,9 +297,12 @@ def model_problems(name: str, s: Settings, seq_len_fix: str, dataset_ok: bool) -
 def _model_problems(name: str, s: Settings, seq_len_fix: str, dataset_ok: bool) -> list[str]:
     try:
         if s.remote:
-            from sinkbench.model.remote import check_remote
+            from sinkbench.model.remote import check_remote, ndif_problem
 
             check_remote(name)
+            problem = ndif_problem()  # one request, no retries: not a minute of retries in the first test
+            if problem:
+                return [problem]
         source, cfg = model_config(name, s.trust_remote_code)
     except SinkbenchError as exc:
         return [str(exc)]
