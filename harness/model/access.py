@@ -307,7 +307,9 @@ class Subject:
     def learned_sinks(self) -> bool:
         """Do attention rows end in a learned sink logit (GPT-OSS's `sinks`)? Then the eager
         probabilities over keys sum to less than 1; the rest went to the learned sink."""
-        return isinstance(getattr(self.attention(self.model, 0), "sinks", None), torch.Tensor)
+        # any layer: MiMo-V2-Flash has them on its sliding-window layers only
+        return any(isinstance(getattr(self.attention(self.model, i), "sinks", None), torch.Tensor)
+                   for i in range(self.n_layers))
 
     @cached_property
     def norm_fold(self) -> NormFold:

@@ -103,6 +103,20 @@ FAMILIES: dict[str, Family] = {
     # MPT adds the residual inside its MLP module (like Bloom): the MLP's write is down_proj's output
     "mpt": Family(("transformer.blocks",), ("transformer.norm_f",), "attn", "ffn", "sequential",
                   writes=("attn", "ffn.down_proj"), attention_interface=False, layer_returns_tuple=True),
+    # the Llama layout (MoE, q/k norms, sliding windows; Flint and MiMo-V2-Flash with learned sink
+    # logits, read like GPT-OSS's); tests/test_conformance.py checks each against its own forward
+    **dict.fromkeys(("exaone_moe", "flint", "hunyuan_v1_moe", "hy_v3", "jais2", "minimax_m2", "ministral",
+                     "mimo_v2_flash", "sarvam_moe", "aria_text"), _LLAMA_LIKE),
+    # multi-head latent attention (DeepSeek-V3's MLA), some with a top-k key indexer (DeepSeek
+    # sparse attention): the indexer's mask is inside the model's own eager attention probabilities
+    **dict.fromkeys(("axk1", "axk2", "glm4_moe_lite", "youtu", "deepseek_v32"), _LLAMA_LIKE),
+    "glm_moe_dsa": _like(_LLAMA_LIKE, layer_returns_tuple=True),  # a layer returns (hidden, top-k indices)
+    # sandwich norms: each branch is normed before the residual add
+    "afmoe": _like(_POST_NORM, writes=("post_attention_layernorm", "post_mlp_layernorm")),
+    "kolibri1": _like(_POST_NORM, writes=("post_self_attn_layernorm", "post_mlp_layernorm")),
+    # muP: logits x logits_scaling, writes x residual_multiplier; post_norm1/2 are identities unless use_post_norm
+    "hyperclovax": _like(_POST_NORM, block="config", writes=("post_norm1", "post_norm2"), logit_scale="logits_scaling",
+                         residual_multiplier="residual_multiplier"),
 }
 
 # Families of the pinned transformers refused by what their layers do (beyond non-causal,
@@ -232,6 +246,8 @@ def block_kind(family: Family, config) -> str:
         return "parallel" if getattr(config, "use_parallel_residual", True) else "sequential"
     if mt == "stablelm":
         return "parallel" if getattr(config, "use_parallel_residual", False) else "sequential"
+    if mt == "hyperclovax":
+        return "post-norm" if getattr(config, "use_post_norm", False) else "sequential"
     if mt == "falcon":
         return "parallel" if getattr(config, "parallel_attn", True) or getattr(config, "new_decoder_architecture", False) else "sequential"
     return "sequential"

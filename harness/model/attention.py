@@ -71,6 +71,10 @@ def sinkbench_attention(module, query, key, value, attention_mask, scaling=None,
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     mode = _mode(module)
+    indices = kwargs.pop("indices", None)
+    if indices is not None:  # DeepSeek sparse attention (V3.2, GLM-MoE-DSA): transformers hands implementations
+        # other than eager/sdpa the indexer's top-k keys [B, S, k] instead of masking them; mask them as eager does
+        attention_mask = index_mask(indices, attention_mask, key.shape[-2], query.dtype)
     # Soft-capped scores or learned sink logits (gpt-oss) have no fused kernel here.
     fusable = kwargs.get("softcap") is None and kwargs.get("s_aux") is None and kwargs.get("sinks") is None
     if mode != "none" or not fusable:
@@ -79,6 +83,15 @@ def sinkbench_attention(module, query, key, value, attention_mask, scaling=None,
         return out, (probs[..., :1] if mode == "sink" else probs if mode == "probs" else None)
     kwargs.pop("output_attentions", None)
     return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+
+
+def index_mask(indices: torch.Tensor, attention_mask: torch.Tensor | None, n_keys: int, dtype) -> torch.Tensor:
+    """The additive mask that keeps, for each query, only the keys a top-k indexer selected
+    (the model's eager path does the same with its own boolean mask)."""
+    keep = torch.zeros((*indices.shape[:2], n_keys), dtype=torch.bool, device=indices.device)
+    keep = keep.scatter(-1, indices.long(), True).unsqueeze(1)  # [B, 1, S, T]
+    base = torch.zeros((), dtype=dtype, device=indices.device) if attention_mask is None else attention_mask[..., :n_keys]
+    return base.masked_fill(~keep, torch.finfo(dtype).min)
 
 
 def install(model, modules: list) -> None:
