@@ -2,7 +2,8 @@
 rates under the hostile nulls, and power at effect sizes like the real ones.
 
   python benchmarks/maxt_nulls.py [--trials 1000] [--windows 16] [--parts null,partial,power]
-                                  [--sizes 3,6,12] [--rhos 0,0.5,0.9] [--out FILE]
+                                  [--sizes 3,6,12] [--partial-sizes 6]
+                                  [--rhos 0,0.5,0.9] [--nulls NAME,...] [--out FILE]
 
 Every trial draws one family: an [n windows, m tests] matrix, one column per test, each
 claim "mean > 0". Both procedures see the same matrix:
@@ -103,14 +104,14 @@ def _one_nan(rng, n, m, rho):
 NULLS = {
     "gaussian": lambda rng, n, m, rho: _correlated_normal(rng, n, m, rho),
     "t2": _copula(lambda u: special.stdtrit(2, np.clip(u, 1e-15, 1 - 1e-15))),
-    "lognormal, null-side tail": _copula(lambda u: -_lognormal_q(u)),
-    "lognormal, claim-side tail": _copula(_lognormal_q),
+    "lognormal null-side tail": _copula(lambda u: -_lognormal_q(u)),
+    "lognormal claim-side tail": _copula(_lognormal_q),
     "AR(1) 0.5": _ar1,
     "5% at -10": _copula(_outlier_q),
     "50-75% zeros": _zeros,
     "one NaN window": _one_nan,
 }
-POWER_NOISES = ("gaussian", "lognormal, null-side tail")
+POWER_NOISES = ("gaussian", "lognormal null-side tail")
 
 
 def _both(x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +159,7 @@ def main(argv=None) -> int:
     ap.add_argument("--windows", type=int, default=16)
     ap.add_argument("--parts", default="null,partial,power")
     ap.add_argument("--sizes", default="3,6,12")
+    ap.add_argument("--partial-sizes", default="6", help="family sizes of the partial part (its rate is column 0's alone)")
     ap.add_argument("--rhos", default="0,0.5,0.9")
     ap.add_argument("--nulls", default=",".join(NULLS), help="comma-separated subset of the null names")
     ap.add_argument("--effect", type=float, default=1.0, help="power: true tests' shift in window-sds")
@@ -166,12 +168,17 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in a.sizes.split(",")]
     rhos = [float(r) for r in a.rhos.split(",")]
     nulls = [s for s in a.nulls.split(",") if s]
+    unknown = [s for s in nulls if s not in NULLS]
+    if unknown:
+        ap.error(f"unknown null {unknown[0]!r}; the nulls are: {', '.join(NULLS)}")
     bound = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / a.trials)
     print(f"bound alpha + 3 SE = {bound:.4f} at {a.trials} trials, {a.windows} windows", flush=True)
     for part in a.parts.split(","):
         cells = []
-        if part in ("null", "partial"):
+        if part == "null":
             cells = [(null, m, rho, 1) for null in nulls for m in sizes for rho in rhos]
+        elif part == "partial":
+            cells = [(null, int(m), rho, 1) for null in nulls for m in a.partial_sizes.split(",") for rho in rhos]
         elif part == "power":
             cells = [(null, m, rho, k) for null in POWER_NOISES for m in sizes for rho in rhos
                      for k in sorted({1, max(1, m // 3)})]
