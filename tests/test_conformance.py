@@ -222,6 +222,49 @@ CASES: dict[str, tuple[str, dict]] = {
     "HyperCLOVA X (muP, post norms)": ("hyperclovax", _llama_like(
         use_post_norm=True, logits_scaling=_draw(0.2, 0.5, 23), residual_multiplier=_draw(0.3, 0.7, 24),
         embedding_multiplier=_draw(2, 6, 25), attention_multiplier=_draw(0.1, 0.3, 26))),
+    # the Llama layout again (MoA attention experts; text models of multimodal families)
+    "JetMoE (mixture of attention)": ("jetmoe", _llama_like(num_local_experts=4, num_experts_per_tok=2, kv_channels=16)),
+    "MiniMax-M3-VL (text)": ("minimax_m3_vl_text", _llama_like(head_dim=16, layer_types=["full_attention"] * LAYERS)),
+    "Phi-4 multimodal (text)": ("phi4_multimodal", _llama_like()),
+    "dots.3 note (text, MLA, indexer)": ("dots3_note_text", _llama_like(
+        **_MLA, **_INDEXER, sliding_window=8, layer_types=["indexed_attention", "sliding_attention", "indexed_attention"],
+        mlp_layer_types=["dense", "sparse", "sparse"])),
+    "dots.3 note (multimodal config)": ("dots3_note", dict(text_config=_llama_like(
+        **_MLA, **_INDEXER, sliding_window=8, layer_types=["indexed_attention", "sliding_attention", "indexed_attention"],
+        mlp_layer_types=["dense", "sparse", "sparse"]), vision_config=dict(adapter_out_dim=D),
+        audio_config=dict(adapter_out_dim=D))),
+    "GOT-OCR2 (text)": ("got_ocr2", dict(
+        text_config=_llama_like(), image_token_index=69,
+        vision_config=dict(hidden_size=32, output_channels=16, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                           patch_size=16, mlp_dim=64, global_attn_indexes=[0]))),
+    "Emu3 (text)": ("emu3", dict(text_config=_llama_like(), vq_config=dict(
+        embed_dim=8, num_embeddings=16, latent_channels=8, base_channels=8, channel_multiplier=[1], num_res_blocks=1,
+        attn_resolutions=[]))),
+    "Fuyu (Persimmon text)": ("fuyu", dict(text_config=_llama_like(num_key_value_heads=HEADS, qk_layernorm=True,
+                                                                   partial_rotary_factor=0.5),
+                                           hidden_size=D, image_token_id=69, patch_size=4, num_channels=3)),
+    "Persimmon": ("persimmon", _llama_like(num_key_value_heads=HEADS, qk_layernorm=True, partial_rotary_factor=0.5)),
+    "MiniCPM3 (MLA, scaled writes)": ("minicpm3", _llama_like(
+        num_key_value_heads=HEADS, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16,
+        scale_depth=_draw(1, 2, 31), dim_model_base=16, scale_emb=_draw(2, 6, 32))),
+    "VaultGemma (final soft cap)": ("vaultgemma", _llama_like(head_dim=16, sliding_window=8,
+                                                              final_logit_softcapping=_draw(1.5, 3, 27))),
+    "Cohere Compass (text)": ("cohere_compass_text", _llama_like(
+        head_dim=16, logit_scale=_draw(2, 4, 29), sliding_window=8,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}, "full_attention": None})),
+    "Inkling (text, short convolutions)": ("inkling_text", _llama_like(
+        head_dim=16, sliding_window=8, layer_types=["hybrid_sliding", "hybrid", "hybrid_sliding"],
+        logits_mup_width_multiplier=_draw(2, 4, 30))),
+    "DBRX (MoE)": ("dbrx", _common(d_model=D, n_heads=HEADS, n_layers=LAYERS, max_seq_len=128,
+                                   attn_config=dict(kv_n_heads=2, clip_qkv=8.0, rope_theta=10000.0),
+                                   ffn_config=dict(ffn_hidden_size=32, moe_num_experts=4, moe_top_k=2))),
+    "CTRL": ("ctrl", _common(n_embd=D, n_layer=LAYERS, n_head=HEADS, n_positions=128, dff=128)),
+    "GPT-Neo (local attention)": ("gpt_neo", _common(hidden_size=D, num_layers=LAYERS, num_heads=HEADS,
+                                                     max_position_embeddings=128, window_size=8,
+                                                     attention_types=[[["global", "local"], 1], [["global"], 1]])),
+    "BioGPT": ("biogpt", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=128,
+                                 max_position_embeddings=128)),
     # refused from the config, each for its mechanism
     "MPT (prefix-LM)": ("mpt", _common(d_model=D, n_layers=LAYERS, n_heads=HEADS, max_seq_len=128,
                                        attn_config={"prefix_lm": True})),
@@ -235,6 +278,10 @@ CASES: dict[str, tuple[str, dict]] = {
     "LFM2 (hybrid)": ("lfm2", _common(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=HEADS)),
     "MiniMax (hybrid, linear attention)": ("minimax", _llama_like(head_dim=16)),
     "Mamba (attention-free)": ("mamba", _common(hidden_size=D, num_hidden_layers=LAYERS)),
+    "DiffLlama (differential attention)": ("diffllama", _llama_like()),
+    "Granite SWA (sink as output scale)": ("granite_swa", _llama_like()),
+    "Gemma-4 (text, layer scalar)": ("gemma4_text", _llama_like(head_dim=16)),
+    "Qwen3.5 (hybrid, gated delta)": ("qwen3_5_text", _llama_like(head_dim=16)),
 }
 
 
@@ -389,7 +436,7 @@ def identify_norm(norm: torch.nn.Module, d: int) -> tuple[str, torch.Tensor, boo
         if bias is not None:
             y = y + bias
         if (y - got).abs().max() < 1e-4 * got.abs().max():
-            label = kind if getattr(norm, "weight", None) is not None else "LayerNorm (no parameters)"
+            label = kind if getattr(norm, "weight", None) is not None else kind.split(" (")[0] + " (no parameters)"
             if centred and bias is None:
                 label = label.replace(", b)", ", no bias)")
             return label, gain_of(w), centred, bias
@@ -743,11 +790,12 @@ def test_a_family_that_would_run_without_a_case_fails_the_list(monkeypatch):
     """The check above can fail: a family in the table with no conformance case."""
     import sinkbench.model.architectures as arch
 
-    monkeypatch.setitem(arch.FAMILIES, "ctrl", arch.FAMILIES["gpt2"])
+    monkeypatch.delitem(arch.REFUSED_FAMILIES, "openai-gpt")
+    monkeypatch.setitem(arch.FAMILIES, "openai-gpt", arch.FAMILIES["gpt2"])
     rows = causal_lm_families()
-    ctrl = next(r for r in rows if r["model_type"] == "ctrl")
-    assert ctrl["reason"] is None and ctrl["config_type"] not in {mt for mt, _ in CASES.values()}
-    assert family_line(ctrl) not in DOC.read_text().splitlines()
+    gpt1 = next(r for r in rows if r["model_type"] == "openai-gpt")
+    assert gpt1["reason"] is None and gpt1["config_type"] not in {mt for mt, _ in CASES.values()}
+    assert family_line(gpt1) not in DOC.read_text().splitlines()
 
 
 def test_shared_experts_are_why_granitemoeshared_is_refused(tok, monkeypatch):
@@ -764,6 +812,34 @@ def test_shared_experts_are_why_granitemoeshared_is_refused(tok, monkeypatch):
     check_block(build("shared off", tok).subject)
     with pytest.raises(SinkbenchError, match="layer 0's output is not its input plus its attention and MLP writes"):
         build("shared on", tok)
+
+
+@pytest.mark.parametrize("model_type, tuple_out", [("doge", False), ("beam", False), ("zaya", True)])
+def test_residual_rescaling_is_why_these_are_refused(model_type, tuple_out, tok, monkeypatch):
+    """Doge, Beam and Zaya are refused because their residual adds are not input + writes
+    (learned residual weights, depth scaling, learned scales and biases): read
+    with the Llama row, their load check finds layer 0 off once those weights are not identities."""
+    import sinkbench.model.architectures as arch
+    from sinkbench.errors import SinkbenchError
+    from sinkbench.model import access
+
+    monkeypatch.delitem(arch.REFUSED_FAMILIES, model_type)
+    monkeypatch.setitem(arch.FAMILIES, model_type, arch._like(arch._LLAMA_LIKE, layer_returns_tuple=tuple_out))
+    kw = _llama_like(head_dim=16, **({"num_experts": 4, "num_experts_per_tok": 1} if model_type == "zaya" else {}))
+    monkeypatch.setitem(CASES, "probe", (model_type, kw))
+    g = torch.Generator().manual_seed(5)
+    check = access.Subject.check
+
+    def perturbed_check(self):  # the residual weights a trained checkpoint has, drawn away from identity
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                if any(k in name for k in ("residual", "lambda")):
+                    p.copy_(p + torch.empty(p.shape).uniform_(0.3, 0.6, generator=g))
+        check(self)
+
+    monkeypatch.setattr(access.Subject, "check", perturbed_check)
+    with pytest.raises(SinkbenchError, match="layer 0's output is not its input plus its attention and MLP writes"):
+        build("probe", tok)
 
 
 def test_write_docs_shows_every_fail_cell_in_its_column():
@@ -880,11 +956,11 @@ Granite, GPT-OSS, DeepSeek-V3); `-m slow` runs H1-H5 on the others. This table r
 ## What a family needs
 
 One row in `sinkbench.model.architectures.FAMILIES`: where the decoder layers and the final norm are, the attribute
-names of a layer's attention and MLP, which modules carry the residual writes when those are not the attention
-and MLP outputs (post-norm blocks: `post_attention_layernorm` / `post_feedforward_layernorm`; Bloom adds the
+names of a layer's attention and MLP (a dotted path where they sit in a sub-block: DBRX's `norm_attn_norm.attn`),
+which modules carry the residual writes when those are not the attention and MLP outputs (post-norm blocks: `post_attention_layernorm` / `post_feedforward_layernorm`; Bloom adds the
 residual inside its modules, so its writes are `self_attention.dense` and `mlp.dense_4h_to_h`), the config
 attributes of its logit post-processing (`logit_scale`, `logits_scaling`, `final_logit_softcapping`) and of a
-residual multiplier, whether its attention goes through transformers' AttentionInterface, and whether its layers
+residual multiplier (`scale_depth`: MiniCPM's scale_depth / sqrt(layers)), whether its attention goes through transformers' AttentionInterface, and whether its layers
 return tuples. The output embedding's bias (Phi, GPT-J) is read from the module. Then one tiny config in
 `CASES` of tests/test_conformance.py, and this file regenerated.
 

@@ -59,9 +59,12 @@ def _first_path(model, paths: tuple[str, ...], what: str) -> str:
 
 
 def _first_name(module, names: tuple[str, ...], what: str, model) -> str:
-    for name in names:
-        if getattr(module, name, None) is not None:
-            return name
+    for name in names:  # a dotted path where the attention sits in a sub-block (DBRX: norm_attn_norm.attn)
+        try:
+            if get_path(module, name) is not None:
+                return name
+        except (AttributeError, IndexError):
+            continue
     raise SinkbenchError(f"unsupported architecture {type(model).__name__}: no {what} module in its decoder layers (tried {', '.join(names)})")
 
 
@@ -85,9 +88,10 @@ class NormFold:
         return y if self.bias is None else y + self.bias.float().to(x.device)
 
 
-def read_norm(norm: torch.nn.Module, model_name: str) -> NormFold:
+def read_norm(norm: torch.nn.Module, model_name: str, width: int | None = None) -> NormFold:
     """Read the fold from the norm module's class, weight, bias and epsilon (no probing).
-    A LayerNorm-like class centres; an RMSNorm-like class does not; anything else is refused."""
+    A LayerNorm-like class centres; an RMSNorm-like class does not; anything else is refused.
+    width: the model's d, for a norm with no parameter or shape at all (NanoChat's bare RMSNorm)."""
     cls = type(norm).__name__
     if isinstance(norm, torch.nn.LayerNorm) or ("LayerNorm" in cls and "RMS" not in cls):
         centred = True  # custom '*LayerNorm' classes that are RMS norms (T5) fail verify_norm
@@ -97,7 +101,7 @@ def read_norm(norm: torch.nn.Module, model_name: str) -> NormFold:
         raise SinkbenchError(f"{model_name}: cannot fold its final norm {cls} (neither a LayerNorm nor an RMSNorm)")
     weight, bias = getattr(norm, "weight", None), getattr(norm, "bias", None)
     if weight is None:  # a norm without a learned scale (OLMo): unit gain
-        shape = getattr(norm, "normalized_shape", None) or (None if bias is None else bias.shape)
+        shape = getattr(norm, "normalized_shape", None) or (None if bias is None else bias.shape) or (width and (width,))
         if not shape:
             raise SinkbenchError(f"{model_name}: cannot fold its final norm {cls}: no weight, bias or normalized_shape gives its width")
         gain = torch.ones(shape[-1])
@@ -178,10 +182,10 @@ class Subject:
         return get_path(envoy_or_model, self.layers_path)[i]
 
     def attention(self, envoy_or_model, i: int):
-        return getattr(self.layer(envoy_or_model, i), self.attn_name)
+        return get_path(self.layer(envoy_or_model, i), self.attn_name)
 
     def mlp(self, envoy_or_model, i: int):
-        return getattr(self.layer(envoy_or_model, i), self.mlp_name)
+        return get_path(self.layer(envoy_or_model, i), self.mlp_name)
 
     def branches(self, envoy_or_model, i: int) -> tuple:
         """(attention branch, MLP branch) modules of layer i: what each adds to the residual,
@@ -193,14 +197,13 @@ class Subject:
         layer = self.layer(envoy_or_model, i)
         if self.arch is not None and self.arch.writes is not None:
             return tuple(get_path(layer, p) for p in self.arch.writes)
-        return getattr(layer, self.attn_name), getattr(layer, self.mlp_name)
+        return get_path(layer, self.attn_name), get_path(layer, self.mlp_name)
 
     @property
     def branch_scale(self) -> float:
         """What each branch output is multiplied by before the residual add (Granite's
         residual_multiplier; 1 elsewhere)."""
-        attr = self.arch.residual_multiplier if self.arch is not None else None
-        return float(getattr(self.model.config, attr)) if attr else 1.0
+        return architectures.residual_scale(self.arch, self.model.config)
 
     @property
     def block_kind(self) -> str:
@@ -315,7 +318,7 @@ class Subject:
     def norm_fold(self) -> NormFold:
         """The final norm read as gain, centring and bias (verified against the module once)."""
         norm = self.final_norm(self.model)
-        fold = read_norm(norm, self.name)
+        fold = read_norm(norm, self.name, self.d_model)
         verify_norm(norm, fold, self.name)
         return fold
 

@@ -117,6 +117,26 @@ FAMILIES: dict[str, Family] = {
     # muP: logits x logits_scaling, writes x residual_multiplier; post_norm1/2 are identities unless use_post_norm
     "hyperclovax": _like(_POST_NORM, block="config", writes=("post_norm1", "post_norm2"), logit_scale="logits_scaling",
                          residual_multiplier="residual_multiplier"),
+    # the Llama layout again: MoA attention experts (JetMoE), text models of multimodal families
+    **dict.fromkeys(("jetmoe",), _like(_LLAMA_LIKE, attention="self_attention")),
+    **dict.fromkeys(("minimax_m3_vl_text", "phi4_multimodal", "dots3_note", "dots3_note_text", "got_ocr2", "emu3",
+                     "emu3_text_model"),
+                    _LLAMA_LIKE),
+    # MiniCPM: writes x scale_depth / sqrt(layers), logits of h / (hidden_size / dim_model_base)
+    "minicpm3": _like(_LLAMA_LIKE, residual_multiplier="scale_depth", logit_divisor="logits_scaling"),
+    "vaultgemma": _like(_LLAMA_LIKE, logit_softcap="final_logit_softcapping"),  # Gemma's 1 + g norms, no post norms
+    "cohere_compass_text": _like(_LLAMA_LIKE, block="parallel", logit_scale="logit_scale"),
+    # Inkling: a short causal convolution after each branch; the writes are the convolutions' outputs
+    "inkling_text": _like(_LLAMA_LIKE, writes=("attn_sconv", "mlp_sconv"), logit_divisor="logits_mup_width_multiplier"),
+    "persimmon": _like(_LLAMA_LIKE, final_norm=("model.final_layernorm",)),
+    "fuyu": _like(_LLAMA_LIKE, layers=("model.language_model.layers",), final_norm=("model.language_model.final_layernorm",)),
+    # DBRX: the attention and its residual add sit in a sub-block (norm_attn_norm)
+    "dbrx": Family(("transformer.blocks",), ("transformer.norm_f",), "norm_attn_norm.attn", "ffn", "sequential"),
+    # older GPT-style decoders with their own attention code
+    "ctrl": Family(("transformer.h",), ("transformer.layernorm",), "multi_head_attention", "ffn", "sequential",
+                   attention_interface=False),
+    "gpt_neo": _like(_GPT2_LIKE, attention="attn.attention", attention_interface=False, layer_returns_tuple=True),
+    "biogpt": Family(("biogpt.layers",), ("biogpt.layer_norm",), "self_attn", "fc2", "sequential"),
 }
 
 # Families of the pinned transformers refused by what their layers do (beyond non-causal,
@@ -126,6 +146,81 @@ REFUSED_FAMILIES = {
         "AltUp keeps several predictions of the residual stream and adds per-layer embeddings inside every layer, so "
         "a layer's output is not its input plus an attention and an MLP write of one residual stream; sinkbench's "
         "edits and writes need one residual stream")),
+    **dict.fromkeys(("gemma4", "gemma4_text", "gemma4_unified", "gemma4_unified_text"), (
+        "every layer multiplies the whole residual stream by a learned layer_scalar (and Gemma-4 adds a third write, "
+        "its per-layer input embeddings), so a layer's output is not its input plus an attention and an MLP write")),
+    **dict.fromkeys(("gemma4_assistant", "gemma4_unified_assistant"), (
+        "a speculative-decoding drafter: its forward needs the target model's key/value states (shared_kv_states) and "
+        "hidden states; it is not a standalone causal language model")),
+    "diffllama": (
+        "differential attention: each head's output is softmax_1 V - lambda softmax_2 V followed by a per-head norm, so "
+        "neither softmax is the weight a head puts on position 0, and the sink mass sinkbench reads would not be it"),
+    "doge": (
+        "learned per-channel residual weights (input_residual, post_attention_residual) scale the residual stream in "
+        "every layer, so a layer's output is not its input plus its writes"),
+    **dict.fromkeys(("granite_swa", "granitemoe_swa"), (
+        "its learned attention sink scales each head's output after the softmax (sigmoid(logsumexp - sink)), and its eager "
+        "attention probabilities leave that scale out: the sink mass and learned-sink mass sinkbench reads would be wrong")),
+    **dict.fromkeys(("deepseek_v4", "hy_v4"), (
+        "hyper-connections: the residual stream is several streams mixed by learned weights in every layer, so there is "
+        "no single residual stream to edit or read")),
+    **dict.fromkeys(("inkling2_text", "inkling2_loop_text"), (
+        "block attention residuals: each layer reads a learned mix of earlier blocks' states (block_states), not one "
+        "residual stream that a layer adds its writes to")),
+    "longcat_flash": (
+        "each decoder layer holds two attention and two MLP blocks plus a shortcut MoE added across them; sinkbench "
+        "reads one attention and one MLP write per layer"),
+    "beam": (
+        "depth-scaled residual adds: each add multiplies the residual by sqrt((k-1)/k) and the write by 1/sqrt(k), so a "
+        "layer's output is not its input plus its writes"),
+    "dory": (
+        "interpolated residuals: each branch moves the stream toward its output (h + rate (f(h) - h)) instead of adding "
+        "to it, so a layer's output is not its input plus its writes; its final norm is an L2 norm"),
+    "zaya": (
+        "learned residual scales and biases on both the stream and each write (ZayaResidualScaling), so a layer's output "
+        "is not its input plus its writes"),
+    "nanochat": (
+        "its final norm module (model.norm) also normalises the embeddings before layer 0; sinkbench reads the final "
+        "norm's output from that module, which would be the embeddings' norm"),
+    "cpmant": (
+        "CPM-Ant prepends its own prompt tokens to every input and drops them from the output, so attention position 0 "
+        "is a prompt token, not the input's first token"),
+    "mllama": (
+        "cross-attention layers to image features interleave with the self-attention layers (and are skipped without "
+        "an image); sinkbench reads a self-attention in every decoder layer"),
+    "modernbert-decoder": (
+        "its LM head is a dense layer, an activation and a LayerNorm before the unembedding, so the logits are not "
+        "linear in the final norm's output; sinkbench's band basis needs the unembedding to read the final norm directly"),
+    "gpt_neox_japanese": (
+        "its attention returns the output bias apart and the layer adds it (bias_dropout_add), so the attention module's "
+        "output is not the attention write"),
+    "blt": (
+        "a byte latent transformer: a local encoder, a global transformer over dynamic byte patches and a local "
+        "decoder, so there is no one stack of decoder layers over the input tokens"),
+    "moshi": (
+        "a speech-text model: its text decoder is driven by parallel audio-token streams (the depth decoder); sinkbench "
+        "measures text-only causal language models"),
+    "moss_transcribe_diarize": (
+        "a speech transcription model: its decoder reads audio-encoder features; sinkbench measures text-only causal "
+        "language models"),
+    "trocr": (
+        "an OCR decoder: post-LN layers with cross-attention to an image encoder's states; sinkbench needs a pre-LN "
+        "decoder-only model"),
+    "git": (
+        "post-LN BERT layers over image tokens followed by text (GIT); sinkbench needs a pre-LN decoder with a final "
+        "norm to fold"),
+    "bert-generation": (
+        "post-LN BERT layers (a BERT checkpoint used as a decoder) with no final norm to fold; sinkbench needs a pre-LN "
+        "decoder"),
+    "openai-gpt": (
+        "post-LN (GPT-1): every layer renormalises the residual and there is no final norm to fold; sinkbench needs a "
+        "pre-LN model"),
+    "reformer": (
+        "reversible residual layers (two residual streams) with LSH or chunked local attention, so there is no single "
+        "residual stream and no full attention map"),
+    "xlnet": (
+        "a permutation language model with two-stream attention (content and query streams) and relative positions; "
+        "its loss is not a left-to-right causal language model's"),
     # measured in tests/test_conformance.py: with the GraniteMoE row, layer 0 is off by 0.004 once shared experts are on
     "granitemoeshared": (
         "its MLP write is the sum of two modules (the routed experts, block_sparse_moe, and the shared experts, shared_mlp), "
@@ -163,12 +258,14 @@ ENCODER_ONLY = frozenset({
     "rembert", "roformer", "squeezebert", "mobilebert", "layoutlm", "esm", "canine", "xlm", "flaubert", "ibert",
     "data2vec-text", "luke", "nystromformer", "yoso", "mra", "convbert", "bros", "lilt", "markuplm", "splinter",
     "qdqbert", "realm", "tapas", "xmod", "jina_bert", "neobert", "ettin", "modernbert-decoder-bidirectional",
+    "roberta-prelayernorm", "roc_bert",
 })
 # Layers that are not (softmax) attention: no attention probabilities to measure a sink in.
 ATTENTION_FREE = frozenset({"mamba", "mamba2", "falcon_mamba", "rwkv", "rwkv6", "rwkv7", "xlstm", "hgrn", "retnet"})
 HYBRID = frozenset({"jamba", "falcon_h1", "zamba", "zamba2", "granitemoehybrid", "lfm2", "lfm2_moe", "minimax",
                     "bamba", "nemotron_h", "qwen3_next", "plamo2", "recurrent_gemma", "olmo_hybrid", "kimi_linear",
-                    "hunyuan_v1_hybrid", "jetmoe_hybrid"})
+                    "hunyuan_v1_hybrid", "jetmoe_hybrid", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text",
+                    "qwen4_exp", "qwen4_exp_text", "lara_mini", "lfm3", "bailing_hybrid"})
 
 
 def _truthy(value) -> bool:
@@ -251,6 +348,19 @@ def block_kind(family: Family, config) -> str:
     if mt == "falcon":
         return "parallel" if getattr(config, "parallel_attn", True) or getattr(config, "new_decoder_architecture", False) else "sequential"
     return "sequential"
+
+
+def residual_scale(family: Family | None, config) -> float:
+    """What each branch write is multiplied by before the residual add: the config attribute the
+    row names (Granite's residual_multiplier), MiniCPM's scale_depth / sqrt(layers), or 1."""
+    attr = family.residual_multiplier if family is not None else None
+    if not attr:
+        return 1.0
+    if attr == "scale_depth":  # MiniCPM: the multiplier is derived from the depth
+        import math
+
+        return float(config.scale_depth) / math.sqrt(config.num_hidden_layers)
+    return float(getattr(config, attr))
 
 
 def text_config(config):
