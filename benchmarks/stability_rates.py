@@ -1,7 +1,7 @@
 """What verdict stability measures (issue 30, item 6): a seeded simulation of one mean test over
 windows and its stability over window resamples, both computed by the product's own functions.
 
-    python benchmarks/stability_rates.py [--trials 800] [--null-trials 3000] [--windows 16] [--json FILE]
+    python benchmarks/stability_rates.py [--trials 800] [--null-trials 3000] [--windows 16] [--json FILE] [--docs docs/calibration.md]
 
 Every trial draws the per-window contrast d of one case (`--windows` windows), tests it with
 the skew-guarded mean test (stats.claims.test_mean, what every verdict of H1-H5 and H7 calls)
@@ -158,6 +158,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--windows", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write every number here")
+    ap.add_argument("--docs", help="write the tables between their markers in this markdown file (docs/calibration.md)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     n = a.windows
@@ -184,6 +185,12 @@ def main(argv=None) -> dict:
     print(f"[{result['seconds']:.0f} s]")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
+    if a.docs:
+        from sinkbench.run.calibration import replace_block
+
+        path = Path(a.docs)
+        path.write_text(replace_block(path.read_text(), "<!-- stability-rates:begin -->", "<!-- stability-rates:end -->",
+                                      markdown(result)))
     return result
 
 

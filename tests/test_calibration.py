@@ -154,3 +154,36 @@ def test_power_and_windows_needed():
     assert n is not None and 8 <= n <= 64
     assert cal.power("H2a", 0.05, n, **kw) >= 0.8 > cal.power("H2a", 0.05, n - 1, **kw)
     assert cal.power("H2a", 0.05, 6, **kw) < cal.power("H2a", 0.05, 40, **kw)
+
+
+def _stability_rates():
+    """benchmarks/stability_rates.py, loaded by path (benchmarks/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stability_rates.py"
+    spec = importlib.util.spec_from_file_location("stability_rates", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_verdict_stability_is_observed_power():
+    """Issue 30, item 6 (docs/calibration.md, "Verdict stability"): stability is a function of
+    how far the p-value sits below alpha, so true passes at low power are mostly marked fragile
+    and at high power mostly not, and false passes under the null are nearly all fragile (the
+    benchmark's full numbers come from `python benchmarks/stability_rates.py`). Fails if
+    stability stopped tracking the p-value (e.g. a resample that reused the original windows,
+    which would make every verdict stable)."""
+    from sinkbench.stats import claims
+
+    sr = _stability_rates()
+    rng = np.random.default_rng(11)
+    with claims.without_intervals():
+        weak = [sr.one_trial(rng, 0.45, 16, "gaussian", t) for t in range(60)]
+        strong = [sr.one_trial(rng, 1.2, 16, "gaussian", t) for t in range(30)]
+        null = [sr.one_trial(rng, 0.0, 16, "gaussian", t) for t in range(300)]
+    w, s, z = sr.summarise(weak), sr.summarise(strong), sr.summarise(null)
+    assert w["passes"] >= 8 and s["pass_rate"] > 0.9, (w, s)
+    assert w["fragile_share_of_passes"] > s["fragile_share_of_passes"] + 0.3, (w, s)
+    assert z["passes"] >= 3 and z["fragile_share_of_passes"] > 0.6, z
