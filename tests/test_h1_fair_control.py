@@ -152,3 +152,27 @@ def test_without_massive_coordinates_the_record_is_the_plain_one(h1_setup):
                  random_each=np.ones((3, 4)) + np.array([[0.05], [0.1], [0.15]]))
     old = h1_verdicts({1: x}, **KW)[1][1]
     assert old["random_control"] == "plain" and old["p_vs_random"] == old["plain_random"]["p_vs_random"]
+
+
+def test_the_failure_message_names_the_control_read_and_the_plain_one_beside_it():
+    from types import SimpleNamespace
+
+    from sinkbench.hypotheses import h1_dark_tail
+
+    rng = np.random.default_rng(3)
+    base = 3 + 0.1 * rng.standard_normal(16)
+    fair = np.stack([base + 2.0 + 0.05 * rng.standard_normal(16) for _ in range(3)])  # as costly as band K
+    plain = fair + 10
+    x = H1Inputs(base, base + 2, plain.mean(0), base + 0.1, base, base + 2, base + 0.5, base + 0.5, np.full(16, 0.5),
+                 np.full(16, 0.2), random_each=plain, random_fair=fair.mean(0), random_fair_each=fair)
+    out = h1_verdicts({4: x}, **KW)
+    out[4][1]["massive_coordinates"] = [163]
+    recorded = []
+    bench = SimpleNamespace(settings=Settings(), resume=lambda *a: None, results=lambda *a: out,
+                            dark_alignment=lambda name: {}, sink_rate=lambda name: {}, params=lambda *a, **k: {},
+                            record=lambda *a: recorded.append(a))
+    with pytest.raises(AssertionError) as exc:
+        h1_dark_tail.check(bench, "m", 4)
+    text = str(exc.value)
+    assert "random orthogonal to massive coordinates [163]" in text and "plain random 12." in text
+    assert "recorded, not read" in text and recorded and not recorded[0][4]
