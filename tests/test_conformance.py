@@ -497,7 +497,9 @@ def check_sink_mass(subject) -> str:
     for i, att in enumerate(attentions):  # per layer: MiMo-V2-Flash has sinks on some layers only
         learned = 1 - att.float().sum(-1)
         if isinstance(getattr(subject.attention(subject.model, i), "sinks", None), torch.Tensor):
-            assert subject.learned_sinks and learned.min() > 1e-4, f"layer {i}: learned sinks but rows sum to 1"
+            # a trained head may leave its sink unused (tiny-bb-sinklogit): rows sum to at most 1, some to less
+            assert subject.learned_sinks and learned.min() > -1e-5 and learned.max() > 1e-4, \
+                f"layer {i}: learned sinks but every row sums to 1"
         else:
             assert learned.abs().max() < 1e-5, f"layer {i}: rows do not sum to 1 without learned sinks"
     return f"{err:.0e}"
