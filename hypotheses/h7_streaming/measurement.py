@@ -128,6 +128,7 @@ def designated_edit(spectrum, layer: int, n_windows: int):
 EARLY_LAYER = 1  # the ladder's early layer where no massive activation is found at the first token (clamped to L - 2)
 LADDER_LAYERS = ("default", "grid")  # default: the early layer and the middle grid layer; grid: the early layer and every grid layer
 LEARNED_SINK = ("auto", "on", "off")  # rung 6: auto = on for zoo models, off for pretrained ones (its cost: benchmarks/NOTES.md)
+UNIT_DEFAULTS = {"ladder": "default", "early_layer": -1, "learned_sink": "auto"}  # the unit's Settings' defaults (__init__)
 MASSIVE_WINDOW_SHARE = 0.5  # the early layer: the first token's massive coordinate on at least this share of selection windows
 
 
@@ -403,9 +404,7 @@ def h7_grid(sweep, s, unit: dict | None = None) -> dict:
     w = window_size(s)
     layers = parse_layers(s.layers, subj.n_layers, subj.name)
     from sinkbench.measure.experiments import selection_windows
-    from . import HYPOTHESIS
-
-    unit = {**{k: v.default for k, v in HYPOTHESIS.declared_settings().items()}, **(unit or {})}
+    unit = {**UNIT_DEFAULTS, **(unit or {})}
     how = unit["ladder"]
     select = selection_windows(subj, s)
     early, early_info = early_layer(subj, select, s.windows_per_pass(subj), s.h6_min_ratio, unit["early_layer"])
