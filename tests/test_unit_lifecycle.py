@@ -92,7 +92,7 @@ def test_start_up_checks_run_for_hypothesis_tests_collected_from_another_folder(
     (["--set", "D1.nope=1"], "ERROR: --set: D1 has no setting 'nope'; its settings: min_deepest"),
     (["--set", "D1.min_deepest=2"], "ERROR: --set D1.min_deepest: 2.0 is outside [0.0, 1.0]; pass a value in that range"),
     (["--set", "D1.min_deepest=much"], "ERROR: --set D1.min_deepest: expected a number, got 'much'"),
-    (["--set", "nounit.x=1"], "ERROR: --set: no hypothesis unit named 'nounit'; units with settings: D1 (`sinkbench list` shows them)"),
+    (["--set", "nounit.x=1"], "ERROR: --set: no hypothesis unit named 'nounit'; units with settings: H7, D1 (`sinkbench list` shows them)"),
     (["--set", "D1min_deepest"], "ERROR: --set 'D1min_deepest': expected UNIT.KEY=VALUE"),
 ])
 def test_a_bad_unit_setting_is_one_line_at_start_up(unit, tmp_path, args, message):
