@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from sinkbench.stats.claims import windows_note
 from .verdicts import CLAIMS
-from .measurement import UNIT_DEFAULTS
+from .measurement import LADDER_LAYERS, LEARNED_SINK, UNIT_DEFAULTS
 from sinkbench.stats.nulls import ALPHA, N_BOOT, nll_like, small
 from sinkbench.registry import Axis, Hypothesis, Setting, Test, constant
 
@@ -146,11 +146,11 @@ HYPOTHESIS = Hypothesis(
     figures=figures, methods="docs/methods.md §11", built_in=True,
     settings={
         "ladder": Setting(UNIT_DEFAULTS["ladder"], "the ladder's layers: 'default' (the early layer and the middle grid layer) "
-                                 "or 'grid' (the early layer and every --layers grid layer)", choices=("default", "grid")),
+                                 "or 'grid' (the early layer and every --layers grid layer)", choices=LADDER_LAYERS),
         "early_layer": Setting(UNIT_DEFAULTS["early_layer"], "the ladder's early layer: -1 detects it on the selection windows (the first layer "
                                "whose output holds a massive coordinate at the first token, > h6_min_ratio x the median), "
                                "or a layer index", low=-1),
         "learned_sink": Setting(UNIT_DEFAULTS["learned_sink"], "rung 6, a sink embedding trained with the model frozen: 'auto' (on for zoo "
                                 "models, off for pretrained ones: about 150 passes' worth), 'on' or 'off'",
-                                choices=("auto", "on", "off")),
+                                choices=LEARNED_SINK),
     })
