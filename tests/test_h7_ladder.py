@@ -61,9 +61,34 @@ def independent(model, ids, w, rung_or_regime: str, layer: int, band_k: torch.Te
     """The per-window NLL (positions >= W) of one ladder regime, an upper bound or the recompute
     baseline, by a plain forward with hooks."""
     layers = model.model.layers
+    t = ids.shape[1]
+    control = mask(t, w, keep=(P,))
+    if rung_or_regime == "recompute":
+        recent = w - 1 if bos else w
+        out = []
+        for i in range(w, t - 1):
+            sub = ids[:, i - recent + 1: i + 2]
+            if bos:
+                sub = torch.cat([ids[:, :1], sub], 1)
+            with torch.no_grad():
+                logits = model(sub).logits.float()
+            out.append(torch.nn.functional.cross_entropy(logits[:, w - 1], sub[:, w], reduction="none"))
+        return torch.stack(out, 1).mean(1).numpy()
+    if rung_or_regime == "late_sink":
+        win = mask(t, w)
+
+        def early(module, args, kwargs):
+            return args, {**kwargs, "attention_mask": win}
+        hooks = [(layers[i].self_attn, early, True) for i in range(layer + 1)]
+        return plain_read(model, ids, w, attention_mask=mask(t, w, keep=(0,)), hooks=hooks)
+    return plain_read(model, ids, w, attention_mask=control, hooks=rung_hooks(model, rung_or_regime, layer, band_k))
+
+
+def rung_hooks(model, rung: str, layer: int, band_k: torch.Tensor) -> list:
+    """(module, hook, is_pre) for one rung of the ladder at `layer`, written from methods §11."""
+    layers = model.model.layers
     n = len(layers)
     hd = layers[0].self_attn.head_dim
-    t = ids.shape[1]
     proj = band_k @ band_k.T
 
     def set_k(h):
@@ -86,34 +111,14 @@ def independent(model, ids, w, rung_or_regime: str, layer: int, band_k: torch.Te
         x[:, P] = x[:, 0]
         return x
 
-    control = mask(t, w, keep=(P,))
     later = range(layer + 1, n)
-    if rung_or_regime == "recompute":
-        recent = w - 1 if bos else w
-        out = []
-        for i in range(w, t - 1):
-            sub = ids[:, i - recent + 1: i + 2]
-            if bos:
-                sub = torch.cat([ids[:, :1], sub], 1)
-            with torch.no_grad():
-                logits = model(sub).logits.float()
-            out.append(torch.nn.functional.cross_entropy(logits[:, w - 1], sub[:, w], reduction="none"))
-        return torch.stack(out, 1).mean(1).numpy()
-    if rung_or_regime == "late_sink":
-        win = mask(t, w)
-
-        def early(module, args, kwargs):
-            return args, {**kwargs, "attention_mask": win}
-        hooks = [(layers[i].self_attn, early, True) for i in range(layer + 1)]
-        return plain_read(model, ids, w, attention_mask=mask(t, w, keep=(0,)), hooks=hooks)
-    hooks = {"dark_write": [(layers[layer], out_hook(add), False)],
+    return {"dark_write": [(layers[layer], out_hook(add), False)],
              "dark_kept": [(layers[i], out_hook(set_k), False) for i in range(layer, n - 1)],
              "value_drain": [(layers[i], out_hook(set_k), False) for i in range(layer, n - 1)]
              + [(layers[i].self_attn.v_proj, heads_hook(drain, hd), False) for i in later],
              "kv_transplant": [(layers[i].self_attn.k_proj, heads_hook(transplant, hd), False) for i in later]
              + [(layers[i].self_attn.v_proj, heads_hook(transplant, hd), False) for i in later],
-             "state_copy": [(layers[layer], out_hook(copy), False)]}[rung_or_regime]
-    return plain_read(model, ids, w, attention_mask=control, hooks=hooks)
+             "state_copy": [(layers[layer], out_hook(copy), False)]}[rung]
 
 
 def check_agreement(subject, plain, ids, w, layer, tol=1e-4):
@@ -168,6 +173,47 @@ def test_the_rungs_agree_on_a_four_layer_llama_at_a_middle_layer():
     nat = extra["profile"]["sink1"]
     for i in (2, 3):
         assert prof[str(P)]["value_ratio"][i] == pytest.approx(nat["0"]["value_ratio"][i], rel=0.05)
+
+
+def test_each_rungs_readout_with_the_natural_sink_present_agrees_with_a_plain_forward():
+    """H4-A's readout of the ladder (methods §11): each rung at layer 1 of a four-layer random
+    Llama, every key visible; the attention of the queries >= W to positions 1 and 0 (mean over
+    heads and queries, per window, then over layers 2-3) against transformers' own attention
+    probabilities with the rung as hooks; capture is the edited / unedited ratio of means."""
+    from sinkbench.measure.spectrum import spectrum_for
+    from tests.conftest import as_subject, tiny_llama
+
+    subject = as_subject(tiny_llama(seed=5))
+    plain = tiny_llama(seed=5)
+    ids = torch.randint(3, 259, (4, 24), generator=torch.Generator().manual_seed(1))
+    ids[:, 0] = 1
+    w, layer = 8, 1
+    spectrum = spectrum_for(subject, 20, "U")
+    band_k = spectrum.band_vectors([spectrum.n_bands]).float().cpu()
+    _, extra = streaming.h7_inputs(subject, ids, 4, w, spectrum, layers=[layer], ladder=[layer], readout=True)
+
+    def attention(hooks) -> np.ndarray:  # [N, 2]: to positions 0 and 1, layers 2..3
+        handles = [m.register_forward_hook(f) for m, f, _ in hooks]
+        try:
+            with torch.no_grad():
+                att = plain(ids, output_attentions=True).attentions
+        finally:
+            for h in handles:
+                h.remove()
+        return np.mean([att[i][:, :, w:, [0, P]].mean((1, 2)).numpy() for i in range(layer + 1, 4)], 0)
+
+    base = attention([])
+    for rung in RUNGS:
+        got = streaming.rung_readout(extra["attention"], extra["nll"], rung, layer)
+        want = attention(rung_hooks(plain, rung, layer, band_k))
+        assert got["attention_to_designated"] == pytest.approx(want[:, 1].mean(), abs=1e-5), rung
+        assert got["attention_to_sink"] == pytest.approx(want[:, 0].mean(), abs=1e-5), rung
+        assert got["capture"] == pytest.approx(want[:, 1].mean() / base[:, 1].mean(), rel=1e-4), rung
+        assert got["layers_read"] == [2, 3]
+    # the readout is recorded, not the regimes' NLL curve; off means no readout passes
+    assert not any(k.startswith("readout_") for k in extra["nll_by_position"])
+    _, off = streaming.h7_inputs(subject, ids, 4, w, spectrum, layers=[layer], ladder=[layer])
+    assert off["attention"] == {} and streaming.rung_readout(off["attention"], off["nll"], "state_copy", layer) is None
 
 
 def test_the_ladder_on_a_model_whose_sliding_layers_have_their_own_window():

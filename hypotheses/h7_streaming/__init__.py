@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from sinkbench.stats.claims import windows_note
 from .verdicts import CLAIMS
-from .measurement import LADDER_LAYERS, LEARNED_SINK, UNIT_DEFAULTS
+from .measurement import LADDER_LAYERS, LEARNED_SINK, READOUT, UNIT_DEFAULTS
 from sinkbench.stats.nulls import ALPHA, N_BOOT, nll_like, small
 from sinkbench.registry import Axis, Hypothesis, Setting, Test, constant
 
@@ -115,7 +115,8 @@ def passes(bench, model_name: str) -> int:
     grid = bench.layers(model_name)
     early = unit.early_layer if unit.early_layer >= 0 else None  # detected at measure time: counted as the default
     n_ladder = len(ladder_layers(grid, bench.subject(model_name).n_layers, unit.ladder, early))
-    return passes_per_run(len(grid), n_ladder, s.seq_len, window_size(s)) * bench.runs(model_name, s.n_seqs)
+    return (passes_per_run(len(grid), n_ladder, s.seq_len, window_size(s), readout=unit.readout == "on")
+            * bench.runs(model_name, s.n_seqs))
 
 
 def figures(plt, model: str, recs: list[dict]) -> list:
@@ -153,4 +154,7 @@ HYPOTHESIS = Hypothesis(
         "learned_sink": Setting(UNIT_DEFAULTS["learned_sink"], "rung 6, a sink embedding trained with the model frozen: 'auto' (on for zoo "
                                 "models, off for pretrained ones: about 150 passes' worth), 'on' or 'off'",
                                 choices=LEARNED_SINK),
+        "readout": Setting(UNIT_DEFAULTS["readout"], "each rung 1-5 at the ladder layers also run with the natural sink present "
+                           "(H4-A's capture readout, recorded, not tested): 'on' (5 passes per ladder layer) or 'off'",
+                           choices=READOUT),
     })

@@ -128,7 +128,8 @@ def designated_edit(spectrum, layer: int, n_windows: int):
 EARLY_LAYER = 1  # the ladder's early layer where no massive activation is found at the first token (clamped to L - 2)
 LADDER_LAYERS = ("default", "grid")  # default: the early layer and the middle grid layer; grid: the early layer and every grid layer
 LEARNED_SINK = ("auto", "on", "off")  # rung 6: auto = on for zoo models, off for pretrained ones (its cost: benchmarks/NOTES.md)
-UNIT_DEFAULTS = {"ladder": "default", "early_layer": -1, "learned_sink": "auto"}  # the unit's Settings' defaults (__init__)
+READOUT = ("on", "off")  # each rung of the ladder also run with the natural sink present (H4-A's capture readout)
+UNIT_DEFAULTS = {"ladder": "default", "early_layer": -1, "learned_sink": "auto", "readout": "on"}  # the unit's Settings' defaults (__init__)
 MASSIVE_WINDOW_SHARE = 0.5  # the early layer: the first token's massive coordinate on at least this share of selection windows
 
 
@@ -187,6 +188,11 @@ def late_key(layer: int) -> str:
     return f"late_sink_L{layer}"
 
 
+def readout_key(rung: str, layer: int) -> str:
+    """The regime of a rung run with every key visible (the natural sink present): H4-A's readout."""
+    return f"readout_{rung_key(rung, layer)}"
+
+
 def rung_key(rung: str, layer: int) -> str:
     from .verdicts import designated_key
 
@@ -219,15 +225,18 @@ def _mask_at(mask, subject, layer: int):
     return mask[subject.model.config.layer_types[layer]]
 
 
-def passes_per_run(n_grid_layers: int, n_ladder_layers: int = 2, t: int = 128, window: int = 32) -> int:
+def passes_per_run(n_grid_layers: int, n_ladder_layers: int = 2, t: int = 128, window: int = 32,
+                   readout: bool = True) -> int:
     """Forward passes H7 runs per batch of test windows (about: the profile rides on them,
     sinkbench.measure.sink_profile): the five mask regimes, the recompute baseline (its short windows
     batched), rung 1 and the upper bound at each grid and ladder layer, rungs 2-5 at each
-    ladder layer. n_ladder_layers 0: the five regimes and rung 1 at the grid layers."""
+    ladder layer, and (readout) rungs 1-5 with the natural sink present at each ladder layer.
+    n_ladder_layers 0: the five regimes and rung 1 at the grid layers."""
     if not n_ladder_layers:
         return len(REGIMES) + n_grid_layers
     n1 = n_grid_layers + max(0, n_ladder_layers - 1)
-    return len(REGIMES) + -(-(t - 1 - window) * (window + 1) // t) + 2 * n1 + 4 * n_ladder_layers
+    return (len(REGIMES) + -(-(t - 1 - window) * (window + 1) // t) + 2 * n1 + 4 * n_ladder_layers
+            + (5 * n_ladder_layers if readout else 0))
 
 
 @dataclass
@@ -269,7 +278,7 @@ def _profiled(subject, windows, batch, positions, from_query, mask, edit, hooks)
 
 
 def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=None, layers=(),
-              ladder=(), learned: torch.Tensor | None = None) -> tuple[H7Test, dict]:
+              ladder=(), learned: torch.Tensor | None = None, readout: bool = False) -> tuple[H7Test, dict]:
     """The regimes' per-window NLLs over positions >= W, and what the record reads beside
     them: per regime (designated ones as designated_L<l>, the ladder's as <rung>_L<l>, the
     upper bounds as late_sink_L<l>, the recompute baseline as recompute) the mean NLL by
@@ -279,13 +288,16 @@ def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=
     1 there too, rungs 2-5, and the upper bound at every layer of both); learned: rung 6's input
     embedding (designate.learn_sink_embedding), run as learned_sink_L-1. With no ladder, the
     recompute baseline and the upper bounds are not run either (the verdicts then read the
-    full regime as the reference)."""
+    full regime as the reference). readout: rungs 1-5 at the ladder's layers are also run under
+    the full mask (readout_<rung>_L<l>: the natural sink present, H4-A's setting); extra's
+    "attention" then holds, for them and the full regime, the per-window attention of the
+    queries >= W to positions 0 and 1 per layer ({layer: [N, 2]})."""
     from functools import partial
 
     from .verdicts import designated_key
     from sinkbench.measure.designate import RUNGS, ladder_hooks, marked, rung_edit
     from sinkbench.measure.interventions import Edit
-    from sinkbench.measure.sink_profile import summarize, supported
+    from sinkbench.measure.sink_profile import MEASURES, summarize, supported
 
     positions, t, n = (0, CONTROL_POSITION), windows.shape[1], len(windows)
     runs = {r: (regime_mask(subject, t, r, window), None, None) for r in REGIMES}
@@ -312,10 +324,21 @@ def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=
             runs[rung_key(LEARNED, LEARNED_LAYER)] = (
                 regime_mask(subject, t, "control", window), Edit(0, partial(marked, rung=LEARNED, vector=learned)),
                 partial(ladder_hooks, subject, LEARNED, LEARNED_LAYER, CONTROL_POSITION, embedding=learned))
-    token, profile = {}, {}
+    if ladder and readout:
+        full = regime_mask(subject, t, "full", window)
+        for layer in ladder:
+            for rung in RUNGS:
+                edit, hooks = ((designated_edit(spectrum, layer, n), None) if rung == "dark_write" else
+                               (rung_edit(spectrum, rung, layer, CONTROL_POSITION, n),
+                                partial(ladder_hooks, subject, rung, layer, CONTROL_POSITION, dark)))
+                runs[readout_key(rung, layer)] = (full, edit, hooks)
+    token, profile, attention = {}, {}, {}
+    att = [MEASURES.index("attention") + len(MEASURES) * k for k in range(len(positions))]
     for r, (mask, edit, hooks) in runs.items():
         res, prof = _profiled(subject, windows, batch, positions, window, mask, edit, hooks)
         token[r], profile[r] = to_numpy(res.token_nll), summarize(prof, positions)
+        if readout and prof is not None and (r == "full" or r.startswith("readout_")):
+            attention[r] = {i: prof[i][:, att].numpy() for i in prof}
     recompute = None
     if ladder:
         rec = recompute_token_nll(subject, windows, batch, window, bos=bool(subject.uses_bos))
@@ -329,7 +352,37 @@ def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=
         from sinkbench.measure.designate import LEARNED, LEARNED_LAYER
 
         test.ladder[(LEARNED, LEARNED_LAYER)] = read[rung_key(LEARNED, LEARNED_LAYER)]
-    return test, {"nll_by_position": {r: v.mean(0).tolist() for r, v in token.items()}, "profile": profile}
+    return test, {"nll_by_position": {r: v.mean(0).tolist() for r, v in token.items() if not r.startswith("readout_")},
+                  "profile": profile, "attention": attention, "nll": read}
+
+
+def rung_readout(attention: dict, nll: dict, rung: str, layer: int, seed_key=()) -> dict | None:
+    """H4-A's readout of one rung at `layer`, with the natural sink present (every key visible):
+    the attention of the queries >= W to the designated position 1 and to the sink (position
+    0), each a per-window mean over layers layer+1..L-1, against the unedited full pass; capture
+    = attention to position 1 edited / unedited (H4-A1's ratio of means), sink_kept = the same
+    for position 0, and the NLL rise of the predictions >= W that the edit causes. Intervals:
+    ratio_ci / mean_ci over windows. None where the readout did not run."""
+    from sinkbench.stats.inference import case_seed, mean_ci, ratio_ci
+
+    key = readout_key(rung, layer)
+    if key not in attention or "full" not in attention:
+        return None
+    keep = [i for i in sorted(attention[key]) if i > layer]
+    if not keep:
+        return None
+    edited = np.mean([attention[key][i] for i in keep], 0)  # [N, 2]
+    base = np.mean([attention["full"][i] for i in keep], 0)
+    seed = case_seed("H7", "readout", rung, layer, *seed_key)
+    rise = nll[key] - nll["full"]
+    return {"capture": float(edited[:, 1].mean() / base[:, 1].mean()),
+            "capture_ci": list(ratio_ci(edited[:, 1], base[:, 1], seed=seed)),
+            "attention_to_designated": float(edited[:, 1].mean()), "attention_to_designated_unedited": float(base[:, 1].mean()),
+            "sink_kept": float(edited[:, 0].mean() / base[:, 0].mean()),
+            "sink_kept_ci": list(ratio_ci(edited[:, 0], base[:, 0], seed=seed + 1)),
+            "attention_to_sink": float(edited[:, 0].mean()), "attention_to_sink_unedited": float(base[:, 0].mean()),
+            "nll_rise": float(np.mean(rise)), "nll_rise_ci": list(mean_ci(rise, seed=seed + 2)),
+            "layers_read": [keep[0], keep[-1]]}
 
 
 PROPERTIES = {"attention": "attention", "value_ratio": "value drain", "query_key_cos": "key alignment",
@@ -415,7 +468,7 @@ def h7_grid(sweep, s, unit: dict | None = None) -> dict:
 
         trained = learn_sink_embedding(subj, select, regime_mask(subj, s.seq_len, "control", w), w, CONTROL_POSITION)
     test, extra = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w, sweep.spectrum, layers, ladder,
-                            learned=None if trained is None else trained["vector"])
+                            learned=None if trained is None else trained["vector"], readout=unit["readout"] == "on")
     units, n_units = as_units(test, subj, s, len(sweep.windows))
     out = claims_h7.verdicts_with_stability(units, s, model=subj.name, n_units=n_units)
     profile = extra["profile"]
@@ -430,6 +483,9 @@ def h7_grid(sweep, s, unit: dict | None = None) -> dict:
             "designated_write": "add: position 0's band-K component into the control token "
             "(designate.write_dark), at one layer per regime, under the control regime's mask",
             "rungs": list(RUNGS) + ([LEARNED] if trained is not None else []),
+            "readout": ("rungs 1-5 at the ladder layers also run with every key visible (the natural sink present): "
+                        "attention of the queries >= W to position 1 and 0, over layers l+1..L-1, against the "
+                        "unedited full pass (H4-A's capture), and the NLL rise" if extra["attention"] else "off"),
             "learned_sink": None if trained is None else {k: v for k, v in trained.items() if k != "vector"},
             "nll_by_regime": {r: float(np.mean(v)) for r, v in extra_means(test).items()},
             "nll_by_position": extra["nll_by_position"],
@@ -446,6 +502,9 @@ def h7_grid(sweep, s, unit: dict | None = None) -> dict:
                 which = "designated" if rung == "dark_write" else rung
                 r["lacks"] = {str(l): lacks(comparison[str(l)], which) for l in r["layers"]
                               if str(l) in comparison and which in comparison[str(l)]}
+                readouts = {str(l): rung_readout(extra["attention"], extra["nll"], rung, l) for l in r["layers"]}
+                if any(v is not None for v in readouts.values()):
+                    r["readout"] = readouts
     return out
 
 
