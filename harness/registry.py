@@ -179,6 +179,8 @@ class Hypothesis:
     claims: dict[str, str] = field(default_factory=dict)
     question: str = ""
     figures: Callable[[Any, str, list[dict]], list] | None = None  # (plt, model, records) -> [(figure, title)]
+    # one figure over every model of a run (the report's "Across models"): (plt, {model: records}) -> [(figure, title)]
+    figures_across: Callable[[Any, dict[str, list[dict]]], list] | None = None
     methods: str = ""  # where docs/methods.md states it
     built_in: bool = False
     # the unit's own settings: key -> Setting (or (default, help)); see Setting

@@ -306,3 +306,43 @@ def test_early_layer_detected_on_a_model_and_set_by_hand():
     assert streaming.early_layer(subject, ids, 4, 100.0, chosen=0)[1]["rule"].startswith("set")
     with pytest.raises(SinkbenchError, match="H7.early_layer = 1: .* pass a layer in 0..0"):
         streaming.early_layer(subject, ids, 4, 100.0, chosen=1)
+
+
+def test_the_report_draws_the_ladder_across_models_one_line_per_model(tmp_path):
+    """Issue 28 item 6: rungs on x, share of sink1's recovery with its interval on y, one line
+    per model, the value drain beside it; in the report's "Across models" when two models have
+    a ladder, and not for one."""
+    from sinkbench.hypotheses.h7_streaming import figures_across
+    from sinkbench.hypotheses.h7_streaming.verdicts import h7_verdicts
+    from sinkbench.read.report import write_report
+    from sinkbench.read.results import append_jsonl
+    from tests.test_h7_claims import arrays, with_rungs
+
+    def record(model, works):
+        m = h7_verdicts(with_rungs(arrays(), works), alpha=0.05, min_gap=0.1, min_recovered=0.5, n_boot=100)["e"][1]
+        m["regimes"] = {"sink_profile": {"1": {"natural": {"value_ratio": 0.2}, "control": {"value_ratio": 0.7},
+                                               "designated": {"value_ratio": 0.5}, "value_drain": {"value_ratio": 0.2}}}}
+        return {"hypothesis": "H7", "claim": "e", "model": model, "family": "llama", "layer": None,
+                "params": {"n_seqs": 16, "seq_len": 128}, "verdict": "pass", "metrics": m}
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = {"a": [record("a", {"state_copy": 1.0})], "b": [record("b", {"value_drain": 1.0, "state_copy": 1.0})]}
+    assert all(r["metrics"]["positive_control"]["layer"] == 1 for rs in recs.values() for r in rs)
+    (fig, title), = figures_across(plt, recs)
+    labels = [x.get_text() for x in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["a (layer 1)", "b (layer 1)"] and "across models" in title
+    assert [x.get_text() for x in fig.axes[1].get_legend().get_texts()] == ["a", "b"]
+    plt.close(fig)
+    for rs in recs.values():
+        for r in rs:
+            append_jsonl(tmp_path / "results.jsonl", r)
+    md, _ = write_report(tmp_path)
+    assert "## Across models" in md.read_text() and (tmp_path / "figures" / "across-0.png").exists()
+    one = tmp_path / "one"
+    one.mkdir()
+    append_jsonl(one / "results.jsonl", recs["a"][0])
+    assert "## Across models" not in write_report(one)[0].read_text()

@@ -107,38 +107,50 @@ def settings_line(r: dict) -> str:
             f"K={p.get('n_bands')}, {p.get('dtype')} on {p.get('device')}, weights quantization {r.get('quantization', 'unknown')}")
 
 
-def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figs = []
-    caption = settings_line(recs[0])
+    return plt
 
-    def emit(fig, title):
-        import textwrap
 
-        # wrapped to the figure's width (about 0.55 em per character), so no caption is clipped
-        chars = lambda size: max(20, int(fig.get_size_inches()[0] * 72 / (0.55 * size)))
-        head = textwrap.fill(title, chars(10))
-        foot = textwrap.fill(caption, chars(7))
-        fig.suptitle(head, fontsize=10)
-        fig.text(0.01, 0.005, foot, fontsize=7, color="#555", va="bottom")
-        buf = io.BytesIO()
-        top, bottom = 1 - 0.05 * (head.count("\n") + 1), 0.04 * (foot.count("\n") + 1)
-        fig.tight_layout(rect=(0, bottom, 1, top))
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        figs.append((title, buf.getvalue()))
+def _png(plt, fig, title: str, caption: str) -> tuple[str, bytes]:
+    """(title, PNG bytes): the title and the settings caption wrapped to the figure's width."""
+    import textwrap
 
+    # wrapped to the figure's width (about 0.55 em per character), so no caption is clipped
+    chars = lambda size: max(20, int(fig.get_size_inches()[0] * 72 / (0.55 * size)))  # noqa: E731
+    head = textwrap.fill(title, chars(10))
+    foot = textwrap.fill(caption, chars(7))
+    fig.suptitle(head, fontsize=10)
+    fig.text(0.01, 0.005, foot, fontsize=7, color="#555", va="bottom")
+    buf = io.BytesIO()
+    top, bottom = 1 - 0.05 * (head.count("\n") + 1), 0.04 * (foot.count("\n") + 1)
+    fig.tight_layout(rect=(0, bottom, 1, top))
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return title, buf.getvalue()
+
+
+def figures_for(model: str, recs: list[dict]) -> list[tuple[str, bytes]]:
+    """One model's figures, each hypothesis unit drawing its own from the model's records."""
     from sinkbench.registry import units
 
-    for unit in units().values():  # each hypothesis unit draws its own figures from its records
-        if unit.figures is not None:
-            for fig, title in unit.figures(plt, model, recs):
-                emit(fig, title)
-    return figs
+    plt = _pyplot()
+    return [_png(plt, fig, title, settings_line(recs[0]))
+            for unit in units().values() if unit.figures is not None for fig, title in unit.figures(plt, model, recs)]
+
+
+def figures_across(by_model: dict[str, list[dict]]) -> list[tuple[str, bytes]]:
+    """The figures over every model of the run (a unit's figures_across: one line per model)."""
+    from sinkbench.registry import units
+
+    plt = _pyplot()
+    caption = "; ".join(f"{m}: {settings_line(recs[0])}" for m, recs in by_model.items() if recs)
+    return [_png(plt, fig, title, caption)
+            for unit in units().values() if unit.figures_across is not None for fig, title in unit.figures_across(plt, by_model)]
 
 
 # --------------------------------------------------------------------------- case tables
@@ -385,6 +397,11 @@ def write_report(results_dir, expectations=None, out_dir=None) -> tuple[Path, Pa
     by_model = defaultdict(list)
     for r in plain:
         by_model[r["model"]].append(r)
+    across = figures_across({m: by_model[m] for m, _ in models}) if len(models) > 1 else []
+    if across:
+        md += ["", "## Across models"]
+        sections.append("<section><h2>Across models</h2>" + "".join(
+            save_fig("across", i, title, png) for i, (title, png) in enumerate(across)) + "</section>")
     for m, fam in models:
         recs = by_model[m]
         md += ["", f"## {m}", "", settings_line(recs[0])]

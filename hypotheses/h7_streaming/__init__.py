@@ -129,6 +129,15 @@ def figures(plt, model: str, recs: list[dict]) -> list:
     return [draw_h7(plt, rec["metrics"], model)] if rec else []
 
 
+def figures_across(plt, records_by_model: dict[str, list[dict]]) -> list:
+    """The ladder over models (one line per model): from each model's (e) record."""
+    from .figure import draw_ladder_across
+
+    ladders = {m: r["metrics"] for m, recs in records_by_model.items() for r in recs
+               if r["hypothesis"] == "H7" and r.get("claim") == "e" and (r["metrics"].get("positive_control") or {}).get("layer") is not None}
+    return [draw_ladder_across(plt, ladders)] if ladders else []
+
+
 HYPOTHESIS = Hypothesis(
     name="H7", title="sinks that do work (a sliding window with and without the sink), and designated ones",
     question="Does the first token work as a sink under a sliding window, and can a sink be designated by hand?",
@@ -144,7 +153,7 @@ HYPOTHESIS = Hypothesis(
     key_effects={"H7/a": ("gap", "ΔNLL window−sink1"), "H7/b": ("recovered_share", "of the recompute's recovery"),
                  "H7/c": ("recovered_share", "recovered"), "H7/d": ("recovered_share", "of sink1's recovery"),
                  "H7/e": ("recovered_share", "weakest working rung, of sink1's recovery")},
-    figures=figures, methods="docs/methods.md §11", built_in=True,
+    figures=figures, figures_across=figures_across, methods="docs/methods.md §11", built_in=True,
     settings={
         "ladder": Setting(UNIT_DEFAULTS["ladder"], "the ladder's layers: 'default' (the early layer and the middle grid layer) "
                                  "or 'grid' (the early layer and every --layers grid layer)", choices=LADDER_LAYERS),

@@ -99,6 +99,57 @@ def draw_ladder(ax, metrics: dict, layers) -> None:
     ax.set_title(("ladder: " + answer) if answer else "the designation ladder", fontsize=7, wrap=True)
 
 
+def ladder_point(metrics: dict, rung: str, layer: int) -> tuple[float, float, float] | None:
+    """(share of sink1's recovery, low, high) of one rung at one layer, from (e)'s metrics."""
+    key = (f"designated_L{layer}" if rung == "dark_write" else f"{rung}_L{layer}") + "_of_sink1"
+    got = metrics.get("recovered_shares", {}).get(key)
+    return None if got is None else (got[0], *got[1])
+
+
+def draw_ladder_across(plt, metrics_by_model: dict[str, dict]):
+    """(figure, title) over models: left, each rung's recovery as a share of the first token's at
+    the model's early ladder layer (its positive control's layer), 95% intervals, one line per
+    model; right, the profile beside it: position 1's value ratio under each rung at the same
+    layer, over the natural sink's (1 = the sink's value drain; the plain control token's ratio
+    as the model's dotted line), log scale."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1.3, 1]})
+    for j, (model, m) in enumerate(sorted(metrics_by_model.items())):
+        layer = (m.get("positive_control") or {}).get("layer")
+        if layer is None:
+            continue
+        color = f"C{j % 10}"
+        pts = [(x, ladder_point(m, r, layer)) for x, r in enumerate(RUNGS)]
+        pts = [(x + 0.05 * (j - (len(metrics_by_model) - 1) / 2), p) for x, p in pts if p is not None]
+        ys = [p[0] for _, p in pts]
+        err = [[max(p[0] - p[1], 0) if p[1] == p[1] else 0 for _, p in pts],
+               [max(p[2] - p[0], 0) if p[2] == p[2] else 0 for _, p in pts]]
+        left.errorbar([x for x, _ in pts], ys, yerr=err, fmt="o-", color=color, ms=4, capsize=3, lw=1,
+                      label=f"{model} (layer {layer})")
+        row = ((m.get("regimes") or {}).get("sink_profile") or {}).get(str(layer)) or {}
+        natural = (row.get("natural") or {}).get("value_ratio")
+        if natural:
+            vals = [((row.get("designated" if r == "dark_write" else r) or {}).get("value_ratio"), x) for x, r in enumerate(RUNGS)]
+            vals = [(v / natural, x) for v, x in vals if v is not None and v > 0]
+            right.plot([x for _, x in vals], [v for v, _ in vals], "o-", color=color, ms=4, lw=1, label=model)
+            control = (row.get("control") or {}).get("value_ratio")
+            if control:
+                right.axhline(control / natural, color=color, ls=":", lw=0.8)
+    for y, ls in ((0, ":"), (1, ":"), (0.5, "--")):
+        left.axhline(y, color="#888", ls=ls, lw=0.8)
+    for ax in (left, right):
+        ax.set_xticks(range(len(RUNGS)), [f"{i + 1} {r}" for i, r in enumerate(RUNGS)], fontsize=7, rotation=20)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.25)
+        ax.legend(fontsize=7)
+    lo_y, hi_y = left.get_ylim()
+    left.set_ylim(max(lo_y, -1.5), min(hi_y, 1.5))
+    left.set_ylabel("share of the first token's recovery (95% interval)", fontsize=8)
+    right.set_yscale("log")
+    right.axhline(1, color="#888", ls="--", lw=0.8)
+    right.set_ylabel("position 1's value ratio / the sink's (dotted: plain token)", fontsize=8)
+    return fig, "H7 across models: the designation ladder at each model's early layer, and the value drain each rung gives"
+
+
 def h7_figure(plt, metrics: dict, model: str = "") -> tuple[str, bytes]:
     """(title, PNG bytes) of draw_h7, the convention of report.py's figures."""
     fig, title = draw_h7(plt, metrics, model)
