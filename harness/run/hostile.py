@@ -25,9 +25,12 @@ the samples hold no window of the tail). Every trial also records whether the he
 guard (stats.tail_diagnostics, the flag `outside_calibrated_range`) marks the contrast
 under test, so each cell has the guard's flag rate and the false passes it leaves unmarked.
 
-H3's claims have no contrast of this form (tables of windows x positions): their nulls of
-issue 30 (random effects around 0, claim 1's weighting, the early drift) and H7's negative
-gap are run at the same trial count by `issue30_table` (`--issue30`).
+H3 declares no contrast here, because its per-window statistics are computed from tables
+of windows x positions rather than drawn as one contrast: claims 1-3 are mean tests across
+windows (claim 1 also an exact test within the same windows), claim 4 an exact binomial
+over windows. H3's nulls of issue 30 (random effects around 0, claim 1's weighting, the early
+drift) and H7's negative gap are run at the same trial count by `issue30_table`
+(`--issue30`).
 """
 from __future__ import annotations
 
