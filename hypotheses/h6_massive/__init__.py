@@ -126,6 +126,7 @@ HYPOTHESIS = Hypothesis(
     key_effects={"H6/a": ("min_fold_over_chance", "weakest coordinate's band-K share / chance"), "H6/b-mean": ("nll_rise_mean_set", "ΔNLL mean-set"),
                  "H6/b-zero": ("sink_drop_zeroed", "sink drop zeroed")},
     question="Are massive activations dark?",
-    claims={"H6/a": "the massive coordinates lie in the dark band", "H6/b-mean": "setting them to their mean at the sink costs NLL less than the tolerance",
-            "H6/b-zero": "zeroing them at the sink raises NLL and lowers sink mass"},
+    claims={"H6/a": "the massive coordinates lie in the dark band",
+            "H6/b-mean": "setting them to their mean at every position that carries them costs NLL less than the tolerance",
+            "H6/b-zero": "zeroing them at every position that carries them raises NLL and lowers sink mass"},
     figures=figures, methods="docs/methods.md §9", built_in=True)
