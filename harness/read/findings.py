@@ -157,7 +157,10 @@ def finding_line(r: dict) -> str:
     the sink's attention to the target · capture× 2.1 [1.4, 2.9] · need rho 3 · Holm p 0.21 · 16/16 windows'"""
     m = r.get("metrics", {})
     key = claim_key(r)
-    verb = "holds" if r.get("verdict") == "pass" else "FAILS"
+    # a case its windows could not test is recorded as failed but is no finding against the
+    # claim: its line says NOT TESTABLE, as the report's cell does, never FAILS
+    untested = r.get("verdict") != "pass" and bool(m.get("not_testable"))
+    verb = "holds" if r.get("verdict") == "pass" else "NOT TESTABLE" if untested else "FAILS"
     title = claim_titles().get(key) or next((u.title for u in units().values() if u.hypothesis == r["hypothesis"]), "")
     where = case_text(r)
     head = f"{key} {verb} on {r['model']}" + (f" ({where})" if where else "") + (f": {title}" if title else "")
@@ -166,8 +169,8 @@ def finding_line(r: dict) -> str:
         head += f" (fails: {', '.join(parts)})"
     if m.get("reason"):  # a claim that could not be tested (H6 without massive activations)
         head += f" ({m['reason']})"
-    elif m.get("not_testable"):  # too few informative windows (H3): a failure that is no finding against the claim
-        head += f" (not testable: {m['not_testable']})"
+    elif untested:  # why: too few informative windows (H3), a constant contrast (H6 b-mean)
+        head += f" ({m['not_testable']})"
     need = criterion_text(r)
     bits = [key_effect(r), f"criterion {need}" if need else "", p_text(m), windows_text(m), stability_text(r), tail_text(r)]
     return " · ".join([head] + [b for b in bits if b])
