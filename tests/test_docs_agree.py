@@ -287,3 +287,69 @@ def test_readme_states_the_settings_defaults():
     assert {"h6_min_zero_rise", "h7_min_gap", "h1_min_delta"} <= {n for n, _ in stated}
     for name, v in stated:
         assert v == pytest.approx(getattr(Settings, name), rel=1e-3), f"README: `{name}` {v} but Settings has {getattr(Settings, name)}"
+
+
+# --------------------------------------------------------------------------- H1's control, stability, max-T
+def test_methods_names_the_random_control_h1_a_reads():
+    """§5 names the control H1(a)'s verdict reads as the code records it (`random_control`), and
+    the plain one's record (`plain_random`): with a fair control that differs from the plain
+    one, the verdict follows the fair one and the plain one's claim_a is recorded beside it."""
+    rng = np.random.default_rng(0)
+    x = lambda level, sd=0.1: level + sd * rng.standard_normal(N)  # noqa: E731
+    b = x(3.0)
+    plain = np.stack([b + x(3), b + x(3.2), b + x(3.4)])  # the plain subspaces cost more than band K
+    fair = np.stack([b + x(0.1), b + x(0.2), b + x(0.3)])
+    h1 = H1Inputs(b, b + x(2), plain.mean(0), b + x(0.1), b, b + x(2), b + x(0.5), b + x(0.5), x(0.5, 0.02),
+                  x(0.2, 0.02), random_each=plain, random_fair=fair.mean(0), random_fair_each=fair)
+    out = h1_dark_tail.h1_verdicts({l: h1 for l in range(3)}, alpha=0.05, min_delta=0.5, min_sink_drop=0.2, n_boot=50)
+    m = out[0][1]
+    assert m["claim_a"] and not m["plain_random"]["claim_a"]
+    text = " ".join(section(5).split())
+    assert "orthogonal to the layer's massive coordinates" in text
+    assert f'(`random_control`: "{m["random_control"]}"' in text and "`plain_random`" in text
+
+
+def test_stability_is_documented_as_observed_power_with_calibration_s_cut():
+    """methods §6 states the adjusted p at the fragile cut that calibration.md's generated stability
+    table gives, and no page says a fragile verdict 'may well flip' on another sample."""
+    cal = " ".join((DOCS / "calibration.md").read_text().split())
+    m = re.search(r"at an adjusted p of about (0\.\d+)", cal)
+    assert m, "calibration.md's stability table states no cut"
+    six = " ".join(section(6).split())
+    assert "observed power, not replication" in six
+    assert f"Holm-adjusted p of about {m.group(1)}" in six
+    from sinkbench.stats import stability
+
+    for text in (six, (DOCS.parent / "README.md").read_text(), stability.__doc__):
+        assert "may well flip" not in " ".join(text.split())
+
+
+MAXT_ROWS = {"Gaussian": "gaussian", "t2": "t2", "lognormal sigma 0.6, tail on the null side": "lognormal null-side tail",
+             "lognormal sigma 0.6, tail on the claim side": "lognormal claim-side tail",
+             "AR(1) 0.5 over windows": "AR(1) 0.5", "5% of windows at -10": "5% at -10",
+             "50-75% exact zeros": "50-75% zeros", "one NaN window": "one NaN window"}
+
+
+def test_methods_max_t_table_is_the_benchmark_s_and_no_verdict_uses_max_t():
+    """§6's Holm vs max-T table restates benchmarks/out/maxt_nulls.jsonl (range over the cells of
+    each null, cells over alpha + 3 SE), and, as it says, no verdict module calls max-T."""
+    import importlib
+    import json
+
+    rows = [json.loads(line) for line in (DOCS.parent / "benchmarks" / "out" / "maxt_nulls.jsonl").read_text().splitlines()]
+    bound = 0.05 + 3 * (0.05 * 0.95 / 1000) ** 0.5
+    stated = re.findall(r"^\| ([^|]+?) \| (\d\.\d+)-(\d\.\d+)(?: \((\d+) of (\d+)\))? \| (\d\.\d+)-(\d\.\d+)(?: \((\d+) of (\d+)\))? \|$",
+                        section(6), re.M)
+    assert {s[0] for s in stated} == set(MAXT_ROWS)
+    for name, *cells in stated:
+        cell = [r for r in rows if r["part"] == "null" and r["null"] == MAXT_ROWS[name]]
+        for proc, (lo, hi, over, of) in (("holm", cells[:4]), ("maxt", cells[4:])):
+            rates = [r[proc] for r in cell]
+            assert (float(lo), float(hi)) == (round(min(rates), 3), round(max(rates), 3)), (name, proc)
+            assert int(over or 0) == sum(v > bound for v in rates), (name, proc)
+            assert of in ("", str(len(rates)))
+    maxt = importlib.import_module("sinkbench.stats.maxt")
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("sinkbench.hypotheses", "sinkbench.stats.claims")):
+            used = [k for k, v in vars(module).items() if v is maxt or v is maxt.maxt_stepdown]
+            assert not used, f"{name} uses max-T ({used}); methods §6 says no verdict does"
