@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from sinkbench.stats import stability
 from sinkbench.stats.nulls import (ALPHA, BOUNDARY, Criterion, DEFAULTS, N_BOOT, N_BOOT_CHEAP, hardness, nll_like,
@@ -29,7 +28,7 @@ from sinkbench.registry import LAYER, Hypothesis, Test
 from sinkbench.stats.inference import cost_greater, prediction_greater
 from sinkbench.measure.sweep import FilterSweep, middle_band
 from sinkbench.model.tensors import to_numpy
-from sinkbench.hypotheses.h6_massive.measurement import MIN_WINDOW_SHARE
+from sinkbench.measure.massive import MIN_WINDOW_SHARE
 
 
 @dataclass
@@ -181,27 +180,16 @@ def h1_verdicts(grid: dict, *, alpha: float, min_delta: float, min_sink_drop: fl
     return out
 
 
-def massive_in(hidden: torch.Tensor, min_ratio: float) -> list[int]:
-    """Coordinates of one layer's output (hidden [W, T, d], selection windows) whose |h| exceeds
-    min_ratio x the window's median |h| (over its positions and coordinates) somewhere in the
-    window, on at least MIN_WINDOW_SHARE of the windows: H6's scale-free criterion (Sun's
-    stricter one flags a subset), so the fair control avoids every coordinate H6 could call massive."""
-    a = hidden.float().abs()
-    median = a.flatten(1).median(1).values  # [W]
-    hit = a.amax(1) > min_ratio * median[:, None]  # [W, d]
-    return np.flatnonzero(to_numpy(hit.float().mean(0)) >= MIN_WINDOW_SHARE).tolist()
-
-
 def massive_coordinates(sweep: FilterSweep, layers: list[int], s: Settings) -> dict[int, list[int]]:
-    """layer -> its massive coordinates (massive_in), found on the selection windows (one pass
-    over them, no NLL), never on the test windows the verdict reads."""
-    from sinkbench.measure.experiments import selection_windows
-    from sinkbench.measure.interventions import run_batched
+    """layer -> its massive coordinates (sinkbench.measure.massive: H6's scale-free criterion,
+    |h| > h6_min_ratio x the window's median |h| somewhere in the window, on at least half of
+    the selection windows; Sun's stricter criterion flags a subset, so the fair control avoids
+    every coordinate H6 could call massive), from the model run's shared selection pass, never
+    the test windows the verdict reads."""
+    from sinkbench.measure.massive import massive_coordinates as coordinates, selection_hidden
 
-    subj = sweep.subject
-    select = selection_windows(subj, s)
-    hidden = run_batched(subj, select, s.windows_per_pass(subj), hidden_layers=sorted(set(layers)), nll=False).hidden
-    return {layer: massive_in(hidden[layer], s.h6_min_ratio) for layer in layers}
+    hidden = selection_hidden(sweep, s)
+    return {layer: coordinates(hidden[layer], s.h6_min_ratio) for layer in layers}
 
 
 def h1_grid(sweep: FilterSweep, layers: list[int], s: Settings) -> dict:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sinkbench.hypotheses.h1_dark_tail import H1_PROFILE, H1Inputs, _h1_arrays, h1_grid, h1_verdicts, massive_in
+from sinkbench.hypotheses.h1_dark_tail import H1_PROFILE, H1Inputs, _h1_arrays, h1_grid, h1_verdicts
+from sinkbench.measure.massive import massive_coordinates as massive_in
 from sinkbench.measure import experiments
 from sinkbench.measure.config import Settings
 from sinkbench.measure.spectrum import spectrum_for

@@ -288,9 +288,11 @@ def test_rung_6_learns_an_embedding_and_its_regime_agrees_with_a_plain_forward()
 
 def test_early_layer_is_where_the_first_tokens_massive_coordinate_forms():
     ratio = np.array([[3.0, 40.0, 900.0, 1200.0], [2.0, 150.0, 800.0, 1100.0], [4.0, 30.0, 50.0, 1000.0]])
-    layer, info = streaming.first_massive_layer(ratio, 100.0, fallback=1)
+    from sinkbench.measure.massive import first_massive_layer
+
+    layer, info = first_massive_layer(ratio, 100.0, fallback=1)
     assert layer == 2 and info["share_of_windows"] == [0.0, 0.333, 0.667, 1.0]  # layer 1: one window in three
-    layer, info = streaming.first_massive_layer(ratio, 5000.0, fallback=1)
+    layer, info = first_massive_layer(ratio, 5000.0, fallback=1)
     assert layer == 1 and info["rule"].startswith("no massive coordinate")
 
 

@@ -405,3 +405,41 @@ def test_a_zoo_model_without_massive_activations_is_recorded_as_not_present(tmp_
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert sorted(r["claim"] for r in records) == sorted(claims_h6.CLAIMS)
     assert all(r["metrics"]["present"] is False for r in records)
+
+
+def test_one_massive_rule_serves_h1_h6_and_h7_as_their_own_copies_did():
+    """sinkbench.measure.massive replaced three copies of the rule (H6's flagged/massive_by_layer,
+    H1's massive_in, H7's first-token ratio): on heavy-tailed hidden states with planted massive
+    coordinates, each user's answer equals what its old inline code gave, bit for bit, and the
+    three agree with one another."""
+    import torch
+
+    from sinkbench.hypotheses.h6_massive.measurement import magnitudes
+    from sinkbench.measure.massive import (MIN_WINDOW_SHARE, first_massive_layer, first_token_ratio, flagged,
+                                           massive_by_layer, massive_coordinates)
+
+    g = torch.Generator().manual_seed(0)
+    hidden = {}
+    for layer in range(4):
+        h = torch.distributions.StudentT(2.0).sample((8, 32, 48))
+        if layer >= 1:
+            h[:5, 0, 7] = 500.0 * (layer + 1)  # at the first token in 5 of 8 windows
+        if layer >= 2:
+            h[:3, 9, 11] = -800.0  # elsewhere, in 3 of 8 windows only
+            h[:, 4, 20] = 300.0 * torch.rand(8, generator=g) + 50
+        hidden[layer] = h
+    r = 100.0
+    for layer, h in hidden.items():  # H1's old massive_in
+        a = h.float().abs()
+        median = a.flatten(1).median(1).values
+        hit = a.amax(1) > r * median[:, None]
+        old = np.flatnonzero((hit.float().mean(0)).numpy() >= MIN_WINDOW_SHARE).tolist()
+        assert massive_coordinates(h, r) == old
+        mag = magnitudes(hidden)  # H6's set at this layer, scale-free criterion
+        assert massive_by_layer(flagged(mag.max_abs, mag.median, "ratio", r)).get(layer, []) == old
+    old_ratio = np.stack([(h.float()[:, 0].abs().amax(-1) / h.float().abs().flatten(1).median(1).values).numpy()
+                          for h in hidden.values()], 1)  # H7's old early-layer ratio
+    new_ratio = first_token_ratio(hidden, range(4))
+    assert np.array_equal(new_ratio, old_ratio)
+    layer, info = first_massive_layer(new_ratio, r, fallback=1)
+    assert layer == 1 and 7 in massive_coordinates(hidden[1], r) and 11 not in massive_coordinates(hidden[3], r)

@@ -22,8 +22,9 @@ from sinkbench.registry import Axis, Hypothesis, Test, constant
 
 from . import verdicts as claims_h6
 from .verdicts import CLAIMS
+from sinkbench.measure.massive import selection_hidden
 from .measurement import (coordinate_dark_shares, detect, detection_record, intervention_inputs, magnitudes,
-                      select_hidden, sink_profile, sink_value_spread)
+                      sink_profile, sink_value_spread)
 
 
 def massive_figure(plt, m: dict) -> tuple:
@@ -67,7 +68,7 @@ def h6_grid(sweep, s) -> dict:
     subj = sweep.subject
     batch = s.windows_per_pass(subj)
     select = selection_windows(subj, s)
-    hidden = select_hidden(subj, select, batch)
+    hidden = selection_hidden(sweep, s)  # the model run's shared selection pass (sinkbench.measure.massive)
     mag = magnitudes(hidden)
     diag = coordinate_dark_shares(sweep.spectrum)
     det = detect(mag, s.h6_min_ratio)

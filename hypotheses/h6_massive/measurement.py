@@ -21,10 +21,8 @@ import torch
 
 from sinkbench.model.tensors import to_numpy
 
-SUN_ABSOLUTE = 100.0  # Sun et al.: |h| > 100 ...
-SUN_RATIO = 1000.0  # ... and > 1000x the median |h| of the layer's hidden state
-MIN_WINDOW_SHARE = 0.5  # a coordinate is massive at a layer on at least half the selection windows
-CRITERIA = ("sun", "ratio")
+from sinkbench.measure.massive import (CRITERIA, MIN_WINDOW_SHARE, SUN_ABSOLUTE, SUN_RATIO,  # noqa: F401  (the rule, shared)
+                                      flagged, massive_by_layer, reductions, threshold)
 
 
 # --------------------------------------------------------------------------- detection
@@ -56,36 +54,9 @@ class H6Test:
 
 def magnitudes(hidden: dict[int, torch.Tensor]) -> Magnitudes:
     """hidden: layer -> [W, T, d] layer outputs (every layer 0..L-1)."""
-    layers = sorted(hidden)
-    h = [hidden[l].float() for l in layers]
-    return Magnitudes(
-        max_abs=np.stack([to_numpy(x.abs().amax(1)) for x in h], 1),
-        sink_abs=np.stack([to_numpy(x[:, 0].abs()) for x in h], 1),
-        median=np.stack([to_numpy(x.abs().flatten(1).median(1).values) for x in h], 1),
-        sink_value=np.stack([to_numpy(x[:, 0]) for x in h], 1),
-    )
-
-
-def threshold(median: np.ndarray, criterion: str, min_ratio: float) -> np.ndarray:
-    """The |h| a coordinate must exceed, per (window, layer): Sun's max(100, 1000 x median),
-    or the scale-free min_ratio x median."""
-    if criterion == "sun":
-        return np.maximum(SUN_ABSOLUTE, SUN_RATIO * median)
-    if criterion == "ratio":
-        return min_ratio * median
-    raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-
-
-def flagged(abs_values: np.ndarray, median: np.ndarray, criterion: str, min_ratio: float) -> np.ndarray:
-    """[W, L, d] booleans: the coordinate meets the criterion (abs_values [W, L, d])."""
-    return abs_values > threshold(median, criterion, min_ratio)[..., None]
-
-
-def massive_by_layer(flags: np.ndarray, min_share: float = MIN_WINDOW_SHARE) -> dict[int, list[int]]:
-    """layer -> coordinates flagged on at least min_share of the windows (layers with none left out)."""
-    share = flags.mean(0)  # [L, d]
-    return {l: np.flatnonzero(share[l] >= min_share).tolist() for l in range(share.shape[0])
-            if (share[l] >= min_share).any()}
+    per_layer = [reductions(hidden[l]) for l in sorted(hidden)]
+    max_abs, sink_abs, median, sink_value = (np.stack([r[k] for r in per_layer], 1) for k in range(4))
+    return Magnitudes(max_abs=max_abs, sink_abs=sink_abs, median=median, sink_value=sink_value)
 
 
 @dataclass
@@ -240,13 +211,6 @@ def edited_positions(mask: torch.Tensor) -> dict:
 
 
 # --------------------------------------------------------------------------- grid
-def select_hidden(subject, windows: torch.Tensor, batch: int) -> dict[int, torch.Tensor]:
-    """Every layer's output on the selection windows (one pass per batch)."""
-    from sinkbench.measure.interventions import run_batched
-
-    return run_batched(subject, windows, batch, hidden_layers=range(subject.n_layers)).hidden
-
-
 def detection_record(det: Detection, mag: Magnitudes, hidden: dict, windows: torch.Tensor, diag: np.ndarray,
                      tokenizer, min_ratio: float) -> dict:
     """What the record says of the detection: coordinates per layer, the layers, the positions

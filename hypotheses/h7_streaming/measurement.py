@@ -130,7 +130,6 @@ LADDER_LAYERS = ("default", "grid")  # default: the early layer and the middle g
 LEARNED_SINK = ("auto", "on", "off")  # rung 6: auto = on for zoo models, off for pretrained ones (its cost: benchmarks/NOTES.md)
 READOUT = ("on", "off")  # each rung of the ladder also run with the natural sink present (H4-A's capture readout)
 UNIT_DEFAULTS = {"ladder": "default", "early_layer": -1, "learned_sink": "auto", "readout": "on"}  # the unit's Settings' defaults (__init__)
-MASSIVE_WINDOW_SHARE = 0.5  # the early layer: the first token's massive coordinate on at least this share of selection windows
 
 
 def learned_on(how: str, subject) -> bool:
@@ -141,14 +140,17 @@ def learned_on(how: str, subject) -> bool:
     return how == "on" or (how == "auto" and subject.name in zoo_aliases())
 
 
-def early_layer(subject, windows: torch.Tensor, batch: int, min_ratio: float, chosen: int = -1) -> tuple[int, dict]:
+def early_layer(subject, windows: torch.Tensor, batch: int, min_ratio: float, chosen: int = -1,
+                hidden: dict | None = None) -> tuple[int, dict]:
     """The ladder's early layer and how it was found. chosen >= 0: that layer (the unit setting
     early_layer). Else the first layer l <= L - 2 at whose output the first token's residual
-    holds a massive coordinate, |h| > min_ratio x the layer's median |h| (H6's scale-free
-    criterion, h6_min_ratio), on at least half of the selection `windows` (never the test
-    windows): where the massive activation forms, so a copy of the sink's state there carries
-    it. None found: EARLY_LAYER (clamped), and the record says so."""
+    holds a massive coordinate (sinkbench.measure.massive: |h| > min_ratio x the layer's median
+    |h|, H6's scale-free criterion, h6_min_ratio) on at least half of the selection `windows`
+    (never the test windows; `hidden`: their layer outputs when already computed, the model
+    run's shared selection pass): where the massive activation forms, so a copy of the sink's
+    state there carries it. None found: EARLY_LAYER (clamped), and the record says so."""
     from sinkbench.measure.interventions import run_batched
+    from sinkbench.measure.massive import first_massive_layer, first_token_ratio
 
     last = max(0, subject.n_layers - 2)
     if chosen >= 0:
@@ -156,23 +158,9 @@ def early_layer(subject, windows: torch.Tensor, batch: int, min_ratio: float, ch
             raise SinkbenchError(f"H7.early_layer = {chosen}: {subject.name} has {subject.n_layers} layers and a write must "
                                  f"leave a layer to act on; pass a layer in 0..{last} (or -1 to detect it)")
         return chosen, {"rule": "set (H7.early_layer)", "layer": chosen}
-    hidden = run_batched(subject, windows, batch, hidden_layers=range(last + 1)).hidden
-    ratio = np.stack([to_numpy(h.float()[:, 0].abs().amax(-1) / h.float().abs().flatten(1).median(1).values)
-                      for h in (hidden[l] for l in range(last + 1))], 1)  # [windows, layers]
-    return first_massive_layer(ratio, min_ratio, fallback=min(EARLY_LAYER, last))
-
-
-def first_massive_layer(ratio: np.ndarray, min_ratio: float, fallback: int) -> tuple[int, dict]:
-    """ratio [windows, layers]: the first token's largest |coordinate| / the layer's median |h|.
-    The first layer where it exceeds min_ratio on at least MASSIVE_WINDOW_SHARE of the windows;
-    fallback where none does. Returns the layer and what the record says about it."""
-    share = (ratio > min_ratio).mean(0)
-    found = next((l for l in range(ratio.shape[1]) if share[l] >= MASSIVE_WINDOW_SHARE), None)
-    info = {"min_ratio": min_ratio, "first_token_max_ratio": np.median(ratio, 0).round(2).tolist(),
-            "share_of_windows": share.round(3).tolist(), "n_selection_windows": int(ratio.shape[0])}
-    if found is None:
-        return fallback, {"rule": f"no massive coordinate at the first token; layer {fallback} by default", "layer": fallback, **info}
-    return found, {"rule": "the first layer whose output holds a massive coordinate at the first token", "layer": found, **info}
+    if hidden is None:
+        hidden = run_batched(subject, windows, batch, hidden_layers=range(last + 1)).hidden
+    return first_massive_layer(first_token_ratio(hidden, range(last + 1)), min_ratio, fallback=min(EARLY_LAYER, last))
 
 
 def ladder_layers(grid: list[int], n_layers: int, how: str = "default", early: int | None = None) -> list[int]:
@@ -460,7 +448,10 @@ def h7_grid(sweep, s, unit: dict | None = None) -> dict:
     unit = {**UNIT_DEFAULTS, **(unit or {})}
     how = unit["ladder"]
     select = selection_windows(subj, s)
-    early, early_info = early_layer(subj, select, s.windows_per_pass(subj), s.h6_min_ratio, unit["early_layer"])
+    from sinkbench.measure.massive import selection_hidden
+
+    early, early_info = early_layer(subj, select, s.windows_per_pass(subj), s.h6_min_ratio, unit["early_layer"],
+                                    hidden=selection_hidden(sweep, s) if unit["early_layer"] < 0 else None)
     ladder = ladder_layers(layers, subj.n_layers, how, early)
     trained = None
     if ladder and learned_on(unit["learned_sink"], subj) and supported(subj):
@@ -505,6 +496,11 @@ def h7_grid(sweep, s, unit: dict | None = None) -> dict:
                 readouts = {str(l): rung_readout(extra["attention"], extra["nll"], rung, l) for l in r["layers"]}
                 if any(v is not None for v in readouts.values()):
                     r["readout"] = readouts
+            best = (m["rungs"].get(m.get("weakest_passing_rung") or "", {}).get("readout") or {}).get(
+                str(m.get("weakest_passing_layer")))
+            if best is not None:  # what the working rung does with the natural sink present (H4-A's readout)
+                m["answer"] += (f"; with the first token present it draws {best['capture']:.1f}x the attention an "
+                                f"unedited token gets, and the first token keeps {best['sink_kept']:.2f} of its own")
     return out
 
 
