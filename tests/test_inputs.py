@@ -492,6 +492,20 @@ def test_a_model_named_twice_runs_once_with_a_note(tmp_path, how):
         assert note == "[sinkbench] note: --model tiny-bb-bos is named 2 times (on the command line); it runs once"
 
 
+def test_an_h7_early_layer_past_the_models_last_write_layer_stops_the_run_at_start_up(tmp_path):
+    """--set H7.early_layer=1 on a two-layer model: caught at measure time before (one line, but
+    after the model loaded, in every H7 case); now exit 4 at start-up from the model's config,
+    naming the setting, the model's layers and both fixes. A valid layer is not refused."""
+    code, out = _pytest(tmp_path, "--model", "tiny-bb-bos", "--seq-len", "64", "--set", "H7.early_layer=1")
+    lines = [line for line in out.splitlines() if line.startswith("ERROR")]
+    assert code == 4 and not re.search(r"Traceback|INTERNALERROR|\.py:\d+|loading|passed|failed", out), out
+    assert lines == ["ERROR: H7.early_layer = 1: tiny-bb-bos has 2 layers and a write must leave a layer to act on; "
+                     "set it to a layer in 0..0 (or -1 to detect it), or leave H7 out with -k 'not test_streaming_sinks'"], lines
+    code, out = _pytest(tmp_path, "--model", "tiny-bb-bos", "--seq-len", "64", "--set", "H7.early_layer=0",
+                        "-k", "streaming", "--collect-only", "-q")
+    assert code == 0 and "ERROR" not in out, out
+
+
 def test_a_seq_len_too_short_for_h7_stops_the_run_at_start_up(tmp_path):
     """--seq-len 12-19 left H7's window W = seq_len // 4 at 4 or less: every H7 case failed
     after the model loaded, blaming h7_window. Now exit 4 before any load, naming --seq-len

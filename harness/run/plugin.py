@@ -429,7 +429,8 @@ def pytest_collection_finish(session):
         from sinkbench.run.preflight import support_problems
 
         names = model_names(config)
-        problems += support_problems({n: settings_for(config, n) for n in names}, units.values())
+        problems += support_problems({n: settings_for(config, n) for n in names}, units.values(),
+                                     getattr(config, "sinkbench_unit_settings", {}))
     if problems and hasattr(config, "workerinput"):
         # a pytest-xdist worker: a usage error here is a crash whose message is lost; run nothing
         # and hand the lines to the controller (pytest_testnodedown), which stops the run with them

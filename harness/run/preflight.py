@@ -352,11 +352,12 @@ def run_problems(settings: Settings, per_model: dict[str, Settings], models_file
 
 
 # --------------------------------------------------------------------------- declared support
-def support_problems(per_model: dict[str, Settings], selected) -> list[str]:
+def support_problems(per_model: dict[str, Settings], selected, unit_choices: dict | None = None) -> list[str]:
     """What a selected hypothesis unit does not support (sinkbench.registry.Support) among the
     run's options: --units, --remote, the device, a model family without a sink profile. One
     line each naming the unit, its origin and both fixes; never applied silently.
-    selected: (unit, [its selected test names]) pairs."""
+    selected: (unit, [its selected test names]) pairs; unit_choices: the unit settings the user
+    set ({unit: {key: value}}), for the checks that need a model's shape (H7.early_layer)."""
     from sinkbench import registry
 
     out = []
@@ -384,7 +385,25 @@ def support_problems(per_model: dict[str, Settings], selected) -> list[str]:
         tests = next(t for unit, t in selected if unit.name == "H7")
         leave_out = "leave H7 out with -k '" + " and ".join(f"not {t}" for t in dict.fromkeys(tests)) + "'"
         out += [p for name, s in per_model.items() if (p := h7_window_problem(name, s, leave_out))]
+        early = (unit_choices or {}).get("H7", {}).get("early_layer", -1)
+        out += [p for name, s in per_model.items() if (p := h7_early_layer_problem(name, s, early, leave_out))]
     return list(dict.fromkeys(out))
+
+
+def h7_early_layer_problem(name: str, s: Settings, early: int, leave_out: str) -> str | None:
+    """A hand-set H7.early_layer must leave a layer for the write to act on (<= L - 2): said at
+    start-up from the model's config, not after the model loads as a failure of every H7 case."""
+    if early is None or early < 0:
+        return None
+    try:
+        _, cfg = model_config(name, s.trust_remote_code)
+    except Exception:  # an unreadable config is model_problems' to report
+        return None
+    layers = getattr(getattr(cfg, "text_config", None) or cfg, "num_hidden_layers", None)
+    if not isinstance(layers, int) or early <= layers - 2:
+        return None
+    return (f"H7.early_layer = {early}: {name} has {layers} layers and a write must leave a layer to act on; "
+            f"set it to a layer in 0..{max(0, layers - 2)} (or -1 to detect it), or {leave_out}")
 
 
 def h7_window_problem(name: str, s: Settings, leave_out: str) -> str | None:
