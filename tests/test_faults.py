@@ -528,3 +528,40 @@ def test_a_model_folder_file_that_is_not_utf8_is_named(tmp_path, file):
     problems = preflight.model_problems(str(d), make_settings(seq_len=32, n_seqs=4), "", True)
     assert problems == [f"--model {d}: {file} is not UTF-8 (byte 0xe9 at offset {len(data) - 2}); re-save it as UTF-8 "
                         "(or replace the checkpoint's tokenizer files)"], problems
+
+
+# ------------------------------------------------------------------ records of another sinkbench version (issue 31, 6)
+def test_a_record_that_says_another_sinkbench_made_it_is_not_reused():
+    """Its case key could still match (a copied or hand-edited record, fault 6 of issue 31):
+    the `versions` field alone is enough to recompute it."""
+    from sinkbench import __version__
+    from sinkbench.run.resume_note import made_by_another_version
+
+    assert made_by_another_version(rec(versions={"sinkbench": "0.0.1"}))
+    assert not made_by_another_version(rec(versions={"sinkbench": __version__}))
+    assert not made_by_another_version(rec())  # no versions field: the case key decides
+
+
+def test_a_baseline_of_another_sinkbench_version_is_said_and_not_compared():
+    from sinkbench.read.compare import compare_records
+
+    old = _expect_rec("m", versions={"sinkbench": "0.0.1"})
+    new = _expect_rec("m", "fail", versions={"sinkbench": "0.1.0"})
+    cmp = compare_records([old], [new])
+    assert not cmp.clean and cmp.code == [("sinkbench", "version", "0.0.1", "0.1.0")]
+    assert cmp.lines()[0].startswith("code differs: sinkbench version 0.0.1 -> 0.1.0 (baseline -> this run)")
+    assert compare_records([_expect_rec("m")], [new]).clean is False  # the verdict change still counts ...
+    assert compare_records([_expect_rec("m")], [new]).code == []  # ... and a record without versions is no code change
+
+
+@pytest.mark.slow  # two H1 runs of the tiny zoo model (about 20 s)
+def test_resume_recomputes_a_record_edited_to_another_version_and_says_so(tmp_path):
+    args = ("--model", "tiny-bb-bos", "--seq-len", "64", "--n-seqs", "8", "-k", "dark_tail")
+    code, out = pytest_run(tmp_path, *args)
+    path = tmp_path / "results" / "results.jsonl"
+    (old,) = [json.loads(x) for x in path.read_text().splitlines()]
+    old["versions"]["sinkbench"], old["verdict"] = "0.0.1", "pass" if old["verdict"] == "fail" else "fail"
+    path.write_text(json.dumps(old) + "\n")
+    code, out = pytest_run(tmp_path, *args, "--resume")
+    assert "made by sinkbench 0.0.1" in out and "1 results appended" in out, out[-3000:]
+    assert len(path.read_text().splitlines()) == 2

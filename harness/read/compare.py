@@ -124,7 +124,8 @@ class Comparison:
     def lines(self, old_name: str = "baseline", new_name: str = "this run") -> list[str]:
         if self.code:  # other unit code made the cases: their differences are not the model's
             said = "; ".join(f"{u} {f} {_show(o)} -> {_show(n)}" for u, f, o, n in self.code)
-            return [f"unit code differs: {said} ({old_name} -> {new_name}); its cases were computed by other code, "
+            whose = "code" if any(u == "sinkbench" for u, *_ in self.code) else "unit code"
+            return [f"{whose} differs: {said} ({old_name} -> {new_name}); its cases were computed by other code, "
                     "so they are not compared: rerun the baseline with this code"]
         if self.settings:
             # Differences are then mostly the settings' doing; listing every case would bury that.
@@ -159,16 +160,19 @@ def compare_records(old: list[dict], new: list[dict]) -> Comparison:
 
 
 def code_diff(old: dict, new: dict) -> list[tuple]:
-    """(unit, field, old, new) where two records of one case name other unit code (package,
-    version, source sha256: the record's `unit`). A record without `unit` (older sinkbench) is
-    not a difference."""
+    """(unit, field, old, new) where two records of one case name other code: sinkbench's own
+    version (the records' `versions`), and the unit's package, version, source sha256 (the
+    record's `unit`). A record without them (older sinkbench) is not a difference."""
     def units(r):
         u = r.get("unit")
         return {x.get("name"): x for x in ([u] if isinstance(u, dict) else u or [])}
 
     a, b = units(old), units(new)
-    return [(name, f, a[name].get(f), b[name].get(f)) for name in sorted(set(a) & set(b))
-            for f in ("package", "version", "source") if a[name].get(f) != b[name].get(f)]
+    made = [r.get("versions", {}).get("sinkbench") for r in (old, new)]
+    # sinkbench's own version made the numbers too (issue 31: a baseline of another version is said so)
+    out = [("sinkbench", "version", *made)] if None not in made and made[0] != made[1] else []
+    return out + [(name, f, a[name].get(f), b[name].get(f)) for name in sorted(set(a) & set(b))
+                  for f in ("package", "version", "source") if a[name].get(f) != b[name].get(f)]
 
 
 def compare_dirs(old_dir: Path, new_dir: Path) -> Comparison:

@@ -278,11 +278,13 @@ class Bench:
         key = self.case_key(hypothesis, name, layer, **case)
         if self._done is None:
             self._done = {r.get("case_key"): r for r in results.read_jsonl(self.results_path)}
-        from sinkbench.run.resume_note import reusable, why_recomputed
+        from sinkbench.run.resume_note import made_by_another_version, reusable, why_recomputed
 
         # a check may name fewer case fields than its record (H2a: k, and then claim 'a'): the
         # record is reused when exactly one case of this code and these settings matches
         found = self._done.get(key) or reusable(self, hypothesis, name, layer, case, self._done.values())
+        if found is not None and made_by_another_version(found):
+            found = None  # a record that says another sinkbench made it is not reused, whatever its key (issue 31)
         if found is not None:
             self.config.sinkbench_records.append(found)
             self.config.sinkbench_resumed = getattr(self.config, "sinkbench_resumed", 0) + 1

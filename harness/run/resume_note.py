@@ -7,6 +7,14 @@ from __future__ import annotations
 from sinkbench.registry import RECORD_FIELDS
 
 
+def made_by_another_version(r: dict) -> bool:
+    """A record whose `versions` names another sinkbench than this one (a record without it is
+    judged by its case key alone). Its case key alone could match (a copied or edited record)."""
+    from sinkbench import __version__
+
+    return r.get("versions", {}).get("sinkbench", __version__) != __version__
+
+
 def same_case(r: dict, hypothesis: str, name: str, layer, case: dict) -> bool:
     if r.get("hypothesis") != hypothesis or r.get("model") != name or r.get("layer") != layer:
         return False
