@@ -565,3 +565,39 @@ def test_resume_recomputes_a_record_edited_to_another_version_and_says_so(tmp_pa
     code, out = pytest_run(tmp_path, *args, "--resume")
     assert "made by sinkbench 0.0.1" in out and "1 results appended" in out, out[-3000:]
     assert len(path.read_text().splitlines()) == 2
+
+
+# ------------------------------------------------------------------ a warning inside a test is seen (issue 31, 10)
+def test_warnings_a_test_prints_are_shown_once_though_pytest_captured_them():
+    """A damaged spectrum cache is named and rebuilt inside a test, whose stderr pytest captures
+    and never shows for a passing or finding-failed case: the plugin prints the warning lines."""
+    from types import SimpleNamespace
+
+    from sinkbench.run.plugin import show_warnings
+
+    written = []
+    tr = SimpleNamespace(write_line=lambda line, **kw: written.append(line), ensure_newline=lambda: None)
+    plugins = {"terminalreporter": tr, "capturemanager": None}
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=plugins.get), option=SimpleNamespace(verbose=0),
+                             stash=pytest.Stash())
+    warning = "[sinkbench] warning: spectrum cache /c/x.safetensors: unreadable; rebuilding it"
+    report = SimpleNamespace(capstderr=f"Loading weights ...\n{warning}\nnoise\n")
+    show_warnings(config, report)
+    show_warnings(config, report)  # the same line from the next test: once
+    assert written == [warning]
+
+
+@pytest.mark.slow  # two H1 runs of the tiny zoo model (about 20 s)
+def test_a_damaged_spectrum_cache_is_named_in_the_run_and_rebuilt(tmp_path):
+    args = ("--model", "tiny-bb-bos", "--seq-len", "64", "--n-seqs", "8", "-k", "dark_tail")
+    pytest_run(tmp_path, *args)
+    files = sorted((tmp_path / "cache" / "spectra").glob("*.safetensors"))
+    assert files
+    for f in files:
+        _truncate(f)
+    shutil.rmtree(tmp_path / "results")
+    code, out = pytest_run(tmp_path, *args)
+    assert code == 1 and "Traceback" not in out, out[-3000:]
+    for f in files:
+        assert f"[sinkbench] warning: spectrum cache {f}: " in out and "rebuilding it" in out, out[-3000:]
+    assert "spectrum cache" not in pytest_run(tmp_path, *args)[1]  # rebuilt whole: read silently

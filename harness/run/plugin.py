@@ -467,6 +467,7 @@ def pytest_runtest_makereport(item, call):
     config = item.config
     if item_model(item) is None:
         return
+    show_warnings(config, report)
     records = getattr(config, "sinkbench_records", [])
     if call.when == "setup":
         item.stash[_RECORDS_BEFORE] = len(records)
@@ -498,6 +499,28 @@ def pytest_runtest_makereport(item, call):
         report.outcome, report.wasxfail = "skipped", text
 
 
+def show_warnings(config, report) -> None:
+    """'[sinkbench] warning: ...' lines a test wrote to stderr (a damaged spectrum cache or
+    checkpoint named and rebuilt, a torn results line moved aside) are captured by pytest, and a
+    passing, skipped or finding-failed test shows none of its capture: print them (once each)."""
+    lines = [l for l in report.capstderr.splitlines() if l.startswith("[sinkbench] warning:")]
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if not lines or tr is None or config.option.verbose < -1:
+        return
+    seen = config.stash.setdefault(_WARNINGS_SHOWN, set())
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    for line in lines:
+        if line not in seen:
+            seen.add(line)
+            if capman is None:
+                tr.write_line(line, yellow=True)
+                continue
+            with capman.global_and_fixture_disabled():
+                tr.ensure_newline()
+                tr.write_line(line, yellow=True)
+
+
+_WARNINGS_SHOWN = pytest.StashKey[set]()
 _MODEL_STARTED = {}  # model -> time its first case started (the per-model line says how long it took)
 
 
