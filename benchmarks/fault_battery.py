@@ -54,13 +54,11 @@ class Run:
         return bool(TRACEBACK.search(self.out))
 
     def first_error(self) -> str:
-        """The first line that reports a problem (ERROR / error: / a [sinkbench] warning), else the first line."""
-        lines = [l for l in self.out.splitlines() if l.strip()]
-        for l in lines:
-            if re.match(r"^(ERROR|E\s|error:|sinkbench: error|\[sinkbench\].*(cannot|damaged|not |torn|line \d))", l.strip()) \
-                    or re.match(r"^(ERROR|error)\b", l.strip(), re.I):
-                return l.strip()
-        return lines[0].strip() if lines else ""
+        """The first line that reports a problem (ERROR, a --option's line, a command's error:,
+        a [sinkbench] warning), else the first line that is not pytest's banner."""
+        lines = self.error_lines()
+        pattern = re.compile(r"^(ERROR|E\s|--[a-z]|error:|sinkbench \w+: error|\[sinkbench\] (warning|note|--resume))")
+        return next((l.strip() for l in lines if pattern.match(l.strip())), lines[0].strip() if lines else "")
 
     def error_lines(self) -> list[str]:
         """The output's lines, less pytest's own banner (a check that needs -k's selection runs
@@ -566,15 +564,33 @@ def minor(b: Battery) -> None:
           not r.traceback and ((r.code in (0, 1) and n == 1) or (r.code == 4 and n == 0)))
 
 
+def w5_forward_fails(b: Battery) -> None:
+    """What to build 5: a model whose own forward fails at load (here: an activation transformers
+    does not know, and a head count that does not divide the width) is one line naming it."""
+    for tag, change in (("w5a", {"hidden_act": "no_such_activation"}), ("w5b", {"num_attention_heads": 5})):
+        d = b.folder(f"{tag}")
+        m = zoo_copy(d)
+        cfg = json.loads((m / "config.json").read_text())
+        cfg.update(change)
+        (m / "config.json").write_text(json.dumps(cfg))
+        r = b.pytest(d / "results", "--model", str(m), "--seq-len", "64", "--n-seqs", "8", *H1)
+        lines = r.error_lines()
+        named = any(str(m) in l for l in lines)
+        ok = r.code in (1, 4) and not r.traceback and named and sum(l.startswith(("ERROR", "E ")) for l in lines) <= 2
+        b.add(tag, f"a model whose forward fails ({', '.join(f'{k}={v}' for k, v in change.items())}): one line naming it",
+              f"exit {r.code}, traceback {'yes' if r.traceback else 'no'}, {'named' if named else 'NOT named'}: "
+              f"{r.first_error()[:150]!r}", ok)
+
+
 FAULTS = {"1": f1_models_file, "2": f2_expect_nothing_shared, "3": f3_full_disk, "4": f4_torn_tail,
           "5": f5_h2a_resume, "6": f6_foreign_version, "7": f7_f15_kill_then_resume, "8": f8_bad_lines,
           "9": f9_half_copied, "10": f10_spectrum_cache, "11": f11_read_only, "12": f12_startup_internalerrors,
-          "13": f13_h7_window, "14": f14_report_crashes, "m": minor}
+          "13": f13_h7_window, "14": f14_report_crashes, "m": minor, "w5": w5_forward_fails}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="", help="comma-separated fault ids (1-14, 15 is with 7, m = the minor ones)")
+    ap.add_argument("--only", default="", help="comma-separated fault ids (1-14, 15 is with 7, m = the minor ones, w5 = a forward that fails)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     a = ap.parse_args(argv)
     only = [x.strip() for x in a.only.split(",") if x.strip()]
