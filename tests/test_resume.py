@@ -110,3 +110,32 @@ def test_numpy_results_round_trip_exactly():
     value = (np.random.default_rng(0).normal(size=5), np.arange(3, dtype=np.float32))
     back = checkpoint.tensors_to_arrays(checkpoint.arrays_to_tensors(value))
     assert isinstance(back, tuple) and all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(value, back))
+
+
+def test_parts_of_another_batch_layout_go_when_their_pass_is_saved(tmp_path):
+    """Issue 31, fault 15b: a run killed mid-pass leaves that pass's batch parts (batch size 2);
+    a resume with another batch size cannot read them, runs the pass in its own parts and saves
+    it whole. Every part of that pass is then gone, the killed run's included; another pass's
+    parts stay."""
+    def run_pass(inputs: dict, batch_size: int, fail: bool = False):
+        def compute():
+            for start in range(0, 6, batch_size):
+                checkpoint.cached("batch", dict(inputs, rows=(start, start + batch_size)), lambda: torch.zeros(1))
+                if fail and start >= 2:
+                    raise KeyboardInterrupt  # the kill, after two parts were saved
+            return torch.ones(1)
+        return checkpoint.cached("pass", inputs, compute)
+
+    store = checkpoint.configure(tmp_path, read=True)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_pass({"x": 1}, 2, fail=True)
+        with pytest.raises(KeyboardInterrupt):
+            run_pass({"x": 2}, 2, fail=True)
+        assert len(list(tmp_path.rglob("batch-*.pt"))) == 4 and store.saved == 0
+        assert torch.equal(run_pass({"x": 1}, 3), torch.ones(1))
+        left = sorted(p.name for p in tmp_path.rglob("batch-*.pt"))
+        assert len(left) == 2 and all(checkpoint.key_of("pass", {"x": 2})[:checkpoint.PART_TAG] in n for n in left)
+        assert store.saved == 1 and len(list(tmp_path.rglob("pass-*.pt"))) == 1
+    finally:
+        checkpoint.configure(None)

@@ -23,8 +23,10 @@ with them at float rounding, as the case keys of --resume already allow
 (bench.case_key leaves batch_size out); with both unchanged, a resumed grid is bit-identical.
 
 A pass of several batches also saves each batch as it finishes (kind 'batch', keyed by its
-windows and rows, so by the batch layout) and drops those once the whole pass is saved: a
-kill mid-pass loses at most the batch in flight (with an unchanged --batch-size).
+windows and rows, so by the batch layout, and named after the pass's key) and drops those
+once the whole pass is saved or read back, the parts of every batch layout included (a resume
+with another --batch-size cannot read a killed run's parts, and leaves none behind): a kill
+mid-pass loses at most the batch in flight (with an unchanged --batch-size).
 
 Each file carries a sha256 of its contents (MAGIC, the code and torch that wrote it, hex
 digest, then torch.save's bytes): a flipped bit, a truncated or a foreign file is named in one
@@ -362,11 +364,14 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
     except Unkeyable:
         return compute()
     subject = inputs.get("subject")
-    path = store.folder / _slug(getattr(subject, "name", "model")) / f"{kind}-{key}.pt"
-    grid = _grid_label()
+    folder = store.folder / _slug(getattr(subject, "name", "model"))
     part = bool(_parts)
+    # a part is named after the computation it is part of, so that saving that one finds its
+    # parts in any batch layout (a resume with another --batch-size leaves the old ones unread)
+    path = folder / (f"{kind}-{_parts[-1][0][:PART_TAG]}-{key}.pt" if part else f"{kind}-{key}.pt")
+    grid = _grid_label()
     if part:  # a part of a larger checkpointed computation: spent once that one is saved
-        _parts[-1].append(path)
+        _parts[-1][1].append(path)
     if store.read and path.is_file():
         payload, why = read(path)
         value = None
@@ -382,14 +387,15 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
             store.grid_of.setdefault(path, (path.parent.name, grid))
             for _ in range(passes):
                 progress.tick()
+            _drop(store, _parts_of(folder, key))  # parts left by a writer killed before dropping them
             return value
         store.redone += 1
         _warn(f"checkpoint {path}: {why}; running its pass again")
-    _parts.append([])
+    _parts.append((key, []))
     try:
         value = compute()
     finally:
-        parts = _parts.pop()
+        parts = _parts.pop()[1]
     try:
         _write(path, encode(value))
     except OSError as exc:  # a full disk, a read-only folder: the pass is done, only its checkpoint is lost
@@ -405,13 +411,23 @@ def cached(kind: str, inputs: dict, compute: Callable[[], Any], encode: Callable
     store.touched.add(path)
     store.grid_of[path] = (path.parent.name, grid)
     store.released.discard(path)
-    _drop(store, parts)
+    _drop(store, sorted(set(parts) | set(_parts_of(folder, key))))
     return value
 
 
-# Paths of the part checkpoints (interventions: one per batch of a pass) written or read inside
-# each computation `cached` is running now, innermost last: a pass saved whole makes them spent.
-_parts: list[list[Path]] = []
+# For each computation `cached` is running now, innermost last: its key and the paths of the part
+# checkpoints (interventions: one per batch of a pass) written or read inside it. A computation
+# saved whole makes its parts spent, those of other batch layouts too (found by PART_TAG).
+_parts: list[tuple[str, list[Path]]] = []
+PART_TAG = 12  # hex digits of the whole computation's key in its parts' names
+
+
+def _parts_of(folder: Path, key: str) -> list[Path]:
+    """The part checkpoints of the computation `key` in `folder`, from any batch layout."""
+    try:
+        return sorted(folder.glob(f"*-{key[:PART_TAG]}-*.pt"))
+    except OSError:
+        return []
 
 
 def _drop(store: Store, paths: list[Path]) -> None:
