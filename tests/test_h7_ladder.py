@@ -64,16 +64,9 @@ def independent(model, ids, w, rung_or_regime: str, layer: int, band_k: torch.Te
     t = ids.shape[1]
     control = mask(t, w, keep=(P,))
     if rung_or_regime == "recompute":
-        recent = w - 1 if bos else w
-        out = []
-        for i in range(w, t - 1):
-            sub = ids[:, i - recent + 1: i + 2]
-            if bos:
-                sub = torch.cat([ids[:, :1], sub], 1)
-            with torch.no_grad():
-                logits = model(sub).logits.float()
-            out.append(torch.nn.functional.cross_entropy(logits[:, w - 1], sub[:, w], reduction="none"))
-        return torch.stack(out, 1).mean(1).numpy()
+        from benchmarks.h7_independent import recompute_nll
+
+        return recompute_nll(model, ids, w, bos).mean(1).numpy()
     if rung_or_regime == "late_sink":
         win = mask(t, w)
 
