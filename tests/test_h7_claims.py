@@ -142,6 +142,24 @@ def test_a_layer_where_even_the_late_natural_sink_falls_short_leaves_the_family(
     assert seen == [3 + 5 * 2]
 
 
+def test_the_cut_is_read_from_the_selection_windows_not_the_test_windows():
+    """Which layers leave the Holm family is chosen from data, so from the selection windows'
+    upper bound (H7Test.cut_bound) where it was run: a layer the test windows would block stays
+    in when the selection windows' bound clears the minimum, and the other way round. Resampling
+    the test windows (verdict stability) leaves the cut as it is."""
+    from sinkbench.stats.stability import take_windows
+
+    t = with_rungs(arrays(), {"state_copy": 1.0}, layers=(1, 15, 22), late={22: 0.1})
+    m = verdicts(dataclasses.replace(t, cut_bound={1: 1.0, 15: 0.2, 22: 0.9}))["e"][1]
+    assert m["no_write_can_pass"] == [15] and m["cut_read_from"] == "selection windows"
+    assert m["upper_bound"]["22"] == pytest.approx(0.1, abs=0.05) and m["upper_bound_selection"]["15"] == 0.2
+    assert m["rungs"]["state_copy"]["p_value_by_layer"]["22"] is not None
+    assert m["rungs"]["state_copy"]["p_value_by_layer"]["15"] is None
+    resampled = take_windows(dataclasses.replace(t, cut_bound={15: 0.2}), np.zeros(N, dtype=int))
+    assert resampled.cut_bound == {15: 0.2}
+    assert verdicts(t)["e"][1]["cut_read_from"] == "test windows"  # no selection run: the old cut
+
+
 def test_the_weakest_rung_that_works_is_named():
     """Rungs 1-3 recover nothing, rungs 4 and 5 as much as the first token: kv_transplant is the
     weakest that works; the positive control passes; (d) (rung 1) fails."""

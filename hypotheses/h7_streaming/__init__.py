@@ -114,9 +114,12 @@ def passes(bench, model_name: str) -> int:
     s, unit = bench.of(model_name), bench.unit_settings(HYPOTHESIS, model_name)
     grid = bench.layers(model_name)
     early = unit.early_layer if unit.early_layer >= 0 else None  # detected at measure time: counted as the default
-    n_ladder = len(ladder_layers(grid, bench.subject(model_name).n_layers, unit.ladder, early))
+    ladder = ladder_layers(grid, bench.subject(model_name).n_layers, unit.ladder, early)
+    n_ladder = len(ladder)
+    # the upper bounds again on the selection windows (window, sink1, one per layer): the family's cut
+    cut = 2 + len(set(grid) | set(ladder)) if ladder else 0
     return (passes_per_run(len(grid), n_ladder, s.seq_len, window_size(s), readout=unit.readout == "on")
-            * bench.runs(model_name, s.n_seqs))
+            * bench.runs(model_name, s.n_seqs) + cut * bench.runs(model_name, s.n_select))
 
 
 def figures(plt, model: str, recs: list[dict]) -> list:

@@ -244,6 +244,7 @@ class H7Test:
     designated: dict = field(default_factory=dict)
     recompute: np.ndarray | None = None
     late: dict = field(default_factory=dict)
+    cut_bound: dict = field(default_factory=dict)  # layer -> upper bound on the selection windows (floats)
     ladder: dict = field(default_factory=dict)
 
 
@@ -263,6 +264,41 @@ def _profiled(subject, windows, batch, positions, from_query, mask, edit, hooks)
         res = run_batched(subject, windows, batch, attention_mask=mask, edit=edit, attn_layers=layers,
                           attn_readout=partial(profile_readout, positions=tuple(positions)))
     return res, {i: res.attention[i].float().cpu() for i in layers}
+
+
+def late_runs(subject, t: int, window: int, layers) -> dict:
+    """The upper bounds' regimes, late_sink_L<l> -> (mask, edit, hooks): the window's mask at
+    layers 0..l (swapped in at each layer's attention function), sink1's after."""
+    from functools import partial
+
+    from sinkbench.measure.designate import ladder_hooks, marked
+    from sinkbench.measure.interventions import Edit
+
+    win, sink1 = regime_mask(subject, t, "window", window), regime_mask(subject, t, "sink1", window)
+    runs = {}
+    for layer in layers:
+        masks = {i: _mask_at(win, subject, i) for i in range(layer + 1)}
+        runs[late_key(layer)] = (sink1, Edit(layer, partial(marked, regime="late_sink", layer=layer)),
+                                 partial(ladder_hooks, subject, "late_sink", layer, CONTROL_POSITION, masks=masks))
+    return runs
+
+
+def selection_bounds(subject, select: torch.Tensor, batch: int, window: int, layers) -> dict[int, float]:
+    """layer -> the upper bound (the first token visible only after the layer: its recovery as a
+    share of sink1's, ratio of means) on the selection windows. Which layers leave the Holm
+    family ("no write can pass here") is a choice made from data, so it is made on these
+    windows, apart from the test windows the rungs are tested on (the test windows' bound is
+    recorded beside it)."""
+    t = select.shape[1]
+    runs = {r: (regime_mask(subject, t, r, window), None, None) for r in ("window", "sink1")}
+    runs.update(late_runs(subject, t, window, layers))
+    read = {}
+    for r, (mask, edit, hooks) in runs.items():
+        res, _ = _profiled(subject, select, batch, (0, CONTROL_POSITION), window, mask, edit, hooks)
+        read[r] = to_numpy(res.token_nll)[:, window:].mean(1)
+    natural = float(np.mean(read["window"] - read["sink1"]))
+    return {l: (float(np.mean(read["window"] - read[late_key(l)])) / natural if natural > 0 else float("nan"))
+            for l in layers}
 
 
 def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=None, layers=(),
@@ -296,11 +332,7 @@ def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=
     ladder = list(ladder) if supported(subject) else []  # the hooks ride on the profile's attention function
     if ladder:
         dark = spectrum.keep([spectrum.n_bands])
-        win, sink1 = regime_mask(subject, t, "window", window), regime_mask(subject, t, "sink1", window)
-        for layer in rung1:
-            masks = {i: _mask_at(win, subject, i) for i in range(layer + 1)}
-            runs[late_key(layer)] = (sink1, Edit(layer, partial(marked, regime="late_sink", layer=layer)),
-                                     partial(ladder_hooks, subject, "late_sink", layer, CONTROL_POSITION, masks=masks))
+        runs.update(late_runs(subject, t, window, rung1))
         for rung in RUNGS[1:]:
             for layer in ladder:
                 runs[rung_key(rung, layer)] = (regime_mask(subject, t, "control", window),
@@ -460,6 +492,8 @@ def h7_grid(sweep, s, unit: dict | None = None) -> dict:
         trained = learn_sink_embedding(subj, select, regime_mask(subj, s.seq_len, "control", w), w, CONTROL_POSITION)
     test, extra = h7_inputs(subj, sweep.windows, s.windows_per_pass(subj), w, sweep.spectrum, layers, ladder,
                             learned=None if trained is None else trained["vector"], readout=unit["readout"] == "on")
+    if test.late:  # the family's cut, chosen on the selection windows (verdicts.upper_bounds)
+        test.cut_bound = selection_bounds(subj, select, s.windows_per_pass(subj), w, sorted(test.late))
     units, n_units = as_units(test, subj, s, len(sweep.windows))
     out = claims_h7.verdicts_with_stability(units, s, model=subj.name, n_units=n_units)
     profile = extra["profile"]
