@@ -222,7 +222,8 @@ def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -
             t = diff / (np.sqrt(resid) / math.sqrt(n))
         t = np.where(np.isfinite(t), t, np.where(diff >= 0, np.inf, -np.inf))  # one window repeated: no spread
         q_lo, q_hi = np.quantile(t, [(1 - level) / 2, 1 - (1 - level) / 2], method="inverted_cdf")
-        return (float(r * math.exp(-q_hi * se_log)), float(r * math.exp(-q_lo * se_log)))
+        with np.errstate(over="ignore"):  # an infinite quantile (a resample of one repeated window): 0 or inf
+            return (float(r * np.exp(-q_hi * se_log)), float(r * np.exp(-q_lo * se_log)))
     with np.errstate(divide="ignore", invalid="ignore"):
         r_b = ma / mb
         resid = np.maximum(aa - 2 * r_b * ab + r_b * r_b * bb, 0.0) * n / (n - 1)
