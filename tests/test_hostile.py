@@ -64,8 +64,12 @@ def test_every_hostile_null_on_one_test_of_each_verdict_function(null):
 
 @pytest.mark.parametrize("criterion", list(hostile.CONTRASTS))
 def test_every_construction_has_power(criterion):
-    """The constructions can pass: a contrast 3 noise-sds the claimed way passes nearly always."""
-    assert hostile.clear_pass_rate(criterion, trials=15) >= 0.9
+    """The constructions can pass: a contrast 3 noise-sds the claimed way passes nearly always.
+    Except one: with the cut read on selection windows of their own, the layer's bound sits at
+    the cut there whatever the test windows show, so the layer is tested on about half of the
+    draws, and the rung passes on nearly all of those."""
+    at_the_cut = criterion == "H7e rung at the cut, read on selection windows"
+    assert hostile.clear_pass_rate(criterion, trials=15) >= (0.4 if at_the_cut else 0.9)
 
 
 def test_dependence_inflates_and_is_reported():

@@ -55,7 +55,7 @@ def _h7(which: str):
         elif which == "rung":  # a rung (the value drain at layer 1) at the same boundary, the others recover nothing
             rungs = {(r, 1): window + small(rng, n, 0.01) for r in RUNG_ORDER[1:5]}
             rungs[("value_drain", 1)] = window - 0.5 * (window - sink1) - 0.2 * e
-        elif which == "rung_cut":  # the same rung at its boundary, and its layer's upper bound exactly at the cut d
+        elif which in ("rung_cut", "rung_cut_selection"):  # the rung at its boundary, its layer's bound exactly at the cut d
             rungs = {(r, 1): window + small(rng, n, 0.01) for r in RUNG_ORDER[1:5]}
             rungs[("value_drain", 1)] = window - 0.5 * (window - sink1) - 0.2 * e
         elif which == "reference":  # (b)'s sign gate at its boundary: the reference's recovery exactly 0 (b's contrast clear)
@@ -64,13 +64,17 @@ def _h7(which: str):
         if designated is None:  # a designated sink as good as the first token (rung 1 at layer 0)
             designated = window + small(rng, n, 0.01) if which == "rung" else sink1 + small(rng, n, 0.01)
         late = {l: sink1 + small(rng, n, 0.01) for (_, l) in rungs}
-        if which == "rung_cut":  # the bound shares the rung's denominator (sink1's recovery) and its noise
+        cut = {}
+        if which.startswith("rung_cut"):  # the bound shares the rung's denominator (sink1's recovery) and its noise
             late = {1: window - 0.5 * (window - sink1) - 0.2 * e + small(rng, n, 0.05)}
+        if which == "rung_cut_selection":  # the product's rule: the cut read on 8 selection windows of their own
+            cut = {1: 0.5 + 0.2 * float(rng.standard_normal(8).mean()) / 0.9}  # sink1's recovery there: 0.9
         t = H7Test(full, window, sink1, sink1 + small(rng, n, 0.01), control, designated={0: designated},
-                   recompute=recompute, late=late, ladder=rungs)
+                   recompute=recompute, late=late, ladder=rungs, cut_bound=cut)
         out = h7_verdicts(t, alpha=ALPHA, min_gap=0.1, min_recovered=0.5, min_designated=0.5, n_boot=N_BOOT)
-        claim = {"gap": "a", "recovered": "b", "control": "c", "designated": "d", "rung": "e", "rung_cut": "e", "reference": "b"}[which]
-        if which in ("rung", "rung_cut"):
+        claim = {"gap": "a", "recovered": "b", "control": "c", "designated": "d", "rung": "e", "rung_cut": "e",
+                 "rung_cut_selection": "e", "reference": "b"}[which]
+        if which.startswith("rung"):
             return bool(out["e"][1]["rungs"]["value_drain"]["passes"])
         return out[claim][0]
 
@@ -80,6 +84,7 @@ def _h7(which: str):
 HOSTILE = {"H7a eviction gap": _h7("gap"), "H7b first token recovers": _h7("recovered"),
            "H7c control does not": _h7("control"), "H7d designated sink recovers": _h7("designated"),
            "H7e a ladder rung recovers": _h7("rung"), "H7e rung, its upper bound at the cut": _h7("rung_cut"),
+           "H7e rung at the cut, read on selection windows": _h7("rung_cut_selection"),
            "H7b gate: reference recovers": _h7("reference")}
 
 
