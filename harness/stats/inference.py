@@ -185,18 +185,19 @@ def mean_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> t
     return (float(m - q_hi * se), float(m - q_lo * se))
 
 
-def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+             log: bool | None = None) -> tuple[float, float]:
     """Studentized bootstrap interval of r = mean(num) / mean(den), resampling windows jointly:
     the standard error is the delta method's, sd(num - r den) / (sqrt n |mean(den)|), recomputed
     in every resample (bootstrap-t). Windows where either is NaN are dropped; too many of them
     give NaN. A resample whose mean(den) is 0 makes the ratio undefined: when more than
     (1 - level) / 2 of them are, the interval is (nan, nan), never narrowed by dropping them.
     (BCa covered 0.84-0.93 at nominal 0.95 over 16 windows; this 0.90-0.95: calibration.md.)
-    Where every window's num and den are > 0 (attention, capture, mass), the same bootstrap-t
-    runs on log r with the delta method's sd(num / mean(num) - den / mean(den)) / sqrt n, and
-    the ends are exponentiated: the same coverage, and never a negative end for a ratio of
-    positive means (the linear one gave one in 10% of samples whose denominator is lognormal,
-    sigma 1, at 16 windows; benchmarks/ratio_interval.py)."""
+    log (None: where every window's num and den are > 0, as attention, capture and mass are):
+    the same bootstrap-t on log r, with the delta method's sd(num / mean(num) - den /
+    mean(den)) / sqrt n, and the ends exponentiated: the same coverage, and never a negative
+    end for a ratio of positive means (the linear one gave one in 10% of samples whose
+    denominator is lognormal, sigma 1, at 16 windows; benchmarks/ratio_interval.py)."""
     num, den = np.asarray(num, float).ravel(), np.asarray(den, float).ravel()
     finite = np.isfinite(num) & np.isfinite(den)
     if finite.sum() < 2 or too_many_nan(int((~finite).sum()), num.size):
@@ -209,31 +210,36 @@ def ratio_ci(num, den, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -
     se = float(np.std(a - r * b, ddof=1)) / math.sqrt(n) / abs(float(b.mean()))
     if se == 0.0:
         return (r, r)
+    log = bool((a > 0).all() and (b > 0).all()) if log is None else log
+    if log:  # the estimate and its standard error on the log scale
+        est, se = math.log(r), float(np.std(a / a.mean() - b / b.mean(), ddof=1)) / math.sqrt(n)
+        if se == 0.0:
+            return (r, r)
+    else:
+        est = r
     w = _counts(n, n_boot, seed)
     moments = w @ np.column_stack([a, b, a * a, b * b, a * b]) / n  # every resample's moments in one product
     ma, mb, aa, bb, ab = moments.T
-    if (a > 0).all() and (b > 0).all():  # a ratio of positive means: studentize log r
-        se_log = float(np.std(a / a.mean() - b / b.mean(), ddof=1)) / math.sqrt(n)
-        if se_log == 0.0:
-            return (r, r)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            resid = np.maximum(aa / ma ** 2 + bb / mb ** 2 - 2 * ab / (ma * mb), 0.0) * n / (n - 1)
-            diff = np.log(ma / mb) - math.log(r)
-            t = diff / (np.sqrt(resid) / math.sqrt(n))
-        t = np.where(np.isfinite(t), t, np.where(diff >= 0, np.inf, -np.inf))  # one window repeated: no spread
-        q_lo, q_hi = np.quantile(t, [(1 - level) / 2, 1 - (1 - level) / 2], method="inverted_cdf")
-        with np.errstate(over="ignore"):  # an infinite quantile (a resample of one repeated window): 0 or inf
-            return (float(r * np.exp(-q_hi * se_log)), float(r * np.exp(-q_lo * se_log)))
     with np.errstate(divide="ignore", invalid="ignore"):
         r_b = ma / mb
-        resid = np.maximum(aa - 2 * r_b * ab + r_b * r_b * bb, 0.0) * n / (n - 1)
-        t = (r_b - r) / (np.sqrt(resid) / math.sqrt(n) / np.abs(mb))
+        if log:
+            est_b = np.log(r_b)
+            se_b = np.sqrt(np.maximum(aa / ma ** 2 + bb / mb ** 2 - 2 * ab / (ma * mb), 0.0) * n / (n - 1)) / math.sqrt(n)
+        else:
+            est_b = r_b
+            se_b = np.sqrt(np.maximum(aa - 2 * r_b * ab + r_b * r_b * bb, 0.0) * n / (n - 1)) / math.sqrt(n) / np.abs(mb)
+        t = (est_b - est) / se_b
     undefined = ~np.isfinite(r_b)
     if undefined.mean() > (1 - level) / 2:
         return (float("nan"), float("nan"))
-    t = np.where(np.isfinite(t), t, np.where(undefined | (r_b > r), np.inf, -np.inf))
+    # a resample with no spread (one window repeated, or windows in one exact proportion): t infinite
+    up = undefined | (est_b > est) | (log & (est_b == est))
+    t = np.where(np.isfinite(t), t, np.where(up, np.inf, -np.inf))
     q_lo, q_hi = np.quantile(t, [(1 - level) / 2, 1 - (1 - level) / 2], method="inverted_cdf")
-    return (float(r - q_hi * se), float(r - q_lo * se))
+    if log:
+        with np.errstate(over="ignore"):  # an infinite quantile: the end is 0 or inf
+            return (float(r * np.exp(-q_hi * se)), float(r * np.exp(-q_lo * se)))
+    return (float(est - q_hi * se), float(est - q_lo * se))
 
 
 def prediction_greater(value: float, reference) -> float:
