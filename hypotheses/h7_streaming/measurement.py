@@ -292,13 +292,14 @@ def selection_bounds(subject, select: torch.Tensor, batch: int, window: int, lay
     t = select.shape[1]
     runs = {r: (regime_mask(subject, t, r, window), None, None) for r in ("window", "sink1")}
     runs.update(late_runs(subject, t, window, layers))
+    from .verdicts import bound_shares
+
     read = {}
     for r, (mask, edit, hooks) in runs.items():
         res, _ = _profiled(subject, select, batch, (0, CONTROL_POSITION), window, mask, edit, hooks)
         read[r] = to_numpy(res.token_nll)[:, window:].mean(1)
-    natural = float(np.mean(read["window"] - read["sink1"]))
-    return {l: (float(np.mean(read["window"] - read[late_key(l)])) / natural if natural > 0 else float("nan"))
-            for l in layers}
+    return {l: float(b) for l, b in bound_shares(read["window"], read["sink1"],
+                                                   {l: read[late_key(l)] for l in layers}).items()}
 
 
 def h7_inputs(subject, windows: torch.Tensor, batch: int, window: int, spectrum=None, layers=(),

@@ -102,10 +102,16 @@ def upper_bounds(t, min_designated: float) -> tuple[dict, list]:
     of means, on the test windows); and the layers where it is below min_designated ("no write
     can pass here"), read from the selection windows' bound (t.cut_bound) where it was run, so
     that the Holm family is not chosen on the windows it is tested on."""
-    natural = mean_or_nan(t.window - t.sink1)
-    bound = {l: (mean_or_nan(t.window - d) / natural if natural > 0 else float("nan")) for l, d in sorted(t.late.items())}
-    cut = getattr(t, "cut_bound", None) or bound
+    bound = bound_shares(t.window, t.sink1, t.late)
+    cut = t.cut_bound or bound
     return bound, [l for l in bound if cut.get(l, float("nan")) < min_designated]
+
+
+def bound_shares(window, sink1, late: dict) -> dict:
+    """layer -> mean(window - late[layer]) / mean(window - sink1), per-window arrays (NaN where
+    sink1 recovers nothing): the upper bound on whichever windows they come from."""
+    natural = mean_or_nan(window - sink1)
+    return {l: (mean_or_nan(window - d) / natural if natural > 0 else float("nan")) for l, d in sorted(late.items())}
 
 
 def _raw_rung(c, rung: str, layer: int) -> float:
@@ -143,8 +149,8 @@ def h7_verdicts(t, *, alpha: float, min_gap: float, min_recovered: float, n_boot
               "reference_gap_p": float(p_ref), "min_gap": min_gap, "min_recovered": min_recovered,
               "min_designated": min_designated, "recovered_shares": shares,
               "upper_bound": {str(l): b for l, b in bound.items()}, "no_write_can_pass": blocked,
-              "upper_bound_selection": {str(l): float(b) for l, b in sorted((getattr(t, "cut_bound", None) or {}).items())},
-              "cut_read_from": "selection windows" if getattr(t, "cut_bound", None) else "test windows"}
+              "upper_bound_selection": {str(l): float(b) for l, b in sorted(t.cut_bound.items())},
+              "cut_read_from": "selection windows" if t.cut_bound else "test windows"}
     out = {"a": (a_ok, {**common, "gap_ci": claims.ci_mean(t.window - t.sink1, n_boot, "H7", "gap"),
                         "gap_window_full_ci": claims.ci_mean(gap, n_boot, "H7", "gap_window_full"),
                         "p_value": float(p[0]), "p_value_raw": float(raw[0]), **window_counts(c["a"]),
